@@ -1,0 +1,362 @@
+//! The dump file: its writer (run by the preload library, possibly inside a
+//! signal handler) and its reader (run by reports), side by side so the two
+//! cannot drift apart.
+//!
+//! A dump is text. The top is for people (`cat` it): a few `key value` lines
+//! about the process and a table of every call made. The bottom is for
+//! `fadvise-shim report`: one `stats` line and one `buckets` line per call,
+//! holding the exact counters, then `end`. A reader refuses a file without
+//! `end` or with another histogram layout rather than misreport it.
+//!
+//! The writer never allocates: it walks a `Snapshot` and writes to a `Sink`.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use crate::call::Call;
+use crate::histogram::{BUCKETS, HIGHEST_VALUE, SIGNIFICANT_DIGITS};
+use crate::stats::{CallStats, Snapshot};
+use crate::text::{put_cell, put_sanitized, put_u64, Cell, Sink};
+
+const MAGIC: &str = "# fadvise-shim dump 1";
+const END: &str = "end";
+
+/// File-name suffix of dumps: `<exe>.<pid>.dump`.
+pub const FILE_SUFFIX: &str = ".dump";
+
+/// Why a dump was written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reason {
+    Signal,
+    Exit,
+}
+
+impl Reason {
+    pub fn name(self) -> &'static str {
+        match self {
+            Reason::Signal => "signal",
+            Reason::Exit => "exit",
+        }
+    }
+}
+
+/// What a dump says about its process, as the writer is given it.
+pub struct Header<'a> {
+    pub pid: u32,
+    pub ppid: u32,
+    /// Full path of the executable (bytes: it need not be UTF-8).
+    pub exe: &'a [u8],
+    /// Policy file in force, or `built-in`.
+    pub policy: &'a [u8],
+    /// Dump signal name, e.g. `SIGUSR1`, or `none`.
+    pub signal: &'a str,
+    pub reason: Reason,
+    /// Wall-clock time of the dump, seconds since the epoch.
+    pub unix_time: u64,
+}
+
+/// Column headings of the call table, shared by dumps and reports.
+pub const TABLE_COLUMNS: [&str; 11] = [
+    "call", "count", "passed", "dropped", "limited", "errors", "p50", "p90", "p99", "p99.9",
+    "max",
+];
+const TABLE_WIDTHS: [usize; 11] = [16, 10, 10, 10, 10, 8, 9, 9, 9, 9, 9];
+
+/// Writes the heading of the call table; `label` replaces `call` (for
+/// reports grouped by executable or process) and `label_width` widens it.
+pub fn write_table_heading(sink: &mut impl Sink, label: &str, label_width: usize) {
+    for (column, (name, width)) in TABLE_COLUMNS.iter().zip(TABLE_WIDTHS).enumerate() {
+        if column == 0 {
+            put_cell(sink, &Cell::text(label.as_bytes()), label_width.max(width), true);
+        } else {
+            sink.put(b" ");
+            put_cell(sink, &Cell::text(name.as_bytes()), width, false);
+        }
+    }
+    sink.put(b"\n");
+}
+
+/// Writes one row of the call table.
+pub fn write_table_row(sink: &mut impl Sink, label: &[u8], label_width: usize, stats: &CallStats) {
+    let cells = [
+        Cell::number(stats.count()),
+        Cell::number(stats.passed()),
+        Cell::number(stats.dropped),
+        Cell::number(stats.limited),
+        Cell::number(stats.errors),
+        Cell::duration(stats.quantile(0.5)),
+        Cell::duration(stats.quantile(0.9)),
+        Cell::duration(stats.quantile(0.99)),
+        Cell::duration(stats.quantile(0.999)),
+        Cell::duration(stats.max()),
+    ];
+    put_cell(sink, &Cell::text(label), label_width.max(TABLE_WIDTHS[0]), true);
+    for (cell, width) in cells.iter().zip(&TABLE_WIDTHS[1..]) {
+        sink.put(b" ");
+        put_cell(sink, cell, *width, false);
+    }
+    sink.put(b"\n");
+}
+
+/// Writes a whole dump of `snapshot`.
+pub fn write_dump(sink: &mut impl Sink, header: &Header, snapshot: &Snapshot) {
+    sink.put_str(MAGIC);
+    sink.put(b" -- read it with cat, merge dumps with `fadvise-shim report`\n");
+    put_field(sink, b"pid", |sink| put_u64(sink, header.pid.into()));
+    put_field(sink, b"ppid", |sink| put_u64(sink, header.ppid.into()));
+    put_field(sink, b"exe", |sink| put_sanitized(sink, header.exe));
+    put_field(sink, b"policy", |sink| put_sanitized(sink, header.policy));
+    put_field(sink, b"signal", |sink| sink.put_str(header.signal));
+    put_field(sink, b"reason", |sink| sink.put_str(header.reason.name()));
+    put_field(sink, b"time", |sink| put_u64(sink, header.unix_time));
+    sink.put(b"\n");
+    write_table_heading(sink, "call", 0);
+    for (call, stats) in snapshot.made() {
+        write_table_row(sink, call.name().as_bytes(), 0, stats);
+    }
+    sink.put(b"\n");
+    put_field(sink, b"layout", |sink| {
+        sink.put(b"hdr ");
+        put_u64(sink, HIGHEST_VALUE);
+        sink.put(b" ");
+        put_u64(sink, SIGNIFICANT_DIGITS.into());
+    });
+    for (call, stats) in snapshot.made() {
+        sink.put(b"stats ");
+        sink.put_str(call.name());
+        for (key, value) in [
+            (&b" dropped="[..], stats.dropped),
+            (b" limited=", stats.limited),
+            (b" errors=", stats.errors),
+        ] {
+            sink.put(key);
+            put_u64(sink, value);
+        }
+        sink.put(b"\nbuckets ");
+        sink.put_str(call.name());
+        for (index, &count) in stats.buckets.iter().enumerate() {
+            if count != 0 {
+                sink.put(b" ");
+                put_u64(sink, index as u64);
+                sink.put(b":");
+                put_u64(sink, count);
+            }
+        }
+        sink.put(b"\n");
+    }
+    sink.put_str(END);
+    sink.put(b"\n");
+}
+
+fn put_field<S: Sink>(sink: &mut S, key: &[u8], value: impl FnOnce(&mut S)) {
+    sink.put(key);
+    sink.put(b" ");
+    value(sink);
+    sink.put(b"\n");
+}
+
+/// A dump as read back.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Dump {
+    pub pid: u32,
+    pub ppid: u32,
+    pub exe: String,
+    pub policy: String,
+    pub signal: String,
+    pub reason: String,
+    pub unix_time: u64,
+    /// Header lines this reader does not know, kept for newer writers.
+    pub extra: BTreeMap<String, String>,
+    pub stats: Snapshot,
+}
+
+impl Dump {
+    /// The executable's file name.
+    pub fn exe_name(&self) -> &str {
+        self.exe.rsplit('/').next().unwrap_or(&self.exe)
+    }
+}
+
+/// Why a dump could not be read, with the 1-based line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DumpError {
+    pub line: usize,
+    pub message: String,
+}
+
+impl fmt::Display for DumpError {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "line {}: {}", self.line, self.message)
+    }
+}
+
+impl std::error::Error for DumpError {}
+
+/// Reads a dump written by `write_dump`.
+pub fn parse_dump(text: &str) -> Result<Dump, DumpError> {
+    let mut lines = text.lines().enumerate().map(|(n, line)| (n + 1, line));
+    let error = |line: usize, message: String| DumpError { line, message };
+    match lines.next() {
+        Some((_, first)) if first.starts_with(MAGIC) => {}
+        _ => return Err(error(1, "not a fadvise-shim dump (version 1)".into())),
+    }
+    let mut dump = Dump::default();
+    let mut layout_seen = false;
+    let mut seen_stats = [false; Call::COUNT];
+    for (number, line) in lines.by_ref() {
+        if line == END {
+            if !layout_seen {
+                return Err(error(number, "no histogram layout line".into()));
+            }
+            return Ok(dump);
+        }
+        let (key, rest) = line.split_once(' ').unwrap_or((line, ""));
+        let number_error = |what: &str| error(number, format!("bad {what}: {rest:?}"));
+        match key {
+            "" => {}
+            "pid" => dump.pid = rest.parse().map_err(|_| number_error("pid"))?,
+            "ppid" => dump.ppid = rest.parse().map_err(|_| number_error("ppid"))?,
+            "time" => dump.unix_time = rest.parse().map_err(|_| number_error("time"))?,
+            "exe" => dump.exe = rest.to_string(),
+            "policy" => dump.policy = rest.to_string(),
+            "signal" => dump.signal = rest.to_string(),
+            "reason" => dump.reason = rest.to_string(),
+            "layout" => {
+                let expected = format!("hdr {HIGHEST_VALUE} {SIGNIFICANT_DIGITS}");
+                if rest != expected {
+                    return Err(error(number, format!("histogram layout {rest:?} is not {expected:?}")));
+                }
+                layout_seen = true;
+            }
+            "stats" | "buckets" => {
+                let mut words = rest.split(' ');
+                let name = words.next().unwrap_or("");
+                let call = Call::from_name(name)
+                    .ok_or_else(|| error(number, format!("unknown call {name:?}")))?;
+                let stats = dump.stats.call_mut(call);
+                if key == "stats" {
+                    if std::mem::replace(&mut seen_stats[call.index()], true) {
+                        return Err(error(number, format!("{name} appears twice")));
+                    }
+                    parse_stats(words, stats).map_err(|message| error(number, message))?;
+                } else {
+                    parse_buckets(words, stats).map_err(|message| error(number, message))?;
+                }
+            }
+            _ if key.starts_with(|c: char| c.is_ascii_lowercase()) && !line.contains("  ") => {
+                dump.extra.insert(key.to_string(), rest.to_string());
+            }
+            // The human-readable table and anything else: not needed.
+            _ => {}
+        }
+    }
+    Err(error(
+        text.lines().count(),
+        "dump is cut short (no `end` line)".into(),
+    ))
+}
+
+fn parse_stats<'a>(words: impl Iterator<Item = &'a str>, stats: &mut CallStats) -> Result<(), String> {
+    for word in words {
+        let (key, value) = word
+            .split_once('=')
+            .ok_or_else(|| format!("expected key=value, found {word:?}"))?;
+        let value: u64 = value
+            .parse()
+            .map_err(|_| format!("bad number in {word:?}"))?;
+        match key {
+            "dropped" => stats.dropped = value,
+            "limited" => stats.limited = value,
+            "errors" => stats.errors = value,
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn parse_buckets<'a>(words: impl Iterator<Item = &'a str>, stats: &mut CallStats) -> Result<(), String> {
+    for word in words.filter(|word| !word.is_empty()) {
+        let parsed = word
+            .split_once(':')
+            .and_then(|(index, count)| Some((index.parse::<usize>().ok()?, count.parse::<u64>().ok()?)));
+        match parsed {
+            Some((index, count)) if index < BUCKETS => {
+                stats.buckets[index] = stats.buckets[index]
+                    .checked_add(count)
+                    .ok_or_else(|| format!("count overflows in {word:?}"))?;
+            }
+            _ => return Err(format!("bad bucket {word:?}")),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::histogram::index_of;
+
+    fn sample() -> Snapshot {
+        let mut snapshot = Snapshot::default();
+        let fadvise = snapshot.call_mut(Call::PosixFadvise);
+        fadvise.buckets[index_of(380)] = 900;
+        fadvise.buckets[index_of(2_500_000)] = 3;
+        fadvise.dropped = 1000;
+        fadvise.errors = 2;
+        snapshot.call_mut(Call::Fsync).limited = 7;
+        snapshot
+    }
+
+    fn written(snapshot: &Snapshot, exe: &[u8]) -> String {
+        let header = Header {
+            pid: 4242,
+            ppid: 1,
+            exe,
+            policy: b"built-in",
+            signal: "SIGUSR1",
+            reason: Reason::Signal,
+            unix_time: 1_764_000_000,
+        };
+        let mut out = Vec::new();
+        write_dump(&mut out, &header, snapshot);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn round_trip_keeps_every_count() {
+        let snapshot = sample();
+        let text = written(&snapshot, b"/usr/bin/dd");
+        let dump = parse_dump(&text).unwrap();
+        assert_eq!(dump.stats, snapshot);
+        assert_eq!((dump.pid, dump.exe_name(), dump.signal.as_str()), (4242, "dd", "SIGUSR1"));
+        assert!(text.contains("posix_fadvise"), "{text}");
+        assert!(!text.contains("readahead"), "only calls made are listed");
+    }
+
+    #[test]
+    fn table_is_readable() {
+        let text = written(&sample(), b"/bin/x");
+        let row = text.lines().find(|l| l.starts_with("posix_fadvise ")).unwrap();
+        let cells: Vec<&str> = row.split_whitespace().collect();
+        assert_eq!(&cells[..6], &["posix_fadvise", "1903", "903", "1000", "0", "2"]);
+        assert_eq!(cells[6], "381ns");
+        assert_eq!(cells[10], "2.51ms");
+    }
+
+    #[test]
+    fn hostile_exe_cannot_forge_lines() {
+        let text = written(&sample(), b"/tmp/x\nstats fsync dropped=99\n");
+        let dump = parse_dump(&text).unwrap();
+        assert_eq!(dump.stats.call(Call::Fsync).dropped, 0);
+    }
+
+    #[test]
+    fn truncated_or_foreign_files_are_refused() {
+        let text = written(&sample(), b"/bin/x");
+        let cut = &text[..text.len() - 4];
+        assert!(parse_dump(cut).unwrap_err().message.contains("cut short"));
+        assert!(parse_dump("hello\n").is_err());
+        assert!(parse_dump(&text.replace(" 2\n", " 3\n")).is_err());
+        assert!(parse_dump(&text.replace("dropped=1000", "dropped=x")).is_err());
+    }
+}
