@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs what the tests and benchmarks use on a fresh Debian machine:
+# real programs to run under the shim (dd, sqlite3, glog, eatmydata, nocache),
+# outside views of the kernel (strace), report validators (promtool, PyPI's
+# hdrhistogram), and debootstrap for the base-image test. Needs root.
+set -euo pipefail
+packages=(
+  build-essential strace sqlite3 libsqlite3-dev eatmydata nocache
+  libgoogle-glog-dev prometheus debootstrap hyperfine linux-perf
+  python3 python3-pip util-linux coreutils xxd
+)
+missing=()
+for package in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+python3 -c 'import hdrh' 2>/dev/null || python3 -m pip install -q hdrhistogram

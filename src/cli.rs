@@ -1,0 +1,136 @@
+//! Command-line syntax: every command, its options, and its `--help` text
+//! with an example. What the arguments mean is in each command's module.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Parser)]
+#[command(
+    name = "fadvise-shim",
+    version,
+    about = "Observe, drop and rate-limit page-cache calls (posix_fadvise, fsync, sync_file_range, ...) in unmodified programs",
+    after_help = "Example:\n  fadvise-shim run -- dd if=/dev/zero of=out bs=64k count=2000 oflag=nocache"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run a program and all its children under the shim, then print the merged table
+    #[command(after_help = "Example:\n  fadvise-shim run --policy drop.toml -- dd if=/dev/zero of=out bs=64k count=2000 oflag=nocache\n\nExits with the program's status.")]
+    Run(RunArgs),
+    /// Merge dump files (or directories of them) into one report
+    #[command(after_help = "Examples:\n  fadvise-shim report /tmp/fadvise-shim\n  fadvise-shim report --format prometheus --output /var/lib/node_exporter/fadvise.prom /tmp/fadvise-shim")]
+    Report(ReportArgs),
+    /// Validate a policy file: errors as FILE:LINE:COL, or a summary
+    #[command(after_help = "Example:\n  fadvise-shim check /etc/fadvise-shim/policy.toml\n\nExit status: 0 valid, 1 invalid.")]
+    Check(CheckArgs),
+    /// Make a running process dump now and print its table
+    #[command(after_help = "Example:\n  fadvise-shim dump 1234")]
+    Dump(DumpArgs),
+    /// Say whether the shim can reach a program, or is loaded in a process
+    #[command(after_help = "Examples:\n  fadvise-shim doctor /usr/bin/postgres\n  fadvise-shim doctor 1234")]
+    Doctor(DoctorArgs),
+    /// Install library, CLI and policy into an image's root file system
+    #[command(after_help = "Example:\n  fadvise-shim install --root /build/rootfs --preload global")]
+    Install(InstallArgs),
+    /// Take out exactly what `install` put into an image's root
+    #[command(after_help = "Example:\n  fadvise-shim uninstall --root /build/rootfs")]
+    Uninstall(UninstallArgs),
+}
+
+#[derive(Args)]
+pub struct RunArgs {
+    /// Policy file (default: $FADVISE_SHIM_POLICY, /etc/fadvise-shim/policy.toml, built-in)
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+    /// Directory for the dumps (default: a fresh temporary directory)
+    #[arg(long, value_name = "DIR")]
+    pub dump_dir: Option<PathBuf>,
+    /// The program and its arguments
+    #[arg(required = true, last = true, value_name = "CMD")]
+    pub command: Vec<std::ffi::OsString>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+    Hgrm,
+    Hlog,
+    Prometheus,
+    Svg,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum GroupBy {
+    Call,
+    Exe,
+    Process,
+}
+
+#[derive(Args)]
+pub struct ReportArgs {
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: Format,
+    /// Rows of the table: per call, per executable and call, or per process and call
+    #[arg(long, value_enum, default_value = "call")]
+    pub by: GroupBy,
+    /// Write to FILE atomically (temporary file + rename) instead of stdout
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Dump files, or directories holding them
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct CheckArgs {
+    /// The policy file
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+}
+
+#[derive(Args)]
+pub struct DumpArgs {
+    /// The process
+    #[arg(value_name = "PID")]
+    pub pid: u32,
+}
+
+#[derive(Args)]
+pub struct DoctorArgs {
+    /// A process id, or a program (a path, or a name looked up in PATH)
+    #[arg(value_name = "PID|PROGRAM")]
+    pub target: String,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PreloadMode {
+    /// Add the library to ROOT/etc/ld.so.preload: every process gets it
+    Global,
+    /// Print the ENV lines for a Dockerfile instead
+    Env,
+}
+
+#[derive(Args)]
+pub struct InstallArgs {
+    /// The image's root file system
+    #[arg(long, value_name = "DIR")]
+    pub root: PathBuf,
+    #[arg(long, value_enum)]
+    pub preload: Option<PreloadMode>,
+    /// Policy to install (checked first); default: the commented example
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct UninstallArgs {
+    /// The image's root file system
+    #[arg(long, value_name = "DIR")]
+    pub root: PathBuf,
+}
