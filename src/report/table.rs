@@ -1,0 +1,56 @@
+//! The `table` format: the dump's own call table, merged, with rows per
+//! call, per executable and call, or per process and call.
+
+use fadvise_shim_core::dump::{write_table_heading, write_table_row, Dump};
+use fadvise_shim_core::stats::{CallStats, Snapshot};
+
+use super::load::{merged, merged_by_exe};
+use crate::cli::GroupBy;
+
+/// The whole table, opening with `N processes merged, M calls`.
+pub fn render(dumps: &[Dump], by: GroupBy) -> Vec<u8> {
+    let total = merged(dumps);
+    let calls: u64 = total.calls.iter().map(|stats| stats.count()).sum();
+    let processes = dumps.len();
+    let plural = if processes == 1 { "" } else { "es" };
+    let mut out = format!("{processes} process{plural} merged, {calls} calls\n").into_bytes();
+    let groups: Vec<(String, Snapshot)> = match by {
+        GroupBy::Call => vec![(String::new(), total)],
+        GroupBy::Exe => merged_by_exe(dumps)
+            .into_iter()
+            .map(|(exe, (_, snapshot))| (format!("{exe}/"), snapshot))
+            .collect(),
+        GroupBy::Process => dumps
+            .iter()
+            .map(|dump| {
+                (
+                    format!("{}[{}]/", dump.exe_name(), dump.pid),
+                    dump.stats.clone(),
+                )
+            })
+            .collect(),
+    };
+    let rows: Vec<(String, &CallStats)> = groups
+        .iter()
+        .flat_map(|(prefix, snapshot)| {
+            snapshot
+                .made()
+                .map(move |(call, stats)| (format!("{prefix}{}", call.name()), stats))
+        })
+        .collect();
+    let label_width = rows
+        .iter()
+        .map(|(label, ..)| label.chars().count())
+        .max()
+        .unwrap_or(0);
+    let heading = match by {
+        GroupBy::Call => "call",
+        GroupBy::Exe => "exe/call",
+        GroupBy::Process => "exe[pid]/call",
+    };
+    write_table_heading(&mut out, heading, label_width);
+    for (label, stats) in &rows {
+        write_table_row(&mut out, label.as_bytes(), label_width, stats);
+    }
+    out
+}
