@@ -1,0 +1,156 @@
+//! What an ELF file tells about reaching it with `LD_PRELOAD`: its loader
+//! (`PT_INTERP`), the libraries it needs and where it looks for them, the
+//! functions it imports, and whether it is a Go program.
+//!
+//! Only the file is read; nothing is executed (unlike `ldd`, which runs the
+//! loader and must never be pointed at a setuid program).
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use object::elf;
+use object::read::elf::{Dyn, ElfFile, ElfFile32, ElfFile64, FileHeader, ProgramHeader};
+use object::{Architecture, Endianness, Object, ObjectSymbol};
+
+/// The facts `doctor` needs from one ELF file.
+pub struct ElfFacts {
+    pub architecture: Architecture,
+    /// `PT_INTERP`: the loader's path; `None` for a static program.
+    pub interpreter: Option<String>,
+    /// `DT_NEEDED` entries, in order.
+    pub needed: Vec<String>,
+    /// `DT_RUNPATH`, else `DT_RPATH`, split at `:` (`$ORIGIN` unexpanded).
+    pub search_path: Vec<String>,
+    /// Names of undefined dynamic symbols (imports), without versions.
+    pub imports: BTreeSet<String>,
+    /// Go's runtime makes system calls itself, bypassing libc.
+    pub is_go: bool,
+}
+
+/// Whether `bytes` start like an ELF file.
+pub fn is_elf(bytes: &[u8]) -> bool {
+    bytes.starts_with(&elf::ELFMAG)
+}
+
+/// Reads the facts from the bytes of an ELF file.
+pub fn read_facts(bytes: &[u8]) -> Result<ElfFacts, String> {
+    // e_ident[EI_CLASS], the byte after the magic, tells 32 from 64 bits.
+    let facts = if bytes.get(4) == Some(&elf::ELFCLASS32) {
+        ElfFile32::<Endianness>::parse(bytes).and_then(|file| facts_of(&file))
+    } else {
+        ElfFile64::<Endianness>::parse(bytes).and_then(|file| facts_of(&file))
+    };
+    facts.map_err(|error| format!("not a readable ELF file: {error}"))
+}
+
+fn facts_of<'data, Elf>(file: &ElfFile<'data, Elf>) -> object::Result<ElfFacts>
+where
+    Elf: FileHeader<Endian = Endianness>,
+{
+    let (endian, data) = (file.endian(), file.data());
+    let mut interpreter = None;
+    for header in file.elf_program_headers() {
+        if let Some(path) = header.interpreter(endian, data)? {
+            interpreter = Some(String::from_utf8_lossy(path).into_owned());
+        }
+    }
+    let mut needed = Vec::new();
+    let (mut runpath, mut rpath) = (Vec::new(), Vec::new());
+    let sections = file.elf_section_table();
+    if let Some((entries, strings_index)) = sections.dynamic(endian, data)? {
+        let strings = sections.strings(endian, data, strings_index)?;
+        for entry in entries {
+            let list = match entry.tag32(endian) {
+                Some(elf::DT_NEEDED) => &mut needed,
+                Some(elf::DT_RUNPATH) => &mut runpath,
+                Some(elf::DT_RPATH) => &mut rpath,
+                _ => continue,
+            };
+            list.push(String::from_utf8_lossy(entry.string(endian, strings)?).into_owned());
+        }
+    }
+    // The loader ignores DT_RPATH when DT_RUNPATH is present.
+    let search_path = if runpath.is_empty() { rpath } else { runpath };
+    let imports = file
+        .dynamic_symbols()
+        .filter(|symbol| symbol.is_undefined())
+        .filter_map(|symbol| symbol.name().ok().map(str::to_string))
+        .filter(|name| !name.is_empty())
+        .collect();
+    let is_go = file.section_by_name(".go.buildinfo").is_some()
+        || file
+            .symbols()
+            .any(|symbol| symbol.name() == Ok("runtime.main"));
+    Ok(ElfFacts {
+        architecture: file.architecture(),
+        interpreter,
+        needed,
+        search_path: search_path
+            .iter()
+            .flat_map(|list| list.split(':'))
+            .filter(|dir| !dir.is_empty())
+            .map(str::to_string)
+            .collect(),
+        imports,
+        is_go,
+    })
+}
+
+/// The architecture this tool (and so the library next to it) was built for.
+pub fn host_architecture() -> Option<Architecture> {
+    if cfg!(target_arch = "x86_64") {
+        Some(Architecture::X86_64)
+    } else if cfg!(target_arch = "aarch64") {
+        Some(Architecture::Aarch64)
+    } else {
+        None
+    }
+}
+
+/// The C library a loader path belongs to, from its file name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Loader {
+    Glibc,
+    Musl,
+    Unknown,
+}
+
+impl Loader {
+    pub fn of(interpreter: &str) -> Loader {
+        let name = Path::new(interpreter)
+            .file_name()
+            .map(|name| name.to_string_lossy())
+            .unwrap_or_default();
+        if name.starts_with("ld-musl-") {
+            Loader::Musl
+        } else if name.starts_with("ld-linux") || name.starts_with("ld64.so") {
+            Loader::Glibc
+        } else {
+            Loader::Unknown
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loaders_are_told_apart_by_file_name() {
+        assert_eq!(Loader::of("/lib64/ld-linux-x86-64.so.2"), Loader::Glibc);
+        assert_eq!(Loader::of("/lib/ld-musl-x86_64.so.1"), Loader::Musl);
+        assert_eq!(Loader::of("/system/bin/linker64"), Loader::Unknown);
+    }
+
+    #[test]
+    fn this_test_binary_is_a_dynamic_glibc_program() {
+        let bytes = std::fs::read(std::env::current_exe().unwrap()).unwrap();
+        assert!(is_elf(&bytes));
+        let facts = read_facts(&bytes).unwrap();
+        let interpreter = facts.interpreter.expect("dynamic");
+        assert_eq!(Loader::of(&interpreter), Loader::Glibc);
+        assert!(facts.needed.iter().any(|name| name.starts_with("libc.so")));
+        assert!(!facts.is_go);
+        assert_eq!(Some(facts.architecture), host_architecture());
+    }
+}

@@ -1,0 +1,64 @@
+//! `fadvise-shim doctor PID|PROGRAM`: says whether the shim is loaded in a
+//! process (and with which policy, dump directory and signal, and its counts
+//! so far), or whether it can reach a program at all.
+//!
+//! A target of digits is a process when `/proc/PID` exists; anything else
+//! is a program, examined from its file by `program`.
+
+mod elf;
+pub mod process;
+mod program;
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use crate::cli::DoctorArgs;
+use crate::{dump_cmd, output, Failure, Outcome};
+use process::ShimProcess;
+
+pub fn main(args: DoctorArgs) -> Outcome {
+    let target = args.target.as_str();
+    let is_pid = !target.is_empty() && target.bytes().all(|byte| byte.is_ascii_digit());
+    if !is_pid || (!Path::new("/proc").join(target).exists() && Path::new(target).exists()) {
+        return program::main(target);
+    }
+    let pid = target
+        .parse()
+        .map_err(|_| Failure(format!("{target} is not a process id")))?;
+    diagnose_process(pid)
+}
+
+fn diagnose_process(pid: u32) -> Outcome {
+    let process = ShimProcess::inspect(pid)?;
+    let library = process.require_library()?;
+    let mut lines = vec![
+        format!("process {pid}: {}", process.exe.display()),
+        format!("library: {}", library.display()),
+    ];
+    if process.secure {
+        lines.push(
+            "secure execution: yes (setuid, setgid or capabilities): FADVISE_SHIM_* variables \
+             are ignored"
+                .into(),
+        );
+    }
+    lines.push(format!("policy: {}", process.policy_source.describe()));
+    if let Some(problem) = &process.policy_problem {
+        lines.push(format!(
+            "policy problem: {problem} (the lines below assume the built-in default)"
+        ));
+    }
+    lines.push(format!(
+        "dump directory: {} ({})",
+        process.dump_dir.display(),
+        process.dump_dir_origin
+    ));
+    lines.push(format!("dump signal: {}", process.dump_signal.name()));
+    let mut out = format!("{}\n\n", lines.join("\n")).into_bytes();
+    match dump_cmd::request_dump(&process) {
+        Ok((path, dump)) => out.extend(dump_cmd::render(&process, &path, &dump)),
+        Err(Failure(reason)) => out.extend(format!("counts: not available: {reason}\n").bytes()),
+    }
+    output::print(&out)?;
+    Ok(ExitCode::SUCCESS)
+}
