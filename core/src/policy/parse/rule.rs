@@ -39,7 +39,7 @@ pub(super) fn rules(field: &Field, text: &str, errors: &mut Errors) -> Vec<Rule>
             errors.at(
                 name_at,
                 format!(
-                    "rule name `{name}` is already used at line {} with a different action; rules sharing a name share a limit, so give this one another name",
+                    "rule name `{name}` is already used at line {} with a different action; a name identifies a limit in reports and host-wide budgets, so give this rule another name",
                     earlier.line
                 ),
             );
