@@ -74,7 +74,8 @@ pub fn render(dumps: &[Dump]) -> Vec<u8> {
             }
             let passed = stats.passed();
             let _ = writeln!(out, "{DURATION}_bucket{{{labels},le=\"+Inf\"}} {passed}");
-            let sum = stats.approximate_sum_ns() / 1e9;
+            // `+ 0.0` turns the empty sum's -0 into 0.
+            let sum = stats.approximate_sum_ns() / 1e9 + 0.0;
             let _ = writeln!(out, "{DURATION}_sum{{{labels}}} {sum}");
             let _ = writeln!(out, "{DURATION}_count{{{labels}}} {passed}");
         }

@@ -3,6 +3,7 @@
 //! (0%, 90%, 99%, 99.9%, ...), the y axis latency on a log scale labelled
 //! with a unit per magnitude. Text is left to the SVG viewer's fonts.
 
+use fadvise_shim_core::call::Call;
 use fadvise_shim_core::dump::Dump;
 use fadvise_shim_core::histogram::to_hdrhistogram;
 use fadvise_shim_core::text::Cell;
@@ -12,12 +13,24 @@ use super::load::merged;
 use crate::Failure;
 
 const SIZE: (u32, u32) = (1000, 620);
+/// One colour per call (Tableau's 10, first 8), indexed by `Call::index`,
+/// so that a call has the same colour in every report.
+const COLOURS: [RGBColor; Call::COUNT] = [
+    RGBColor(0x1f, 0x77, 0xb4),
+    RGBColor(0xff, 0x7f, 0x0e),
+    RGBColor(0x2c, 0xa0, 0x2c),
+    RGBColor(0xd6, 0x27, 0x28),
+    RGBColor(0x94, 0x67, 0xbd),
+    RGBColor(0x8c, 0x56, 0x4b),
+    RGBColor(0xe3, 0x77, 0xc2),
+    RGBColor(0x7f, 0x7f, 0x7f),
+];
 /// Points per halving of the distance to 100%, as in the `hgrm` output.
 const TICKS_PER_HALF_DISTANCE: u32 = 5;
 
 /// One call's curve: (1 in N, latency in ns) points.
 struct Curve {
-    name: &'static str,
+    call: Call,
     points: Vec<(f64, f64)>,
 }
 
@@ -26,7 +39,7 @@ pub fn render(dumps: &[Dump]) -> Result<Vec<u8>, Failure> {
         .made()
         .filter(|(_, stats)| stats.passed() > 0)
         .map(|(call, stats)| Curve {
-            name: call.name(),
+            call,
             points: points(&to_hdrhistogram(&stats.buckets)),
         })
         .collect();
@@ -61,19 +74,21 @@ pub fn render(dumps: &[Dump]) -> Result<Vec<u8>, Failure> {
             .build_cartesian_2d((1.0..x_end).log_scale(), (y_start..y_end).log_scale())?;
         chart
             .configure_mesh()
+            .label_style(("sans-serif", 14))
+            .axis_desc_style(("sans-serif", 16))
             .x_desc("percentile (log scale of 1 in N)")
             .y_desc("latency of passed calls")
             .x_label_formatter(&|one_in| percentile_label(*one_in))
             .y_label_formatter(&|ns| duration_label(*ns))
             .draw()?;
-        for (index, curve) in curves.iter().enumerate() {
-            let color = Palette99::pick(index).to_rgba();
+        for curve in &curves {
+            let color = COLOURS[curve.call.index()];
             chart
                 .draw_series(LineSeries::new(
                     curve.points.iter().copied(),
                     color.stroke_width(2),
                 ))?
-                .label(curve.name)
+                .label(curve.call.name())
                 .legend(move |(x, y)| {
                     PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
                 });
@@ -83,6 +98,7 @@ pub fn render(dumps: &[Dump]) -> Result<Vec<u8>, Failure> {
             .position(SeriesLabelPosition::UpperLeft)
             .background_style(WHITE.mix(0.9))
             .border_style(BLACK)
+            .label_font(("sans-serif", 15))
             .draw()?;
         root.present()?;
     }
