@@ -434,3 +434,27 @@ fn dump_with_signal_none_fails() {
     );
     assert!(live.is_alive());
 }
+
+#[test]
+fn another_users_process_is_permission_denied() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return; // Switching to another user needs root.
+    }
+    let dir = TempDir::new().unwrap();
+    let mut live = fsync_then_wait(&dir, 1, false, &[]);
+    // A copy of the CLI that user `nobody` can run wherever the build is.
+    let cli_copy = dir.path().join("fadvise-shim");
+    std::fs::copy(env!("CARGO_BIN_EXE_fadvise-shim"), &cli_copy).unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    for command in ["dump", "doctor"] {
+        let output = Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(&cli_copy)
+            .args([command, &live.pid().to_string()])
+            .output()
+            .expect("setpriv runs");
+        assert_one_line_failure(&output, &["permission denied", &live.pid().to_string()]);
+    }
+    assert!(live.is_alive());
+}
