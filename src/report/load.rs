@@ -6,7 +6,7 @@
 //! directory only files named `*.dump` are considered, but a broken one is
 //! an error too.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -37,6 +37,9 @@ pub fn load(paths: &[PathBuf]) -> Result<Vec<Dump>, Failure> {
             names.join(", ")
         )));
     }
+    // A dump named twice (`report DIR DIR/x.dump`) is still one process.
+    let mut seen = BTreeSet::new();
+    files.retain(|file| seen.insert(fs::canonicalize(file).unwrap_or_else(|_| file.clone())));
     files.iter().map(|file| read_dump(file)).collect()
 }
 
