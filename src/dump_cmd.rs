@@ -46,11 +46,17 @@ pub fn request_dump(process: &ShimProcess) -> Result<(PathBuf, Dump), Failure> {
             "process {pid} has dump signal {signal_name}; nothing can make it dump"
         )));
     };
-    if !catches_signal(pid, signal)? {
-        return Err(Failure(format!(
-            "process {pid} does not catch {signal_name}, so the shim's dump handler is not \
-             installed there; not sending it, since it would end the process"
-        )));
+    match signal_disposition(pid, signal)? {
+        Disposition::Caught => {}
+        Disposition::Ignored => return Err(Failure(format!(
+            "process {pid} ignores {signal_name} (its program asked for that), so it cannot dump"
+        ))),
+        Disposition::Default => {
+            return Err(Failure(format!(
+                "process {pid} does not catch {signal_name}, so the shim's dump handler is not \
+                 installed there; not sending it, since it would end the process"
+            )))
+        }
     }
     let dir = process.seen_from_here(&process.dump_dir);
     let suffix = format!(".{}{FILE_SUFFIX}", process.inner_pid);
@@ -146,16 +152,34 @@ fn dump_candidates(dir: &Path, suffix: &str) -> Vec<PathBuf> {
         .collect()
 }
 
-/// Whether `signal` has a handler in process `pid` (`SigCgt` in its status).
-fn catches_signal(pid: u32, signal: libc::c_int) -> Result<bool, Failure> {
+/// What process `pid` does on a signal.
+enum Disposition {
+    Caught,
+    Ignored,
+    /// Usually: end the process.
+    Default,
+}
+
+/// The disposition of `signal` in process `pid`, from the `SigCgt` and
+/// `SigIgn` masks of its status.
+fn signal_disposition(pid: u32, signal: libc::c_int) -> Result<Disposition, Failure> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
         .map_err(|_| Failure(format!("no process {pid}")))?;
-    let mask = status
-        .lines()
-        .find_map(|line| line.strip_prefix("SigCgt:"))
-        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
-        .ok_or_else(|| Failure(format!("cannot read the signal handlers of process {pid}")))?;
-    Ok((1..=64).contains(&signal) && mask & (1u64 << (signal - 1)) != 0)
+    let in_mask = |key: &str| {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(key))
+            .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+            .map(|mask| (1..=64).contains(&signal) && mask & (1u64 << (signal - 1)) != 0)
+            .ok_or_else(|| Failure(format!("cannot read the signal masks of process {pid}")))
+    };
+    Ok(if in_mask("SigCgt:")? {
+        Disposition::Caught
+    } else if in_mask("SigIgn:")? {
+        Disposition::Ignored
+    } else {
+        Disposition::Default
+    })
 }
 
 fn send_signal(pid: u32, signal: libc::c_int, signal_name: &str) -> Result<(), Failure> {

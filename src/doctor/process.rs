@@ -82,8 +82,11 @@ impl ShimProcess {
         let exe = executable(pid)?;
         let library = mapped_library(&read("maps")?);
         let environ = read("environ")?;
-        // The per-user default dump directory is chosen by the real user id.
-        let uid = status_ids(&status, "Uid:").map_or(0, |ids| ids[0]);
+        // The shim picks the per-user default dump directory by effective
+        // user id (the second `Uid:` field).
+        let euid = status_ids(&status, "Uid:")
+            .and_then(|ids| ids.get(1).copied())
+            .unwrap_or(0);
         let secure = match read("auxv") {
             Ok(auxv) => auxv_secure(&auxv),
             Err(_) => ids_differ(&status),
@@ -115,7 +118,7 @@ impl ShimProcess {
             Some(dir) => (in_process(&dir), "from FADVISE_SHIM_DUMP_DIR"),
             None => match policy.dump.dir.clone() {
                 Some(dir) => (dir, "from the policy"),
-                None => (default_dump_dir(uid), "default for the user"),
+                None => (default_dump_dir(euid), "default for the user"),
             },
         };
         Ok(ShimProcess {
