@@ -29,7 +29,7 @@ pub(super) struct Section<'a> {
     /// Offset of the header (`[[rule]]`) or of the inline table's `{`.
     pub(super) start: usize,
     /// Where the table is, for messages: "in [dump]", "at the top level".
-    pub(super) place: &'static str,
+    place: &'static str,
 }
 
 impl<'a> Section<'a> {
