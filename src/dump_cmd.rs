@@ -46,18 +46,7 @@ pub fn request_dump(process: &ShimProcess) -> Result<(PathBuf, Dump), Failure> {
             "process {pid} has dump signal {signal_name}; nothing can make it dump"
         )));
     };
-    match signal_disposition(pid, signal)? {
-        Disposition::Caught => {}
-        Disposition::Ignored => return Err(Failure(format!(
-            "process {pid} ignores {signal_name} (its program asked for that), so it cannot dump"
-        ))),
-        Disposition::Default => {
-            return Err(Failure(format!(
-                "process {pid} does not catch {signal_name}, so the shim's dump handler is not \
-                 installed there; not sending it, since it would end the process"
-            )))
-        }
-    }
+    require_handler(pid, signal, &signal_name)?;
     let dir = process.seen_from_here(&process.dump_dir);
     let suffix = format!(".{}{FILE_SUFFIX}", process.inner_pid);
     let earlier: HashSet<FileIdentity> = dump_candidates(&dir, &suffix)
@@ -150,6 +139,22 @@ fn dump_candidates(dir: &Path, suffix: &str) -> Vec<PathBuf> {
         .filter(|entry| entry.file_name().to_string_lossy().ends_with(suffix))
         .map(|entry| entry.path())
         .collect()
+}
+
+/// Fails unless the process catches `signal`: one it does not catch would
+/// end it (or, if ignored, do nothing).
+fn require_handler(pid: u32, signal: libc::c_int, signal_name: &str) -> Result<(), Failure> {
+    match signal_disposition(pid, signal)? {
+        Disposition::Caught => Ok(()),
+        Disposition::Ignored => Err(Failure(format!(
+            "process {pid} ignores {signal_name} (its program asked for that), \
+             so it cannot dump"
+        ))),
+        Disposition::Default => Err(Failure(format!(
+            "process {pid} does not catch {signal_name}, so the shim's dump handler is not \
+             installed there; not sending it, since it would end the process"
+        ))),
+    }
 }
 
 /// What process `pid` does on a signal.
