@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Benchmarks of issue 5: builds the shim in release mode, compiles the C
+# workloads in scripts/bench/ into a temporary directory, runs every case
+# with its arms alternating, and prints a Markdown table (medians, ratio to
+# the baseline measured in the same run, target, verdict). BENCHMARKS.md
+# holds the latest table. Never run as a timed test: CI may run --quick as
+# a smoke test only.
+#
+#   scripts/bench.sh [--quick] [--output FILE]
+#
+# Needs: cc, g++ with libgoogle-glog-dev, python3, eatmydata; strace, perf
+# and bpftrace are used when present (root is needed for perf trace and
+# bpftrace). Scratch files go under $BENCH_TMPDIR (default /var/tmp), which
+# must be a real file system: posix_fadvise is a no-op on tmpfs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+quick=()
+output=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --quick) quick=(--quick) ;;
+    --output) output=(--output "$(realpath -m "$2")"); shift ;;
+    -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "bench.sh: unknown argument $1 (try --help)" >&2; exit 2 ;;
+  esac
+  shift
+done
+
+# The built-in default arms must measure the built-in default.
+if [ -e /etc/fadvise-shim/policy.toml ]; then
+  echo "bench.sh: /etc/fadvise-shim/policy.toml exists and would replace the built-in default; move it away first" >&2
+  exit 1
+fi
+unset LD_PRELOAD FADVISE_SHIM_POLICY FADVISE_SHIM_DUMP_DIR FADVISE_SHIM_ON_EXIT
+
+cargo build --release --workspace --quiet
+shim=target/release/libfadvise_shim.so
+cli=target/release/fadvise-shim
+for artifact in "$shim" "$cli"; do
+  [ -e "$artifact" ] || { echo "bench.sh: $artifact was not built" >&2; exit 1; }
+done
+
+scratch_root=${BENCH_TMPDIR:-/var/tmp}
+if [ "$(stat -f -c %T "$scratch_root")" = tmpfs ]; then
+  echo "bench.sh: $scratch_root is tmpfs, where posix_fadvise does nothing; set BENCH_TMPDIR" >&2
+  exit 1
+fi
+work=$(mktemp -d "$scratch_root/fadvise-bench.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+mkdir "$work/bin"
+for source in scripts/bench/*.c; do
+  cc -O2 -Wall -o "$work/bin/$(basename "$source" .c)" "$source"
+done
+g++ -O2 -Wall -o "$work/bin/glog_real" scripts/bench/glog_real.cc -lglog
+
+# perf trace and bpftrace read syscall tracepoints from tracefs.
+if [ ! -d /sys/kernel/tracing/events/syscalls ]; then
+  mount -t tracefs nodev /sys/kernel/tracing 2>/dev/null || true
+fi
+
+python3 scripts/bench/harness.py --bin "$work/bin" --work "$work" --shim "$shim" --cli "$cli" \
+  --example-policy policy.example.toml "${quick[@]}" "${output[@]}"

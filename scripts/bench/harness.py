@@ -1,0 +1,532 @@
+#!/usr/bin/env python3
+"""The benchmark driver behind scripts/bench.sh (issue 5).
+
+bench.sh builds the project and compiles the C workloads; this file runs
+them. Every comparison alternates its arms (A B C A B C ...) so that drift
+on the machine hits every arm alike, takes the median of each arm, and
+divides by the baseline arm measured in the same rounds. The result is one
+Markdown table: case, arm, median, ratio to baseline, target, verdict.
+"""
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+SHIM_VARIABLES = ("LD_PRELOAD", "FADVISE_SHIM_POLICY", "FADVISE_SHIM_DUMP_DIR", "FADVISE_SHIM_ON_EXIT")
+EATMYDATA = "/usr/lib/x86_64-linux-gnu/libeatmydata.so"
+
+# Sizes of a full run and of a --quick smoke run.
+# `loop` is the most calls a loop run makes; a slow call gets fewer, so that
+# no run takes much longer than `run_seconds`.
+FULL = dict(rounds=7, loop=2_000_000, run_seconds=0.8, writers=4, lines=150_000,
+            glog_lines=100_000, spawns=1_000, scenario_rounds=5)
+QUICK = dict(rounds=5, loop=200_000, run_seconds=0.05, writers=4, lines=15_000,
+             glog_lines=10_000, spawns=100, scenario_rounds=5)
+
+POLICIES = {
+    "drop-fadvise": '[[rule]]\ncall = "posix_fadvise"\naction = "drop"\n',
+    "drop-fdatasync": '[[rule]]\ncall = "fdatasync"\naction = "drop"\n',
+    "drop-dontneed": '[[rule]]\ncall = "posix_fadvise"\nadvice = "dontneed"\naction = "drop"\n',
+    "path-rule": '[[rule]]\ncall = "posix_fadvise"\npath = ["/nonexistent/**"]\naction = "drop"\n',
+    "exe-rule": '[[rule]]\ncall = "posix_fadvise"\nexe = ["nomatch"]\naction = "drop"\n',
+    "limit-rule": '[[rule]]\ncall = "posix_fadvise"\naction = "limit"\nrate = 1000000000\nburst = 1000000000\n',
+}
+
+
+def log(message):
+    print(f"bench: {message}", file=sys.stderr, flush=True)
+
+
+class Bench:
+    def __init__(self, args):
+        self.bin = Path(args.bin)
+        self.work = Path(args.work)
+        self.shim = str(Path(args.shim).resolve())
+        self.cli = str(Path(args.cli).resolve())
+        self.example_policy = Path(args.example_policy)
+        self.size = QUICK if args.quick else FULL
+        self.rows = []
+        self.notes = []
+        self.dump_serial = 0
+        self.policies = {}
+        for name, text in POLICIES.items():
+            path = self.work / f"{name}.toml"
+            path.write_text(text)
+            self.policies[name] = str(path)
+        self.check_policies()
+
+    # ---- environment and processes -------------------------------------
+
+    def env(self, preload=None, policy=None, on_exit=False, dump_dir=None):
+        """A clean environment: no inherited shim variables, then the arm's."""
+        env = {k: v for k, v in os.environ.items() if k not in SHIM_VARIABLES}
+        if preload:
+            env["LD_PRELOAD"] = preload
+        if preload == self.shim:
+            env["FADVISE_SHIM_DUMP_DIR"] = str(dump_dir or self.work / "dumps")
+            if policy:
+                env["FADVISE_SHIM_POLICY"] = self.policies.get(policy, policy)
+            if on_exit:
+                env["FADVISE_SHIM_ON_EXIT"] = "1"
+        return env
+
+    def fresh_dump_dir(self):
+        self.dump_serial += 1
+        path = self.work / f"dumps-{self.dump_serial}"
+        path.mkdir(mode=0o700)
+        return path
+
+    def run(self, argv, env, timeout=300):
+        done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout)
+        if done.returncode != 0:
+            raise RuntimeError(f"{' '.join(map(str, argv))} exited {done.returncode}: {done.stderr.strip()[-500:]}")
+        return done
+
+    def loop(self, mode, iterations, env, wrapper=()):
+        """Runs call_loop (inside `wrapper`: a prefix, or a function of the
+        command for tools that take it as one string) and returns ns/call."""
+        argv = [str(self.bin / "call_loop"), mode, str(self.work / "page.dat"), str(iterations)]
+        argv = wrapper(argv) if callable(wrapper) else [*wrapper, *argv]
+        done = self.run(argv, env)
+        first_number = re.search(r"^(\d+(?:\.\d+)?)$", done.stdout, re.M)
+        return float(first_number.group(1)), done
+
+    def loop_arm(self, mode, env, wrapper=(), after=None):
+        """A measurement of ns/call that sizes itself on first use: at most
+        `loop` calls, fewer when a call is slow (a tool, or a drop that did
+        not happen), so every run stays near `run_seconds`."""
+        sized = []
+
+        def measure(env=env):
+            if not sized:
+                pilot = max(100, self.size["loop"] // 200)
+                ns, _ = self.loop(mode, pilot, env, wrapper)
+                fit = int(self.size["run_seconds"] * 1e9 / max(ns, 1.0))
+                sized.append(max(pilot, min(self.size["loop"], fit)))
+            ns, done = self.loop(mode, sized[0], env, wrapper)
+            if after:
+                after(done)
+            return ns
+
+        return measure
+
+    def check_policies(self):
+        """Says in the notes when the CLI rejects one of the bench policies."""
+        for name, path in self.policies.items():
+            done = subprocess.run([self.cli, "check", path], capture_output=True, text=True)
+            if done.returncode != 0:
+                self.notes.append(f"`fadvise-shim check` rejected the {name} policy "
+                                  f"(exit {done.returncode}): {done.stderr.strip()[:200]}")
+
+    # ---- alternation and rows --------------------------------------------
+
+    def alternate(self, arms, rounds):
+        """Runs each arm once per round, in order, and returns its samples."""
+        samples = {name: [] for name, _ in arms}
+        failed = {}
+        for round_number in range(rounds):
+            for name, measure in arms:
+                if name in failed:
+                    continue
+                try:
+                    samples[name].append(measure())
+                except Exception as error:  # one broken arm must not sink the others
+                    failed[name] = str(error)
+                    log(f"arm {name!r} failed: {error}")
+        for name, error in failed.items():
+            self.notes.append(f"arm `{name}` failed and is left out: {error[:300]}")
+            samples[name] = []
+        return samples
+
+    def row(self, case, arm, median, unit, ratio=None, target="—", verdict=""):
+        self.rows.append(dict(case=case, arm=arm, median=format_value(median, unit), ratio=ratio,
+                              target=target, verdict=verdict))
+
+    def ratio_rows(self, case, samples, baseline, labels, unit, targets=None):
+        """One row per arm: median, ratio to the baseline arm, verdict."""
+        targets = targets or {}
+        base = median(samples.get(baseline, []))
+        for name, label in labels.items():
+            value = median(samples.get(name, []))
+            if value is None:
+                self.row(case, label, None, unit, target=targets.get(name, ("—",))[0], verdict="not run")
+                continue
+            ratio = None if base is None else value / base
+            if name == baseline:
+                self.row(case, label, value, unit, ratio, "baseline")
+                continue
+            target, check = targets.get(name, ("—", None))
+            verdict = "" if check is None or ratio is None else ("✓" if check(value, ratio) else "✗")
+            self.row(case, label, value, unit, ratio, target, verdict)
+
+    # ---- cases -------------------------------------------------------------
+
+    def case_loop(self):
+        """Cases 1, 2 (posix_fadvise) and 6: one alternating group."""
+        shim = self.shim
+        arms = [
+            ("none", self.loop_arm("fadvise", self.env())),
+            ("observe", self.loop_arm("fadvise", self.env(shim))),
+            ("drop", self.loop_arm("fadvise", self.env(shim, "drop-fadvise"))),
+            ("path", self.loop_arm("fadvise", self.env(shim, "path-rule"))),
+            ("exe", self.loop_arm("fadvise", self.env(shim, "exe-rule"))),
+            ("limit", self.loop_arm("fadvise", self.env(shim, "limit-rule"))),
+            ("noop", self.loop_arm("noop", self.env())),
+        ]
+        log(f"cases 1, 2, 6: {len(arms)} arms x {self.size['rounds']} rounds")
+        s = self.alternate(arms, self.size["rounds"])
+        self.loop_samples = s
+        observed = ("≤ 1.08×", lambda v, r: r <= 1.08)
+        self.ratio_rows("1 observed call", s, "none",
+                        {"none": "posix_fadvise WILLNEED, cached page, no shim",
+                         "observe": "shim, built-in default (observing)"},
+                        "ns", {"observe": observed})
+        real = median(s["none"])
+        self.ratio_rows("2 dropped call", s, "none",
+                        {"drop": "shim, rule drops posix_fadvise"}, "ns",
+                        {"drop": ("≤ 15 ns and ≤ 0.05×",
+                                  lambda v, r: v <= 15 and r <= 0.05)})
+        self.ratio_rows("6 policy costs", s, "none",
+                        {"path": 'shim, non-matching `path = ["/nonexistent/**"]` rule',
+                         "exe": 'shim, non-matching `exe = ["nomatch"]` rule',
+                         "limit": "shim, `limit` rule at 10⁹/s (all pass)"},
+                        "ns", {k: observed for k in ("path", "exe", "limit")})
+        if real is not None and median(s["drop"]) is not None:
+            self.notes.append(f"Case 2: the dropped call costs {median(s['drop']) / real:.1%} "
+                              f"of the real call ({real:.0f} ns).")
+
+    def case_fdatasync(self):
+        arms = [
+            ("eatmydata", self.loop_arm("fdatasync", self.env(EATMYDATA))),
+            ("shim", self.loop_arm("fdatasync", self.env(self.shim, "drop-fdatasync"))),
+            ("real", self.loop_arm("fdatasync", self.env())),
+        ]
+        log(f"case 2 fdatasync: {self.size['rounds']} rounds")
+        s = self.alternate(arms, self.size["rounds"])
+        self.ratio_rows("2 dropped call", s, "eatmydata",
+                        {"eatmydata": "fdatasync under libeatmydata",
+                         "shim": "fdatasync, shim rule drops it",
+                         "real": "fdatasync, real (clean file)"},
+                        "ns", {"shim": ("≤ 0.25×", lambda v, r: r <= 0.25)})
+
+    def scenario_run(self, mode, env):
+        """One run of the seed's scenario with the latency probe alongside."""
+        logs = self.work / "logs"
+        shutil.rmtree(logs, ignore_errors=True)
+        logs.mkdir()
+        os.sync()  # start every arm with no dirty pages left by the previous one
+        probe = subprocess.Popen([self.bin / "latency_probe", self.work / "probe.dat", "500"],
+                                 stdout=subprocess.PIPE, text=True, env=self.env())
+        try:
+            if probe.stdout.readline().strip() != "ready":
+                raise RuntimeError("latency probe did not start")
+            done = self.run([self.bin / "glog_writers", mode, logs, str(self.size["writers"]),
+                             str(self.size["lines"])], env)
+        finally:
+            probe.send_signal(signal.SIGTERM)
+            out, _ = probe.communicate(timeout=30)
+        p50, p99, p999, reads = out.split()
+        shutil.rmtree(logs, ignore_errors=True)
+        return dict(wall=float(done.stdout.split()[0]), p50=float(p50), p99=float(p99),
+                    p999=float(p999), reads=int(reads))
+
+    def case_scenario(self):
+        arms = [
+            ("none", lambda: self.scenario_run("none", self.env())),
+            ("fadvise", lambda: self.scenario_run("fadvise", self.env())),
+            ("shim", lambda: self.scenario_run("fadvise", self.env(self.shim, "drop-dontneed"))),
+        ]
+        w, lines = self.size["writers"], self.size["lines"]
+        log(f"case 3: {w} writers x {lines:,} lines, {self.size['scenario_rounds']} rounds")
+        s = self.alternate(arms, self.size["scenario_rounds"])
+        labels = {"none": f"{w} writers × {lines:,} lines, no fadvise",
+                  "fadvise": "with DONTNEED after every line",
+                  "shim": "with DONTNEED, shim drops it"}
+        walls = {k: [r["wall"] for r in v] for k, v in s.items()}
+        self.ratio_rows("3 seed scenario", walls, "none", labels, "s",
+                        {"shim": ("≤ 1.10×", lambda v, r: r <= 1.10)})
+        base_p99 = median([r["p99"] for r in s["none"]])
+        for name, label in [("none", "no fadvise"), ("fadvise", "with fadvise"), ("shim", "shim drops")]:
+            if not s[name]:
+                continue
+            quantiles = [median([r[q] for r in s[name]]) for q in ("p50", "p99", "p999")]
+            text = " / ".join(f"{q:,.0f}" for q in quantiles) + " µs"
+            ratio = quantiles[1] / base_p99 if base_p99 else None
+            self.rows.append(dict(case="3 seed scenario",
+                                  arm=f"reader p50 / p99 / p99.9 (500 × 64 KiB/s), {label}; ratio of p99",
+                                  median=text, ratio=ratio, target="—", verdict=""))
+        self.case_real_glog()
+
+    def case_real_glog(self):
+        lines = self.size["glog_lines"]
+        dumps = self.fresh_dump_dir()
+        logs = self.work / "glog"
+
+        def glog(env):
+            shutil.rmtree(logs, ignore_errors=True)
+            logs.mkdir()
+            return float(self.run([self.bin / "glog_real", logs, str(lines)], env).stdout.split()[0])
+
+        arms = [("none", lambda: glog(self.env())),
+                ("shim", lambda: glog(self.env(self.shim, on_exit=True, dump_dir=dumps)))]
+        log(f"case 3 real glog: {lines:,} WARNING lines, {self.size['scenario_rounds']} rounds")
+        s = self.alternate(arms, self.size["scenario_rounds"])
+        self.ratio_rows("3 seed scenario", s, "none",
+                        {"none": f"Debian glog, {lines:,} WARNING lines, no shim",
+                         "shim": "Debian glog under the shim (observing)"}, "s")
+        calls = self.read_report(dumps)
+        fadvise = calls.get("posix_fadvise") if calls else None
+        if fadvise:
+            per_run = fadvise["count"] / max(1, calls["_processes"])
+            lat = fadvise.get("latency_ns", {})
+            text = (f"{per_run:,.0f} calls/run; p50 {fmt_ns(lat.get('p50'))}, "
+                    f"p99 {fmt_ns(lat.get('p99'))}, max {fmt_ns(lat.get('max'))}")
+        else:
+            text = "no posix_fadvise in the dumps" if calls is not None else "no dump read"
+        self.rows.append(dict(case="3 seed scenario", arm="Debian glog: posix_fadvise calls and cost (shim's dump)",
+                              median=text, ratio=None, target="—", verdict=""))
+
+    def read_report(self, dump_dir):
+        """Calls of `fadvise-shim report --format json`, or parsed dump tables."""
+        done = subprocess.run([self.cli, "report", "--format", "json", str(dump_dir)],
+                              capture_output=True, text=True)
+        if done.returncode == 0:
+            try:
+                report = json.loads(done.stdout)
+                calls = dict(report["calls"])
+                calls["_processes"] = report.get("processes", 1)
+                return calls
+            except (ValueError, KeyError, TypeError):
+                pass
+        return parse_dump_tables(dump_dir, self.notes)
+
+    def case_tools(self):
+        reported = {}
+
+        def keep(tool, value):
+            reported.setdefault(tool, []).append(value)
+
+        strace_out, perf_out = self.work / "strace.out", self.work / "perf-trace.out"
+        bpf_script = ("tracepoint:syscalls:sys_enter_fadvise64 /pid == cpid/ { @start[tid] = nsecs; } "
+                      "tracepoint:syscalls:sys_exit_fadvise64 /@start[tid]/ "
+                      "{ @mean_ns = avg(nsecs - @start[tid]); delete(@start[tid]); } END { clear(@start); }")
+
+        def bpf_mean(done):
+            mean = re.search(r"@mean_ns:\s*(\d+)", done.stdout)
+            keep("bpftrace", float(mean.group(1)) if mean else None)
+
+        shim_dumps = []
+
+        def shim_env():
+            # A fresh dump directory per run, so each run's report is its own.
+            shim_dumps.append(self.fresh_dump_dir())
+            return self.env(self.shim, on_exit=True, dump_dir=shim_dumps[-1])
+
+        def shim_p50(done):
+            calls = self.read_report(shim_dumps[-1]) or {}
+            keep("shim", calls.get("posix_fadvise", {}).get("latency_ns", {}).get("p50"))
+
+        shim_loop = self.loop_arm("fadvise", None, after=shim_p50)
+        arms = [("none", self.loop_arm("fadvise", self.env())),
+                ("shim", lambda: shim_loop(env=shim_env()))]
+        tools = [
+            ("strace", self.loop_arm("fadvise", self.env(), ["strace", "-c", "-f", "-o", str(strace_out)],
+                                     after=lambda d: keep("strace", strace_mean_ns(strace_out.read_text())))),
+            ("perf", self.loop_arm("fadvise", self.env(), ["perf", "trace", "-s", "-o", str(perf_out), "--"],
+                                   after=lambda d: keep("perf", perf_trace_mean_ns(perf_out.read_text())))),
+            ("bpftrace", self.loop_arm("fadvise", self.env(),
+                                       lambda argv: ["bpftrace", "-c", " ".join(argv), "-e", bpf_script],
+                                       after=bpf_mean)),
+        ]
+        unavailable = {}
+        for tool, measure in tools:
+            why = tool_unavailable(tool)
+            if why:
+                unavailable[tool] = why
+            else:
+                arms.append((tool, measure))
+        log(f"case 4: {len(arms)} arms x {self.size['rounds']} rounds")
+        s = self.alternate(arms, self.size["rounds"])
+        labels = {"none": "posix_fadvise loop, no tool",
+                  "shim": "shim observing (on_exit dump)",
+                  "strace": "`strace -c -f`",
+                  "perf": "`perf trace -s`",
+                  "bpftrace": "`bpftrace`, enter/exit tracepoints, avg()"}
+        self.ratio_rows("4 vs tools", s, "none", {k: v for k, v in labels.items() if k in s}, "ns",
+                        {"shim": ("≤ 1.08×", lambda v, r: r <= 1.08)})
+        for tool, why in unavailable.items():
+            self.rows.append(dict(case="4 vs tools", arm=labels[tool], median=f"not run: {why}",
+                                  ratio=None, target="—", verdict=""))
+        # The in-kernel truth: the loop's ns/call without any tool, minus the
+        # loop's own cost (an opaque empty call), from cases 1's samples.
+        real, noop = median(self.loop_samples.get("none", [])), median(self.loop_samples.get("noop", []))
+        truth = real - noop if real is not None and noop is not None else None
+        self.row("4 vs tools", "in-kernel truth ≈ no-shim loop − empty loop (case 1)", truth, "ns", 1.0 if truth else None,
+                 "baseline")
+        names = {"shim": "latency the shim reports (p50)", "strace": "latency `strace -c` reports (mean)",
+                 "perf": "latency `perf trace -s` reports (mean)", "bpftrace": "latency `bpftrace` reports (mean)"}
+        for tool, label in names.items():
+            values = [v for v in reported.get(tool, []) if v is not None]
+            if tool in s and values:
+                value = median(values)
+                self.row("4 vs tools", label, value, "ns", value / truth if truth else None)
+
+    def case_startup(self):
+        count = self.size["spawns"]
+        spawn = [self.bin / "spawn_true", str(count)]
+        arms = [("none", lambda: float(self.run(spawn, self.env()).stdout)),
+                ("default", lambda: float(self.run(spawn, self.env(self.shim)).stdout))]
+        labels = {"none": f"posix_spawn /bin/true × {count:,}, no shim (µs per spawn)",
+                  "default": "shim, built-in default"}
+        if self.example_policy.is_file():
+            example = str(self.example_policy.resolve())
+            arms.append(("example", lambda: float(self.run(spawn, self.env(self.shim, example)).stdout)))
+            labels["example"] = "shim, policy.example.toml"
+        else:
+            self.notes.append("Case 5: policy.example.toml is missing, so its arm was skipped.")
+        log(f"case 5: {len(arms)} arms x {self.size['rounds']} rounds of {count:,} spawns")
+        s = self.alternate(arms, self.size["rounds"])
+        startup = ("≤ 1.10×", lambda v, r: r <= 1.10)
+        self.ratio_rows("5 start-up", s, "none", labels, "µs", {"default": startup, "example": startup})
+
+        rss = [self.bin / "rss_one_call", self.work / "page.dat"]
+        s = self.alternate([("none", lambda: float(self.run(rss, self.env()).stdout)),
+                            ("shim", lambda: float(self.run(rss, self.env(self.shim)).stdout))],
+                           self.size["rounds"])
+        none, shim = median(s["none"]), median(s["shim"])
+        self.row("5 start-up", "VmRSS after one call, no shim", none, "KiB", 1.0 if none else None, "baseline")
+        self.row("5 start-up", "VmRSS after one call, shim", shim, "KiB",
+                 shim / none if none and shim else None)
+        if none is not None and shim is not None:
+            self.row("5 start-up", "resident memory the shim adds", shim - none, "KiB")
+
+    # ---- output --------------------------------------------------------------
+
+    def table(self):
+        lines = ["| case | arm | median | ratio to baseline | target | verdict |",
+                 "| --- | --- | ---: | ---: | --- | :---: |"]
+        for r in self.rows:
+            ratio = "—" if r["ratio"] is None else f"{r['ratio']:.3f}×"
+            lines.append(f"| {r['case']} | {r['arm']} | {r['median']} | {ratio} | {r['target']} | {r['verdict']} |")
+        if self.notes:
+            lines.append("")
+            lines.extend(f"- {note}" for note in self.notes)
+        return "\n".join(lines) + "\n"
+
+
+def median(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def format_value(value, unit):
+    if value is None:
+        return "—"
+    if unit == "s":
+        return f"{value:.3f} s"
+    if unit in ("ns", "µs") and abs(value) < 100:
+        return f"{value:.1f} {unit}"
+    return f"{value:,.0f} {unit}"
+
+
+def fmt_ns(ns):
+    if ns is None:
+        return "?"
+    if isinstance(ns, str):
+        return ns
+    return f"{ns / 1000:,.1f} µs" if ns >= 10_000 else f"{ns:,.0f} ns"
+
+
+def strace_mean_ns(text):
+    """Mean of fadvise64 from `strace -c`: seconds / calls (usecs/call is rounded)."""
+    for line in text.splitlines():
+        words = line.split()
+        if words and words[-1] == "fadvise64":
+            return float(words[1]) * 1e9 / float(words[3])
+    return None
+
+
+def perf_trace_mean_ns(text):
+    """Mean of fadvise64 from `perf trace -s`: total msec / calls."""
+    for line in text.splitlines():
+        words = line.split()
+        if words and words[0] == "fadvise64":
+            return float(words[3]) * 1e6 / float(words[1])
+    return None
+
+
+def parse_dump_tables(dump_dir, notes):
+    """Fallback when `fadvise-shim report` is not ready: each dump's table text."""
+    calls, processes = {}, 0
+    for dump in Path(dump_dir).glob("*.dump"):
+        processes += 1
+        header = None
+        for line in dump.read_text(errors="replace").splitlines():
+            words = line.split()
+            if words[:2] == ["call", "count"]:
+                header = words
+            elif header and len(words) == len(header) and words[1].isdigit():
+                row = dict(zip(header, words))
+                entry = calls.setdefault(row["call"], dict(count=0, latency_ns={}))
+                entry["count"] += int(row["count"])
+                entry["latency_ns"] = dict(p50=row["p50"], p99=row["p99"], max=row["max"])
+            elif header and not words:
+                break
+    if processes == 0:
+        return None
+    notes.append("`fadvise-shim report --format json` failed; figures come from the dump tables "
+                 "(latencies of the last dump read).")
+    calls["_processes"] = processes
+    return calls
+
+
+def tool_unavailable(tool):
+    if shutil.which(tool) is None:
+        return f"`{tool}` is not installed"
+    if tool in ("perf", "bpftrace") and not Path("/sys/kernel/tracing/events/syscalls").is_dir():
+        return "tracefs is not mounted at /sys/kernel/tracing (and could not be)"
+    return None
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--bin", required=True, help="directory of the compiled workloads")
+    parser.add_argument("--work", required=True, help="scratch directory on a real file system")
+    parser.add_argument("--shim", required=True)
+    parser.add_argument("--cli", required=True)
+    parser.add_argument("--example-policy", required=True)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--output")
+    args = parser.parse_args()
+
+    work = Path(args.work)
+    (work / "dumps").mkdir(mode=0o700, exist_ok=True)
+    (work / "page.dat").write_bytes(os.urandom(65536))
+    (work / "probe.dat").write_bytes(os.urandom(16 << 20))
+
+    started = time.monotonic()
+    bench = Bench(args)
+    for case in (bench.case_loop, bench.case_fdatasync, bench.case_scenario, bench.case_tools,
+                 bench.case_startup):
+        case()
+        log(f"{time.monotonic() - started:.0f} s so far")
+    bench.notes.append(f"Loops make up to {bench.size['loop']:,} calls per run, fewer when a call is slow "
+                       f"(sized by a first pilot run to about {bench.size['run_seconds']} s).")
+    bench.notes.append(f"Run took {time.monotonic() - started:.0f} s"
+                       f"{' (--quick: smaller counts, not for the record)' if args.quick else ''}.")
+    table = bench.table()
+    print(table, end="")
+    if args.output:
+        Path(args.output).write_text(table)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,41 @@
+/* Start-up cost (case 5): posix_spawn /bin/true COUNT times, one after the
+ * other, waiting for each. The environment (and so LD_PRELOAD) is passed on,
+ * so every child loads the shim. Prints microseconds per spawn.
+ *
+ *   spawn_true COUNT */
+#define _GNU_SOURCE
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <time.h>
+
+extern char **environ;
+
+int main(int argc, char **argv) {
+  if (argc != 2) {
+    fprintf(stderr, "usage: %s COUNT\n", argv[0]);
+    return 2;
+  }
+  long count = atol(argv[1]);
+  char *child_argv[] = {"/bin/true", NULL};
+  struct timespec start, end;
+  clock_gettime(CLOCK_MONOTONIC, &start);
+  for (long i = 0; i < count; i++) {
+    pid_t pid;
+    int status;
+    int error = posix_spawn(&pid, "/bin/true", NULL, NULL, child_argv, environ);
+    if (error) {
+      fprintf(stderr, "posix_spawn: error %d\n", error);
+      return 1;
+    }
+    if (waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+      fprintf(stderr, "/bin/true failed\n");
+      return 1;
+    }
+  }
+  clock_gettime(CLOCK_MONOTONIC, &end);
+  double us = (double)(end.tv_sec - start.tv_sec) * 1e6 + (double)(end.tv_nsec - start.tv_nsec) / 1e3;
+  printf("%.2f\n", us / (double)count);
+  return 0;
+}
