@@ -1,0 +1,191 @@
+//! Timing for the hot path. Two `clock_gettime` reads (≈ 24 ns each) would
+//! cost more than the overhead budget of an observed call, so once
+//! calibrated we read the invariant TSC (≈ 10 ns) and scale ticks to
+//! nanoseconds with a fixed-point multiplier.
+//!
+//! Calibration never delays start-up: the first reference point is taken at
+//! initialisation and the multiplier is computed on the first timed call at
+//! least `CALIBRATION_NS` later; until then calls are timed with
+//! `clock_gettime`. Without an invariant TSC (checked with CPUID), or when
+//! the kernel does not use the TSC as its clock source, `clock_gettime`
+//! stays the clock.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Time between the reference point and calibration.
+const CALIBRATION_NS: u64 = 20_000_000;
+
+/// Nanoseconds per tick as 32.32 fixed point; 0 while uncalibrated.
+static TICK_SCALE: AtomicU64 = AtomicU64::new(0);
+/// Reference point for calibration (and the zero of `now_ns` in TSC mode).
+static BASE_TICKS: AtomicU64 = AtomicU64::new(0);
+static BASE_NS: AtomicU64 = AtomicU64::new(0);
+/// Set when the TSC must not be used.
+static TSC_UNUSABLE: AtomicU64 = AtomicU64::new(0);
+
+/// The clock chosen for one measurement: both ends of an interval must be
+/// read with the same one.
+#[derive(Clone, Copy)]
+pub struct Clock {
+    scale: u64,
+}
+
+impl Clock {
+    #[inline(always)]
+    pub fn current() -> Clock {
+        Clock {
+            scale: TICK_SCALE.load(Ordering::Relaxed),
+        }
+    }
+
+    /// A reading: TSC ticks once calibrated, else monotonic nanoseconds.
+    #[inline(always)]
+    pub fn read(self) -> u64 {
+        if self.scale != 0 {
+            ticks()
+        } else {
+            monotonic_ns()
+        }
+    }
+
+    /// Nanoseconds between two readings of this clock.
+    #[inline(always)]
+    pub fn elapsed_ns(self, start: u64, end: u64) -> u64 {
+        let delta = end.saturating_sub(start);
+        if self.scale != 0 {
+            ((u128::from(delta) * u128::from(self.scale)) >> 32) as u64
+        } else {
+            delta
+        }
+    }
+
+    /// A reading as monotonic nanoseconds (the `CLOCK_MONOTONIC` scale).
+    #[inline(always)]
+    pub fn to_ns(self, reading: u64) -> u64 {
+        if self.scale != 0 {
+            let base = BASE_TICKS.load(Ordering::Relaxed);
+            BASE_NS.load(Ordering::Relaxed) + self.elapsed_ns(base, reading)
+        } else {
+            reading
+        }
+    }
+
+    /// Called after a call timed with `clock_gettime`: calibrates the TSC
+    /// once enough time has passed since the reference point.
+    #[inline(always)]
+    pub fn after_timed_call(self, now_ns: u64) {
+        if self.scale == 0 && TSC_UNUSABLE.load(Ordering::Relaxed) == 0 {
+            let base_ns = BASE_NS.load(Ordering::Relaxed);
+            if now_ns.wrapping_sub(base_ns) >= CALIBRATION_NS {
+                calibrate(base_ns);
+            }
+        }
+    }
+}
+
+/// Current monotonic time in nanoseconds, by the best clock available.
+pub fn now_ns() -> u64 {
+    let clock = Clock::current();
+    clock.to_ns(clock.read())
+}
+
+/// Takes the reference point; called once per process image at start-up.
+pub fn start() {
+    if !tsc_is_invariant() {
+        TSC_UNUSABLE.store(1, Ordering::Relaxed);
+        return;
+    }
+    BASE_NS.store(monotonic_ns(), Ordering::Relaxed);
+    BASE_TICKS.store(ticks(), Ordering::Relaxed);
+}
+
+#[cold]
+#[inline(never)]
+fn calibrate(base_ns: u64) {
+    if !kernel_uses_tsc() {
+        TSC_UNUSABLE.store(1, Ordering::Relaxed);
+        return;
+    }
+    let now_ticks = ticks();
+    let now_ns = monotonic_ns();
+    let elapsed_ticks = now_ticks.wrapping_sub(BASE_TICKS.load(Ordering::Relaxed));
+    if elapsed_ticks == 0 || now_ns <= base_ns {
+        TSC_UNUSABLE.store(1, Ordering::Relaxed);
+        return;
+    }
+    let scale = ((u128::from(now_ns - base_ns) << 32) / u128::from(elapsed_ticks)) as u64;
+    // Re-base at this point so `to_ns` needs no long extrapolation.
+    BASE_TICKS.store(now_ticks, Ordering::Relaxed);
+    BASE_NS.store(now_ns, Ordering::Relaxed);
+    TICK_SCALE.store(scale.max(1), Ordering::Release);
+}
+
+/// Whether the kernel's clock source is the TSC: if it distrusts the TSC
+/// (unstable, or a VM without a stable one), so do we.
+fn kernel_uses_tsc() -> bool {
+    let _errno = crate::sys::ErrnoGuard::save();
+    let path = c"/sys/devices/system/clocksource/clocksource0/current_clocksource";
+    let mut buffer = [0u8; 16];
+    // SAFETY: valid path and buffer; the fd is closed below.
+    let read = unsafe {
+        let fd = libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
+        if fd < 0 {
+            // No sysfs (a chroot, say): trust CPUID's invariant-TSC bit.
+            return true;
+        }
+        let read = libc::read(fd, buffer.as_mut_ptr().cast(), buffer.len());
+        libc::close(fd);
+        read
+    };
+    read >= 3 && buffer.starts_with(b"tsc")
+}
+
+pub fn monotonic_ns() -> u64 {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: valid out-pointer; CLOCK_MONOTONIC always exists. It goes
+    // through the vDSO and cannot fail, so errno is untouched.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
+    now.tv_sec as u64 * 1_000_000_000 + now.tv_nsec as u64
+}
+
+/// Coarse monotonic time (≈ 5 ns to read, a few ms of resolution): enough
+/// to decide whether it is time to look at the policy file again.
+#[inline(always)]
+pub fn coarse_ns() -> u64 {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: as in `monotonic_ns`.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut now) };
+    now.tv_sec as u64 * 1_000_000_000 + now.tv_nsec as u64
+}
+
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn ticks() -> u64 {
+    // SAFETY: RDTSC exists on every x86_64 CPU.
+    unsafe { core::arch::x86_64::_rdtsc() }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+#[inline(always)]
+fn ticks() -> u64 {
+    monotonic_ns()
+}
+
+#[cfg(target_arch = "x86_64")]
+fn tsc_is_invariant() -> bool {
+    use core::arch::x86_64::__cpuid;
+    // CPUID leaf 0x80000000 reports the highest extended leaf, checked
+    // before reading 0x80000007.
+    __cpuid(0x8000_0000).eax >= 0x8000_0007 && __cpuid(0x8000_0007).edx & (1 << 8) != 0
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn tsc_is_invariant() -> bool {
+    false
+}

@@ -1,0 +1,164 @@
+//! Turns a validated `Policy` into what the hot path reads: a flat table of
+//! verdicts indexed by call and advice, decided once per process image (so
+//! `exe` rules cost nothing per call), plus the ordered rules that still
+//! depend on the file (`path` rules), which only the calls they concern
+//! consult.
+
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use fadvise_shim_core::call::{Advice, Call};
+use fadvise_shim_core::policy::{default_dump_dir, Action, DumpSignal, Policy, Rule};
+
+use crate::limiter::{self, MAX_LIMITERS};
+
+/// Table entry: the call goes to the kernel.
+pub const PASS: u32 = 0;
+/// Table entry: the call is answered without the kernel.
+pub const DROP: u32 = 1;
+/// Table entry: limiter `entry >> 8` decides.
+pub const LIMIT: u32 = 2;
+/// Table entry: a `path` rule may match; consult `Compiled::rules`.
+pub const BY_PATH: u32 = 3;
+pub const KIND_MASK: u32 = 0xff;
+
+/// Advice slots per call: the six advice values, then "none or invalid".
+const ADVICE_SLOTS: usize = Advice::ALL.len() + 1;
+pub const TABLE_LEN: usize = Call::COUNT * ADVICE_SLOTS;
+
+/// The table index for a call and its raw advice (ignored except for
+/// `posix_fadvise`).
+#[inline(always)]
+pub fn table_index(call: Call, raw_advice: libc::c_int) -> usize {
+    let slot = if call == Call::PosixFadvise && (0..6).contains(&raw_advice) {
+        raw_advice as usize
+    } else {
+        ADVICE_SLOTS - 1
+    };
+    call.index() * ADVICE_SLOTS + slot
+}
+
+/// What stays fixed for a process image: where the policy comes from and
+/// what the environment overrides.
+pub struct Settings {
+    /// The policy file watched for changes, or `None` for the built-in.
+    pub policy_path: Option<PathBuf>,
+    pub dump_dir_override: Option<PathBuf>,
+    pub on_exit_forced: bool,
+    /// The executable's full path, for `exe` rules and dump names.
+    pub exe: PathBuf,
+    pub euid: u32,
+}
+
+/// A rule that applies to this executable, with its table entry.
+struct CompiledRule {
+    rule: Rule,
+    entry: u32,
+}
+
+/// A policy ready for this process.
+pub struct Compiled {
+    pub table: [u32; TABLE_LEN],
+    /// Consulted only for entries marked `BY_PATH`.
+    rules: Vec<CompiledRule>,
+    /// `rate`/`burst` of each limiter, by index.
+    pub limits: Vec<(f64, f64)>,
+    pub dump_dir: CString,
+    pub on_exit: bool,
+    pub signal: DumpSignal,
+    /// NUL-free name of the signal for dump headers.
+    pub signal_name: String,
+    /// The policy file, or `built-in`.
+    pub source: Vec<u8>,
+}
+
+impl Compiled {
+    pub fn new(policy: &Policy, source: Option<&Path>, settings: &Settings) -> Compiled {
+        let mut limits = Vec::new();
+        let mut rules = Vec::new();
+        for rule in policy
+            .rules
+            .iter()
+            .filter(|rule| rule.applies_to_exe(&settings.exe))
+        {
+            let entry = match rule.action {
+                Action::Pass => PASS,
+                Action::Drop => DROP,
+                Action::Limit(limit) if limits.len() < MAX_LIMITERS => {
+                    limits.push((limit.rate, limit.burst));
+                    LIMIT | ((limits.len() as u32 - 1) << 8)
+                }
+                Action::Limit(_) => PASS,
+            };
+            rules.push(CompiledRule {
+                rule: rule.clone(),
+                entry,
+            });
+        }
+        let mut table = [PASS; TABLE_LEN];
+        for call in Call::ALL {
+            for raw_advice in 0..ADVICE_SLOTS as libc::c_int {
+                let advice = (call == Call::PosixFadvise)
+                    .then(|| Advice::from_raw(raw_advice))
+                    .flatten();
+                let first = rules.iter().find(|rule| rule.covers(call, advice));
+                table[table_index(call, raw_advice)] = match first {
+                    Some(rule) if rule.rule.path.is_some() => BY_PATH,
+                    Some(rule) => rule.entry,
+                    None => PASS,
+                };
+            }
+        }
+        let dump_dir = settings
+            .dump_dir_override
+            .clone()
+            .or_else(|| policy.dump.dir.clone())
+            .unwrap_or_else(|| default_dump_dir(settings.euid));
+        Compiled {
+            table,
+            rules,
+            limits,
+            dump_dir: CString::new(dump_dir.as_os_str().as_bytes()).unwrap_or_default(),
+            on_exit: policy.dump.on_exit || settings.on_exit_forced,
+            signal: policy.dump.signal,
+            signal_name: policy.dump.signal.name(),
+            source: source.map_or_else(
+                || b"built-in".to_vec(),
+                |path| path.as_os_str().as_bytes().to_vec(),
+            ),
+        }
+    }
+
+    /// Applies this policy's limits to the limiters (their budgets refill).
+    pub fn configure_limiters(&self) {
+        for (index, &(rate, burst)) in self.limits.iter().enumerate() {
+            limiter::configure(index, rate, burst);
+        }
+    }
+
+    /// The entry for a call whose table entry is `BY_PATH`: the first rule
+    /// that covers it and whose `path` (if any) matches `path` (`None`
+    /// when the call's file has no known path: then no path rule matches).
+    pub fn entry_by_path(&self, call: Call, raw_advice: libc::c_int, path: Option<&Path>) -> u32 {
+        let advice = (call == Call::PosixFadvise)
+            .then(|| Advice::from_raw(raw_advice))
+            .flatten();
+        for rule in self.rules.iter().filter(|rule| rule.covers(call, advice)) {
+            match (&rule.rule.path, path) {
+                (None, _) => return rule.entry,
+                (Some(globs), Some(path)) if globs.matches_path(path) => return rule.entry,
+                _ => {}
+            }
+        }
+        PASS
+    }
+}
+
+impl CompiledRule {
+    /// Whether the rule can decide this call; a `path` rule never decides a
+    /// call without a file (`sync`).
+    fn covers(&self, call: Call, advice: Option<Advice>) -> bool {
+        self.rule.covers(call, advice) && (self.rule.path.is_none() || call.has_file())
+    }
+}

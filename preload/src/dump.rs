@@ -1,0 +1,238 @@
+//! Writing this process's dump: on the dump signal (from inside the signal
+//! handler) and at exit. Everything here is async-signal-safe: statistics are
+//! copied into a buffer allocated at start-up, text is formatted on the stack
+//! and written with `write(2)`, and the file is created next to its final
+//! name and renamed over it, so a reader never sees half a dump.
+//!
+//! Dumps coalesce: a signal that arrives while a dump is being written asks
+//! for one more dump after it, never a pile of them.
+//!
+//! The directory is handled as hostile ground: no symlink planted by another
+//! user is followed, no directory owned by another user is written into, a
+//! missing one is created without group or world write permission, and files
+//! are created with `O_EXCL | O_NOFOLLOW`.
+
+use std::cell::UnsafeCell;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::OnceLock;
+
+use libc::c_int;
+
+use fadvise_shim_core::dump::{write_dump, Header, Reason, FILE_SUFFIX};
+use fadvise_shim_core::stats::Snapshot;
+
+use crate::active;
+use crate::sys::{warn, ErrnoGuard, FdSink, NoCancel};
+
+/// The copy of the statistics a dump is written from, allocated at start-up
+/// (a signal handler cannot allocate) and used only by the thread that holds
+/// `WRITING`.
+struct SnapshotBuffer(UnsafeCell<Snapshot>);
+
+// SAFETY: access is serialised by `WRITING`.
+unsafe impl Sync for SnapshotBuffer {}
+
+static BUFFER: OnceLock<SnapshotBuffer> = OnceLock::new();
+static WRITING: AtomicBool = AtomicBool::new(false);
+static PENDING: AtomicBool = AtomicBool::new(false);
+/// Whether the "cannot write a dump" line was printed (once per process).
+static WARNED: AtomicBool = AtomicBool::new(false);
+/// The pid that owns the statistics: a `vfork` child shares our memory but
+/// not our pid, and must not dump the parent's statistics as its own.
+static OWNER_PID: AtomicU32 = AtomicU32::new(0);
+
+/// Prepares dumping; called once per process image at start-up.
+pub fn prepare() {
+    BUFFER.get_or_init(|| SnapshotBuffer(UnsafeCell::new(Snapshot::default())));
+    OWNER_PID.store(std::process::id(), Ordering::Relaxed);
+}
+
+/// A forked child dumps under its own pid.
+pub fn after_fork_in_child() {
+    WRITING.store(false, Ordering::Relaxed);
+    PENDING.store(false, Ordering::Relaxed);
+    // SAFETY: getpid has no preconditions.
+    OWNER_PID.store(unsafe { libc::getpid() } as u32, Ordering::Relaxed);
+}
+
+/// From the dump signal's handler.
+pub fn on_signal() {
+    dump(Reason::Signal);
+}
+
+/// At exit, if the policy asks for it.
+pub fn at_exit() {
+    if active::with_current(|policy| policy.on_exit) == Some(true) {
+        dump(Reason::Exit);
+    }
+}
+
+fn dump(reason: Reason) {
+    // SAFETY: getpid has no preconditions.
+    if unsafe { libc::getpid() } as u32 != OWNER_PID.load(Ordering::Relaxed) {
+        return;
+    }
+    let _errno = ErrnoGuard::save();
+    let _no_cancel = NoCancel::new();
+    loop {
+        if WRITING.swap(true, Ordering::Acquire) {
+            // Someone is writing (another thread, or the code this signal
+            // interrupted): ask them for one more round.
+            PENDING.store(true, Ordering::Release);
+            return;
+        }
+        loop {
+            PENDING.store(false, Ordering::Relaxed);
+            write_one(reason);
+            if !PENDING.load(Ordering::Acquire) {
+                break;
+            }
+        }
+        WRITING.store(false, Ordering::Release);
+        // A request that came in between the last check and the release
+        // would otherwise be lost.
+        if !PENDING.load(Ordering::Acquire) {
+            return;
+        }
+    }
+}
+
+/// Writes one dump; called with `WRITING` held.
+fn write_one(reason: Reason) {
+    let Some(buffer) = BUFFER.get() else {
+        return;
+    };
+    // SAFETY: we hold `WRITING`, so no one else touches the buffer.
+    let snapshot = unsafe { &mut *buffer.0.get() };
+    crate::counters::snapshot_into(snapshot);
+    if snapshot.is_empty() {
+        return;
+    }
+    active::with_current(|policy| {
+        let Some(settings) = active::settings() else {
+            return;
+        };
+        let exe = settings.exe.as_os_str();
+        let header = Header {
+            pid: OWNER_PID.load(Ordering::Relaxed),
+            // SAFETY: getppid has no preconditions.
+            ppid: unsafe { libc::getppid() } as u32,
+            exe: std::os::unix::ffi::OsStrExt::as_bytes(exe),
+            policy: &policy.source,
+            signal: &policy.signal_name,
+            reason,
+            unix_time: unix_time(),
+        };
+        let dir = policy.dump_dir.to_bytes();
+        let written = write_file(dir, exe_name(&settings.exe), &header, snapshot);
+        if let Err(problem) = written {
+            if !WARNED.swap(true, Ordering::Relaxed) {
+                warn(&[b"cannot write a dump into ", dir, b": ", problem]);
+            }
+        }
+    });
+}
+
+fn exe_name(exe: &std::path::Path) -> &[u8] {
+    exe.file_name()
+        .map(std::os::unix::ffi::OsStrExt::as_bytes)
+        .unwrap_or(b"unknown")
+}
+
+fn unix_time() -> u64 {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: valid out-pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut now) };
+    now.tv_sec.max(0) as u64
+}
+
+/// A NUL-terminated file name built on the stack.
+struct Name {
+    bytes: [u8; 300],
+    len: usize,
+}
+
+impl Name {
+    fn new(parts: &[&[u8]]) -> Name {
+        let mut name = Name {
+            bytes: [0; 300],
+            len: 0,
+        };
+        for part in parts {
+            for &byte in part.iter() {
+                // Keep room for the NUL; replace '/' so it stays one name.
+                if name.len + 1 < name.bytes.len() {
+                    name.bytes[name.len] = if byte == b'/' || byte == 0 {
+                        b'_'
+                    } else {
+                        byte
+                    };
+                    name.len += 1;
+                }
+            }
+        }
+        name
+    }
+
+    fn as_ptr(&self) -> *const libc::c_char {
+        self.bytes.as_ptr().cast()
+    }
+}
+
+fn write_file(
+    dir: &[u8],
+    exe_name: &[u8],
+    header: &Header,
+    snapshot: &Snapshot,
+) -> Result<(), &'static [u8]> {
+    let dir_fd = crate::safedir::open_dump_dir(dir)?;
+    let mut digits = [0u8; 20];
+    let pid = crate::sys::decimal(header.pid.into(), &mut digits);
+    let final_name = Name::new(&[exe_name, b".", pid, FILE_SUFFIX.as_bytes()]);
+    let temp_name = Name::new(&[b".", exe_name, b".", pid, FILE_SUFFIX.as_bytes(), b".tmp"]);
+    let result = write_into(dir_fd, &temp_name, &final_name, header, snapshot);
+    // SAFETY: we opened `dir_fd`.
+    unsafe { libc::close(dir_fd) };
+    result
+}
+
+fn write_into(
+    dir_fd: c_int,
+    temp: &Name,
+    target: &Name,
+    header: &Header,
+    snapshot: &Snapshot,
+) -> Result<(), &'static [u8]> {
+    let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+    // SAFETY: valid directory fd and NUL-terminated names.
+    let mut fd = unsafe { libc::openat(dir_fd, temp.as_ptr(), flags, 0o644) };
+    if fd < 0 && crate::sys::errno() == libc::EEXIST {
+        // Left over by a dump that was interrupted (or a process that died
+        // mid-dump with our pid): it is ours to replace.
+        unsafe { libc::unlinkat(dir_fd, temp.as_ptr(), 0) };
+        fd = unsafe { libc::openat(dir_fd, temp.as_ptr(), flags, 0o644) };
+    }
+    if fd < 0 {
+        return Err(b"cannot create the dump file");
+    }
+    let mut buffer = [0u8; 1024];
+    let mut sink = FdSink::new(fd, &mut buffer);
+    write_dump(&mut sink, header, snapshot);
+    let complete = sink.flush();
+    // SAFETY: we opened `fd`; names are valid.
+    unsafe {
+        libc::close(fd);
+        if !complete {
+            libc::unlinkat(dir_fd, temp.as_ptr(), 0);
+            return Err(b"cannot write the dump file");
+        }
+        if libc::renameat(dir_fd, temp.as_ptr(), dir_fd, target.as_ptr()) != 0 {
+            libc::unlinkat(dir_fd, temp.as_ptr(), 0);
+            return Err(b"cannot rename the dump file into place");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,338 @@
+//! The exported entry points: every function in PRODUCT.md's table, plus
+//! `_exit`/`_Exit` for the dump at exit. Each has the same shape: call
+//! `intercept` with the call's name, its argument checks and its real
+//! function, then turn the outcome into the call's own return convention:
+//! `posix_fadvise` returns an error number and never touches `errno`; the
+//! others return -1 and set `errno`; `sync` returns nothing.
+//!
+//! They are `extern "C-unwind"` because the real `fsync`, `fdatasync` and
+//! `msync` are cancellation points: `pthread_cancel` unwinds through us.
+//! Nothing here can panic. If a real function is missing, the hook fails
+//! with `ENOSYS` the way the call reports errors.
+
+#![allow(clippy::missing_safety_doc)]
+
+use libc::{c_int, c_long, c_void, off64_t, off_t, size_t, ssize_t};
+
+use fadvise_shim_core::args;
+use fadvise_shim_core::call::Call;
+
+use crate::intercept::{intercept, File, Outcome};
+use crate::real::real;
+use crate::sys::set_errno;
+
+real!(
+    REAL_POSIX_FADVISE,
+    c"posix_fadvise",
+    fn(c_int, off_t, off_t, c_int) -> c_int
+);
+real!(
+    REAL_POSIX_FADVISE64,
+    c"posix_fadvise64",
+    fn(c_int, off64_t, off64_t, c_int) -> c_int
+);
+real!(
+    REAL_READAHEAD,
+    c"readahead",
+    fn(c_int, off64_t, size_t) -> ssize_t
+);
+real!(
+    REAL_SYNC_FILE_RANGE,
+    c"sync_file_range",
+    fn(c_int, off64_t, off64_t, u32) -> c_int
+);
+real!(REAL_FSYNC, c"fsync", fn(c_int) -> c_int);
+real!(REAL_FDATASYNC, c"fdatasync", fn(c_int) -> c_int);
+real!(REAL_SYNCFS, c"syncfs", fn(c_int) -> c_int);
+real!(REAL_SYNC, c"sync", fn());
+real!(
+    REAL_MSYNC,
+    c"msync",
+    fn(*mut c_void, size_t, c_int) -> c_int
+);
+real!(REAL_EXIT, c"_exit", fn(c_int));
+real!(REAL_EXIT_UPPER, c"_Exit", fn(c_int));
+
+/// The real `syscall()`. It is C-variadic: declared so, Rust passes the
+/// arguments as a C caller would.
+static REAL_SYSCALL: crate::real::Real = crate::real::Real::new(c"syscall");
+type SyscallFn = unsafe extern "C" fn(c_long, ...) -> c_long;
+
+/// For calls that report errors as -1 and `errno`.
+fn with_errno(outcome: Outcome) -> i64 {
+    match outcome {
+        Outcome::Passed(result) => result,
+        Outcome::Answered => 0,
+        Outcome::ArgumentError(error) => {
+            set_errno(error);
+            -1
+        }
+    }
+}
+
+/// For `posix_fadvise`, which returns the error number itself.
+fn as_error_number(outcome: Outcome) -> c_int {
+    match outcome {
+        Outcome::Passed(result) => result as c_int,
+        Outcome::Answered => 0,
+        Outcome::ArgumentError(error) => error,
+    }
+}
+
+fn missing() -> i64 {
+    set_errno(libc::ENOSYS);
+    -1
+}
+
+fn fadvise(
+    real: Option<unsafe extern "C-unwind" fn(c_int, off64_t, off64_t, c_int) -> c_int>,
+    fd: c_int,
+    offset: off64_t,
+    len: off64_t,
+    advice: c_int,
+) -> c_int {
+    let Some(real) = real else {
+        return libc::ENOSYS;
+    };
+    as_error_number(intercept(
+        Call::PosixFadvise,
+        advice,
+        File::Fd(fd),
+        || args::fadvise_error(fd, len, advice),
+        false,
+        // SAFETY: the next definition of the function we were called as,
+        // with the caller's arguments.
+        || unsafe { real(fd, offset, len, advice) }.into(),
+        |result| result != 0,
+    ))
+}
+
+#[no_mangle]
+pub unsafe extern "C-unwind" fn posix_fadvise(
+    fd: c_int,
+    offset: off_t,
+    len: off_t,
+    advice: c_int,
+) -> c_int {
+    fadvise(REAL_POSIX_FADVISE.get(), fd, offset, len, advice)
+}
+
+#[no_mangle]
+pub unsafe extern "C-unwind" fn posix_fadvise64(
+    fd: c_int,
+    offset: off64_t,
+    len: off64_t,
+    advice: c_int,
+) -> c_int {
+    fadvise(REAL_POSIX_FADVISE64.get(), fd, offset, len, advice)
+}
+
+#[no_mangle]
+pub unsafe extern "C-unwind" fn readahead(fd: c_int, offset: off64_t, count: size_t) -> ssize_t {
+    let Some(real) = REAL_READAHEAD.get() else {
+        return missing() as ssize_t;
+    };
+    with_errno(intercept(
+        Call::Readahead,
+        0,
+        File::Fd(fd),
+        || args::fd_error(fd),
+        false,
+        // SAFETY: the next `readahead`, with the caller's arguments.
+        || unsafe { real(fd, offset, count) } as i64,
+        |result| result < 0,
+    )) as ssize_t
+}
+
+#[no_mangle]
+pub unsafe extern "C-unwind" fn sync_file_range(
+    fd: c_int,
+    offset: off64_t,
+    nbytes: off64_t,
+    flags: u32,
+) -> c_int {
+    let Some(real) = REAL_SYNC_FILE_RANGE.get() else {
+        return missing() as c_int;
+    };
+    with_errno(intercept(
+        Call::SyncFileRange,
+        0,
+        File::Fd(fd),
+        || args::sync_file_range_error(fd, offset, nbytes, flags),
+        false,
+        // SAFETY: the next `sync_file_range`, with the caller's arguments.
+        || unsafe { real(fd, offset, nbytes, flags) }.into(),
+        |result| result < 0,
+    )) as c_int
+}
+
+/// `fsync`, `fdatasync` and `syncfs`: one descriptor, -1 and `errno`.
+fn fd_call(
+    call: Call,
+    real: Option<unsafe extern "C-unwind" fn(c_int) -> c_int>,
+    fd: c_int,
+    cancellation_point: bool,
+) -> c_int {
+    let Some(real) = real else {
+        return missing() as c_int;
+    };
+    with_errno(intercept(
+        call,
+        0,
+        File::Fd(fd),
+        || args::fd_error(fd),
+        cancellation_point,
+        // SAFETY: the next definition of the function we were called as.
+        || unsafe { real(fd) }.into(),
+        |result| result < 0,
+    )) as c_int
+}
+
+#[no_mangle]
+pub unsafe extern "C-unwind" fn fsync(fd: c_int) -> c_int {
+    fd_call(Call::Fsync, REAL_FSYNC.get(), fd, true)
+}
+
+#[no_mangle]
+pub unsafe extern "C-unwind" fn fdatasync(fd: c_int) -> c_int {
+    fd_call(Call::Fdatasync, REAL_FDATASYNC.get(), fd, true)
+}
+
+#[no_mangle]
+pub unsafe extern "C-unwind" fn syncfs(fd: c_int) -> c_int {
+    fd_call(Call::Syncfs, REAL_SYNCFS.get(), fd, false)
+}
+
+#[no_mangle]
+pub unsafe extern "C-unwind" fn sync() {
+    let Some(real) = REAL_SYNC.get() else {
+        return;
+    };
+    intercept(
+        Call::Sync,
+        0,
+        File::None,
+        || None,
+        false,
+        || {
+            // SAFETY: the next `sync`.
+            unsafe { real() };
+            0
+        },
+        |_| false,
+    );
+}
+
+#[no_mangle]
+pub unsafe extern "C-unwind" fn msync(address: *mut c_void, length: size_t, flags: c_int) -> c_int {
+    let Some(real) = REAL_MSYNC.get() else {
+        return missing() as c_int;
+    };
+    with_errno(intercept(
+        Call::Msync,
+        0,
+        File::Mapping(address as usize),
+        || args::msync_error(address as usize, length, flags, page_size()),
+        true,
+        // SAFETY: the next `msync`, with the caller's arguments.
+        || unsafe { real(address, length, flags) }.into(),
+        |result| result < 0,
+    )) as c_int
+}
+
+fn page_size() -> usize {
+    // SAFETY: sysconf has no preconditions; _SC_PAGESIZE is always known.
+    usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096)
+}
+
+/// `syscall()`: intercepted numbers go through `intercept` with the
+/// arguments read as the kernel reads them; every other number goes
+/// straight on. Stable Rust cannot define a C-variadic function, but on
+/// x86_64 and aarch64 the first six variadic integer arguments arrive in the
+/// same registers as fixed ones, so six fixed `long`s read them correctly.
+#[no_mangle]
+pub unsafe extern "C" fn syscall(
+    number: c_long,
+    a1: c_long,
+    a2: c_long,
+    a3: c_long,
+    a4: c_long,
+    a5: c_long,
+    a6: c_long,
+) -> c_long {
+    let Some(address) = REAL_SYSCALL.address() else {
+        return missing() as c_long;
+    };
+    // SAFETY: `address` is the next definition of `syscall`.
+    let real: SyscallFn = unsafe { std::mem::transmute::<*mut c_void, SyscallFn>(address) };
+    let Some(call) = Call::from_syscall_number(number) else {
+        // SAFETY: the caller's own system call, passed on unchanged.
+        return unsafe { real(number, a1, a2, a3, a4, a5, a6) };
+    };
+    // SAFETY (every closure below): the caller's system call, passed on.
+    let real_call = || unsafe { real(number, a1, a2, a3, a4, a5, a6) };
+    let fd = a1 as c_int;
+    let (advice, file, argument_error) = match call {
+        Call::PosixFadvise => (
+            a4 as c_int,
+            File::Fd(fd),
+            args::fadvise_error(fd, a3, a4 as c_int),
+        ),
+        Call::SyncFileRange => (
+            0,
+            File::Fd(fd),
+            args::sync_file_range_error(fd, a2, a3, a4 as u32),
+        ),
+        Call::Msync => (
+            0,
+            File::Mapping(a1 as usize),
+            args::msync_error(a1 as usize, a2 as usize, a3 as c_int, page_size()),
+        ),
+        Call::Sync => (0, File::None, None),
+        Call::Readahead | Call::Fsync | Call::Fdatasync | Call::Syncfs => {
+            (0, File::Fd(fd), args::fd_error(fd))
+        }
+    };
+    with_errno(intercept(
+        call,
+        advice,
+        file,
+        || argument_error,
+        false,
+        real_call,
+        |result| result < 0,
+    ))
+}
+
+/// `_exit` skips `atexit` handlers and destructors, so the dump at exit is
+/// written here.
+#[no_mangle]
+pub unsafe extern "C-unwind" fn _exit(status: c_int) -> ! {
+    crate::init::before_exit();
+    if let Some(real) = REAL_EXIT.get() {
+        // SAFETY: the next `_exit`.
+        unsafe { real(status) };
+    }
+    // SAFETY: exit_group ends the process; it has no preconditions.
+    unsafe { libc::syscall(libc::SYS_exit_group, status) };
+    unreachable_end()
+}
+
+#[no_mangle]
+pub unsafe extern "C-unwind" fn _Exit(status: c_int) -> ! {
+    crate::init::before_exit();
+    if let Some(real) = REAL_EXIT_UPPER.get() {
+        // SAFETY: the next `_Exit`.
+        unsafe { real(status) };
+    }
+    // SAFETY: as in `_exit`.
+    unsafe { libc::syscall(libc::SYS_exit_group, status) };
+    unreachable_end()
+}
+
+/// After `exit_group` nothing runs; loop rather than claim otherwise.
+fn unreachable_end() -> ! {
+    loop {
+        std::hint::spin_loop();
+    }
+}

@@ -1,0 +1,95 @@
+//! The next definition of each intercepted function, found lazily with
+//! `dlsym(RTLD_NEXT, …)` and cached in an atomic pointer: no lock, no
+//! `Once` to poison, and a missing symbol is an answer ("missing"), not an
+//! abort. "Next" matters: with another preload library after ours (say
+//! libeatmydata), a call we pass goes on to it, not straight to libc.
+
+use std::ffi::{c_void, CStr};
+use std::ptr;
+use std::sync::atomic::{AtomicPtr, Ordering};
+
+use crate::sys::ErrnoGuard;
+
+/// Marks a symbol that `dlsym` did not find.
+const MISSING: *mut c_void = 1 as *mut c_void;
+
+pub struct Real {
+    name: &'static CStr,
+    address: AtomicPtr<c_void>,
+}
+
+impl Real {
+    pub const fn new(name: &'static CStr) -> Self {
+        Real {
+            name,
+            address: AtomicPtr::new(ptr::null_mut()),
+        }
+    }
+
+    /// The next definition's address, or `None` if there is none.
+    #[inline(always)]
+    pub fn address(&self) -> Option<*mut c_void> {
+        let address = self.address.load(Ordering::Relaxed);
+        if address.is_null() {
+            self.resolve()
+        } else if address == MISSING {
+            None
+        } else {
+            Some(address)
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn resolve(&self) -> Option<*mut c_void> {
+        let _errno = ErrnoGuard::save();
+        // SAFETY: `name` is a NUL-terminated string; RTLD_NEXT is valid from
+        // code inside a shared object. Two threads may race here: both store
+        // the same answer.
+        let found = unsafe { libc::dlsym(libc::RTLD_NEXT, self.name.as_ptr()) };
+        let stored = if found.is_null() { MISSING } else { found };
+        self.address.store(stored, Ordering::Relaxed);
+        (!found.is_null()).then_some(found)
+    }
+}
+
+/// Declares the cached next definition of a function with its C signature
+/// and a typed accessor: `real!(REAL_FSYNC, "fsync", fn(c_int) -> c_int)`
+/// gives `REAL_FSYNC.get() -> Option<unsafe extern "C-unwind" fn(c_int) -> c_int>`.
+macro_rules! real {
+    ($static:ident, $name:literal, fn($($arg:ty),*) $(-> $ret:ty)?) => {
+        pub static $static: $crate::real::Typed<unsafe extern "C-unwind" fn($($arg),*) $(-> $ret)?> =
+            $crate::real::Typed::new($crate::real::Real::new($name));
+    };
+}
+pub(crate) use real;
+
+/// A `Real` with the function type its address has.
+pub struct Typed<F> {
+    real: Real,
+    _type: std::marker::PhantomData<F>,
+}
+
+// SAFETY: `Typed` only holds a `Real` (atomics and a static string); the
+// type parameter is a function pointer type used for the cast only.
+unsafe impl<F> Sync for Typed<F> {}
+
+impl<F: Copy> Typed<F> {
+    pub const fn new(real: Real) -> Self {
+        Typed {
+            real,
+            _type: std::marker::PhantomData,
+        }
+    }
+
+    #[inline(always)]
+    pub fn get(&self) -> Option<F> {
+        const { assert!(std::mem::size_of::<F>() == std::mem::size_of::<*mut c_void>()) };
+        // SAFETY: `F` is the function pointer type of the C function named
+        // by `real` (the `real!` macro writes both from one declaration), and
+        // a non-null address from `dlsym` is that function.
+        self.real
+            .address()
+            .map(|address| unsafe { std::mem::transmute_copy::<*mut c_void, F>(&address) })
+    }
+}

@@ -1,0 +1,78 @@
+//! Opening the dump directory without trusting it: the path is walked one
+//! component at a time with `openat`, a symlink is followed only when root or
+//! this user owns it (the rule the kernel's `protected_symlinks` applies in
+//! sticky directories), a missing component is created with mode 0755 (no
+//! group or world write), and the directory itself must belong to root or to
+//! this user. Async-signal-safe: system calls and stack buffers only.
+
+use libc::c_int;
+
+/// An open descriptor of the dump directory `path`, or why it is unsafe.
+pub fn open_dump_dir(path: &[u8]) -> Result<c_int, &'static [u8]> {
+    if !path.starts_with(b"/") {
+        return Err(b"the dump directory is not an absolute path");
+    }
+    // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc::geteuid() };
+    let trusted = |owner: libc::uid_t| owner == 0 || owner == euid;
+    // SAFETY: a NUL-terminated literal.
+    let mut dir = unsafe { libc::open(c"/".as_ptr(), libc::O_DIRECTORY | libc::O_CLOEXEC) };
+    if dir < 0 {
+        return Err(b"cannot open /");
+    }
+    for component in path.split(|&byte| byte == b'/').filter(|c| !c.is_empty()) {
+        let next = open_component(dir, component, &trusted);
+        // SAFETY: we opened `dir`.
+        unsafe { libc::close(dir) };
+        dir = next?;
+    }
+    let mut status = zeroed_stat();
+    // SAFETY: valid fd and out-pointer.
+    if unsafe { libc::fstat(dir, &mut status) } != 0 || !trusted(status.st_uid) {
+        // SAFETY: we opened `dir`.
+        unsafe { libc::close(dir) };
+        return Err(b"the dump directory belongs to another user");
+    }
+    Ok(dir)
+}
+
+fn open_component(
+    dir: c_int,
+    component: &[u8],
+    trusted: &impl Fn(libc::uid_t) -> bool,
+) -> Result<c_int, &'static [u8]> {
+    let mut name = [0u8; 256];
+    if component.len() >= name.len() {
+        return Err(b"a path component is too long");
+    }
+    name[..component.len()].copy_from_slice(component);
+    let name = name.as_ptr().cast::<libc::c_char>();
+    let mut status = zeroed_stat();
+    // SAFETY: valid fd, NUL-terminated name, out-pointer.
+    let mut found =
+        unsafe { libc::fstatat(dir, name, &mut status, libc::AT_SYMLINK_NOFOLLOW) } == 0;
+    if !found && crate::sys::errno() == libc::ENOENT {
+        // SAFETY: as above. A racing creator is fine: we re-check below.
+        unsafe { libc::mkdirat(dir, name, 0o755) };
+        found = unsafe { libc::fstatat(dir, name, &mut status, libc::AT_SYMLINK_NOFOLLOW) } == 0;
+    }
+    if !found {
+        return Err(b"cannot create or find the dump directory");
+    }
+    let is_link = status.st_mode & libc::S_IFMT == libc::S_IFLNK;
+    if is_link && !trusted(status.st_uid) {
+        return Err(b"its path holds a symlink that another user owns");
+    }
+    let follow = if is_link { 0 } else { libc::O_NOFOLLOW };
+    // SAFETY: valid fd and NUL-terminated name.
+    let next = unsafe { libc::openat(dir, name, libc::O_DIRECTORY | libc::O_CLOEXEC | follow) };
+    if next < 0 {
+        return Err(b"cannot open the dump directory");
+    }
+    Ok(next)
+}
+
+fn zeroed_stat() -> libc::stat {
+    // SAFETY: `stat` is plain data; all-zero is a valid value.
+    unsafe { std::mem::zeroed() }
+}

@@ -1,0 +1,148 @@
+//! Small wrappers over libc for code that runs inside the host process:
+//! `errno` access, a one-line stderr message written with `write(2)`, and a
+//! guard that keeps thread cancellation out of the shim's own slow paths.
+
+use libc::c_int;
+
+use fadvise_shim_core::text::Sink;
+
+// Not in the `libc` crate for this target; glibc has them.
+const PTHREAD_CANCEL_DISABLE: c_int = 1;
+extern "C" {
+    fn pthread_setcancelstate(state: c_int, old: *mut c_int) -> c_int;
+}
+extern "C-unwind" {
+    /// Acts on a pending cancellation, which unwinds the thread.
+    pub fn pthread_testcancel();
+}
+
+pub fn errno() -> c_int {
+    // SAFETY: `__errno_location` returns this thread's errno, always valid.
+    unsafe { *libc::__errno_location() }
+}
+
+pub fn set_errno(value: c_int) {
+    // SAFETY: as in `errno`.
+    unsafe { *libc::__errno_location() = value }
+}
+
+/// Restores `errno` when dropped: the shim's own work must never change
+/// what the program sees in `errno`.
+pub struct ErrnoGuard(c_int);
+
+impl ErrnoGuard {
+    pub fn save() -> Self {
+        ErrnoGuard(errno())
+    }
+}
+
+impl Drop for ErrnoGuard {
+    fn drop(&mut self) {
+        set_errno(self.0);
+    }
+}
+
+/// Disables thread cancellation while it lives. The shim's slow paths
+/// (policy reads, dumps) call `open`/`read`/`write`, which are cancellation
+/// points; a cancellation there would unwind through frames that must not be
+/// unwound. The program's own calls stay cancellation points.
+pub struct NoCancel(c_int);
+
+impl NoCancel {
+    pub fn new() -> Self {
+        let mut old = 0;
+        // SAFETY: plain libc call with a valid out-pointer.
+        unsafe { pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &mut old) };
+        NoCancel(old)
+    }
+}
+
+impl Drop for NoCancel {
+    fn drop(&mut self) {
+        let mut ignored = 0;
+        // SAFETY: restores the state saved in `new`.
+        unsafe { pthread_setcancelstate(self.0, &mut ignored) };
+    }
+}
+
+/// Writes all of `bytes` to `fd`, retrying on `EINTR` and short writes.
+/// Async-signal-safe. Returns false on any other failure.
+pub fn write_all(fd: c_int, mut bytes: &[u8]) -> bool {
+    while !bytes.is_empty() {
+        // SAFETY: `bytes` is a valid readable buffer of the given length.
+        let written = unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
+        if written < 0 {
+            if errno() == libc::EINTR {
+                continue;
+            }
+            return false;
+        }
+        bytes = &bytes[written as usize..];
+    }
+    true
+}
+
+/// A `Sink` over a fixed stack buffer, flushed to a file descriptor with
+/// `write(2)`: output without allocation, usable in a signal handler.
+pub struct FdSink<'a> {
+    fd: c_int,
+    buffer: &'a mut [u8],
+    used: usize,
+    pub failed: bool,
+}
+
+impl<'a> FdSink<'a> {
+    pub fn new(fd: c_int, buffer: &'a mut [u8]) -> Self {
+        FdSink {
+            fd,
+            buffer,
+            used: 0,
+            failed: false,
+        }
+    }
+
+    /// Writes out what is buffered; false if anything failed.
+    pub fn flush(&mut self) -> bool {
+        if self.used > 0 && !self.failed {
+            self.failed = !write_all(self.fd, &self.buffer[..self.used]);
+        }
+        self.used = 0;
+        !self.failed
+    }
+}
+
+impl Sink for FdSink<'_> {
+    fn put(&mut self, mut bytes: &[u8]) {
+        while !bytes.is_empty() {
+            if self.used == self.buffer.len() {
+                self.flush();
+            }
+            let take = bytes.len().min(self.buffer.len() - self.used);
+            self.buffer[self.used..self.used + take].copy_from_slice(&bytes[..take]);
+            self.used += take;
+            bytes = &bytes[take..];
+        }
+    }
+}
+
+/// Writes one line to stderr: `fadvise-shim: ` followed by `parts`.
+/// Async-signal-safe; `errno` is preserved.
+pub fn warn(parts: &[&[u8]]) {
+    let _errno = ErrnoGuard::save();
+    let mut buffer = [0u8; 512];
+    let mut sink = FdSink::new(libc::STDERR_FILENO, &mut buffer);
+    sink.put(b"fadvise-shim: ");
+    for part in parts {
+        fadvise_shim_core::text::put_sanitized(&mut sink, part);
+    }
+    sink.put(b"\n");
+    sink.flush();
+}
+
+/// Writes `value` in decimal into `out`, returning the digits written.
+pub fn decimal(value: u64, out: &mut [u8; 20]) -> &[u8] {
+    let cell = fadvise_shim_core::text::Cell::number(value);
+    let digits = cell.as_bytes();
+    out[..digits.len()].copy_from_slice(digits);
+    &out[..digits.len()]
+}
