@@ -1,5 +1,194 @@
-//! Not written yet.
-use crate::Outcome;
-pub fn main(_args: crate::cli::RunArgs) -> Outcome {
-    Err(crate::Failure("not implemented yet".into()))
+//! `fadvise-shim run`: runs a command and all its children under the shim,
+//! each process dumping at exit into one directory, then prints the merged
+//! table to stderr and exits with the command's status.
+
+use std::ffi::OsString;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+use fadvise_shim_core::policy::{parse_policy_bytes, DUMP_DIR_ENV, ON_EXIT_ENV, POLICY_ENV};
+
+use crate::cli::RunArgs;
+use crate::{Failure, Outcome};
+
+/// File name of the preload library.
+pub const LIBRARY_NAME: &str = "libfadvise_shim.so";
+
+pub fn main(args: RunArgs) -> Outcome {
+    let library = locate_library()?;
+    if let Some(policy) = &args.policy {
+        check_policy(policy)?;
+    }
+    let (dump_dir, temporary) = match &args.dump_dir {
+        Some(dir) => {
+            std::fs::create_dir_all(dir)
+                .map_err(|error| Failure(format!("{}: {error}", dir.display())))?;
+            (absolute(dir)?, false)
+        }
+        None => (temporary_dir()?, true),
+    };
+    let (program, arguments) = args
+        .command
+        .split_first()
+        .ok_or_else(|| Failure("no command given".into()))?;
+    let mut command = Command::new(program);
+    command
+        .args(arguments)
+        .env(
+            "LD_PRELOAD",
+            preload_value(&library, std::env::var_os("LD_PRELOAD")),
+        )
+        .env(DUMP_DIR_ENV, &dump_dir)
+        .env(ON_EXIT_ENV, "1");
+    if let Some(policy) = &args.policy {
+        command.env(POLICY_ENV, absolute(policy)?);
+    }
+    let mut child = command
+        .spawn()
+        .map_err(|error| Failure(format!("cannot run {}: {error}", program.to_string_lossy())))?;
+    // Like `time`, let Ctrl-C reach the command but not us, so the table of
+    // an interrupted command is still printed.
+    ignore_terminal_signals();
+    let status = child
+        .wait()
+        .map_err(|error| Failure(format!("waiting for the command: {error}")))?;
+    print_table(&dump_dir, program);
+    if temporary {
+        let _ = std::fs::remove_dir_all(&dump_dir);
+    }
+    let code = match (status.code(), status.signal()) {
+        (Some(code), _) => code,
+        (None, Some(signal)) => 128 + signal,
+        (None, None) => 1,
+    };
+    Ok(ExitCode::from(code.clamp(0, 255) as u8))
+}
+
+/// Finds the library beside this executable, or where `install` puts it
+/// (`/usr/lib/fadvise-shim/` next to `/usr/bin/`).
+pub fn locate_library() -> Result<PathBuf, Failure> {
+    let executable = std::env::current_exe()
+        .map_err(|error| Failure(format!("cannot find my own executable: {error}")))?;
+    let directory = executable.parent().unwrap_or(Path::new("/"));
+    let candidates = [
+        directory.join(LIBRARY_NAME),
+        directory.join("../lib/fadvise-shim").join(LIBRARY_NAME),
+    ];
+    candidates
+        .iter()
+        .find(|candidate| candidate.is_file())
+        .map(|found| found.canonicalize().unwrap_or_else(|_| found.clone()))
+        .ok_or_else(|| {
+            let looked: Vec<String> = candidates.iter().map(|c| c.display().to_string()).collect();
+            Failure(format!(
+                "cannot find {LIBRARY_NAME} (looked in {})",
+                looked.join(" and ")
+            ))
+        })
+}
+
+/// The library in front of an existing `LD_PRELOAD`, never replacing it.
+pub fn preload_value(library: &Path, existing: Option<OsString>) -> OsString {
+    let mut value = OsString::from(library);
+    if let Some(existing) = existing.filter(|existing| !existing.is_empty()) {
+        let already = existing
+            .to_string_lossy()
+            .split([':', ' '])
+            .any(|entry| Path::new(entry) == library);
+        if already {
+            return existing;
+        }
+        value.push(":");
+        value.push(existing);
+    }
+    value
+}
+
+/// Refuses to start with a policy the shim would ignore.
+fn check_policy(policy: &Path) -> Result<(), Failure> {
+    let bytes =
+        std::fs::read(policy).map_err(|error| Failure(format!("{}: {error}", policy.display())))?;
+    parse_policy_bytes(&bytes).map(drop).map_err(|errors| {
+        let first = &errors[0];
+        Failure(format!(
+            "{}:{}:{}: {} (see `fadvise-shim check {}`)",
+            policy.display(),
+            first.line,
+            first.column,
+            first.message,
+            policy.display()
+        ))
+    })
+}
+
+fn absolute(path: &Path) -> Result<PathBuf, Failure> {
+    std::path::absolute(path).map_err(|error| Failure(format!("{}: {error}", path.display())))
+}
+
+/// A fresh private directory for this run's dumps.
+fn temporary_dir() -> Result<PathBuf, Failure> {
+    use std::os::unix::fs::DirBuilderExt;
+    let base = std::env::temp_dir();
+    let pid = std::process::id();
+    for attempt in 0..100u32 {
+        let dir = base.join(format!("fadvise-shim-run.{pid}.{attempt}"));
+        match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(error) => return Err(Failure(format!("{}: {error}", dir.display()))),
+        }
+    }
+    Err(Failure(format!(
+        "cannot create a directory in {}",
+        base.display()
+    )))
+}
+
+fn ignore_terminal_signals() {
+    // SAFETY: setting dispositions to SIG_IGN has no memory-safety
+    // requirement; the child already runs with its own.
+    unsafe {
+        libc::signal(libc::SIGINT, libc::SIG_IGN);
+        libc::signal(libc::SIGQUIT, libc::SIG_IGN);
+    }
+}
+
+fn print_table(dump_dir: &Path, program: &std::ffi::OsStr) {
+    use std::io::Write;
+    let has_dumps = std::fs::read_dir(dump_dir).is_ok_and(|mut entries| {
+        entries.any(|entry| {
+            entry.is_ok_and(|entry| entry.file_name().to_string_lossy().ends_with(".dump"))
+        })
+    });
+    let text = if has_dumps {
+        match crate::report::table_for_dir(dump_dir) {
+            Ok(table) => table,
+            Err(Failure(message)) => format!("fadvise-shim: {message}\n").into_bytes(),
+        }
+    } else {
+        format!(
+            "fadvise-shim: {} made no intercepted call\n",
+            program.to_string_lossy()
+        )
+        .into_bytes()
+    };
+    let _ = std::io::stderr().write_all(&text);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn preload_is_prepended_not_replaced() {
+        let library = Path::new("/opt/libfadvise_shim.so");
+        assert_eq!(preload_value(library, None), "/opt/libfadvise_shim.so");
+        assert_eq!(
+            preload_value(library, Some("/usr/lib/libeatmydata.so".into())),
+            "/opt/libfadvise_shim.so:/usr/lib/libeatmydata.so"
+        );
+        let already = OsString::from("/x.so:/opt/libfadvise_shim.so");
+        assert_eq!(preload_value(library, Some(already.clone())), already);
+    }
 }

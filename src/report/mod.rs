@@ -40,8 +40,6 @@ pub fn main(args: ReportArgs) -> Outcome {
 
 /// The merged table of every dump in `dir`, grouped by call: what `run`
 /// prints when its program ends.
-// Called by `run` (src/run.rs) once it is written.
-#[allow(dead_code)]
 pub fn table_for_dir(dir: &Path) -> Result<Vec<u8>, Failure> {
     let dumps = load::load(&[dir.to_path_buf()])?;
     Ok(table::render(&dumps, GroupBy::Call))
