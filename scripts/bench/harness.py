@@ -513,6 +513,7 @@ def main():
     (work / "probe.dat").write_bytes(os.urandom(16 << 20))
 
     started = time.monotonic()
+    load_before = os.getloadavg()[0]
     bench = Bench(args)
     for case in (bench.case_loop, bench.case_fdatasync, bench.case_scenario, bench.case_tools,
                  bench.case_startup):
@@ -520,6 +521,8 @@ def main():
         log(f"{time.monotonic() - started:.0f} s so far")
     bench.notes.append(f"Loops make up to {bench.size['loop']:,} calls per run, fewer when a call is slow "
                        f"(sized by a first pilot run to about {bench.size['run_seconds']} s).")
+    bench.notes.append(f"Load average (1 min) {load_before:.2f} at the start, {os.getloadavg()[0]:.2f} at the end "
+                       "(other work on the machine widens the spread; alternation keeps ratios fair).")
     bench.notes.append(f"Run took {time.monotonic() - started:.0f} s"
                        f"{' (--quick: smaller counts, not for the record)' if args.quick else ''}.")
     table = bench.table()
