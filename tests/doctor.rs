@@ -395,6 +395,22 @@ fn dump_prints_the_table_of_a_live_process() {
 }
 
 #[test]
+fn dump_of_a_process_that_made_no_call_says_so() {
+    // Such a process writes no dump: `dump` waits its 5 s, then explains.
+    let dir = TempDir::new().unwrap();
+    let mut live = fsync_then_wait(&dir, 0, true, &[]);
+    let output = dump(live.pid());
+    assert_one_line_failure(
+        &output,
+        &[&format!(
+            "process {} made no intercepted call yet (no dump written)",
+            live.pid()
+        )],
+    );
+    assert!(live.is_alive(), "the dump signal must not end the process");
+}
+
+#[test]
 fn dump_refuses_a_process_without_the_shim_and_leaves_it_alone() {
     let dir = TempDir::new().unwrap();
     let mut live = fsync_then_wait(&dir, 1, false, &[]);
