@@ -32,27 +32,19 @@ fn threads_dump(scratch: &Scratch, shim: Shim) -> (Dump, String) {
             "the shim printed something with no policy"
         );
     }
-    let pid = finished_pid(scratch);
-    let path = scratch.dump_file_of(pid).expect("dump file");
-    let text = std::fs::read_to_string(path).unwrap();
-    let dumps = scratch.dumps();
-    assert_eq!(dumps.len(), 1, "{:?}", scratch.dump_dir_listing());
-    (dumps.into_iter().next().unwrap().1, text)
-}
-
-/// The pid of the only process that dumped.
-fn finished_pid(scratch: &Scratch) -> u32 {
-    let dumps = scratch.dumps();
+    let mut dumps = scratch.dumps();
     assert_eq!(
         dumps.len(),
         1,
-        "expected one dump: {:?}",
+        "one dump expected: {:?}",
         scratch.dump_dir_listing()
     );
-    dumps[0].1.pid
+    let (name, dump) = dumps.pop().unwrap();
+    let text = std::fs::read_to_string(scratch.dump_dir().join(name)).unwrap();
+    (dump, text)
 }
 
-/// Every call but `call` is absent from the dump.
+/// No call outside `calls` appears in the dump.
 fn assert_only(dump: &Dump, calls: &[Call]) {
     for (call, stats) in dump.stats.made() {
         assert!(

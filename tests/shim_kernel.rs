@@ -141,6 +141,12 @@ fn page_cache(scratch: &Scratch, shim: Shim, name: &str) -> (u64, u64, u64, Stri
     command.arg(scratch.file(name));
     let finished = run(&mut command, TIMEOUT);
     finished.assert_success("page_cache");
+    if matches!(shim, Shim::Default) {
+        assert_eq!(
+            finished.stderr, "",
+            "the shim printed something with no policy"
+        );
+    }
     let field = |label: &str| -> Vec<String> {
         let line = finished
             .stdout

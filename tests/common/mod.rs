@@ -10,7 +10,7 @@
 #![allow(dead_code)]
 
 use std::collections::HashMap;
-use std::ffi::{OsStr, OsString};
+use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
@@ -487,12 +487,4 @@ pub fn counts(stats: &CallStats) -> (u64, u64, u64, u64, u64) {
         stats.limited,
         stats.errors,
     )
-}
-
-/// The arguments of a command line, as `OsString`s.
-pub fn args<I: IntoIterator<Item = S>, S: AsRef<OsStr>>(items: I) -> Vec<OsString> {
-    items
-        .into_iter()
-        .map(|item| item.as_ref().to_owned())
-        .collect()
 }
