@@ -43,6 +43,8 @@ static CURRENT: AtomicUsize = AtomicUsize::new(NO_SLOT);
 /// How often the policy file's metadata is looked at.
 const CHECK_INTERVAL_NS: u64 = 1_000_000_000;
 static NEXT_CHECK_NS: AtomicU64 = AtomicU64::new(u64::MAX);
+/// The same deadline in wall-clock seconds, for calls that read no clock.
+static NEXT_CHECK_SECONDS: AtomicU64 = AtomicU64::new(u64::MAX);
 static RELOADING: AtomicBool = AtomicBool::new(false);
 /// Identity of the file version last looked at (0: none yet).
 static SEEN_STAMP: AtomicU64 = AtomicU64::new(0);
@@ -122,10 +124,7 @@ pub fn load_initial(settings: Settings) {
     SEEN_STAMP.store(stamp, Ordering::Relaxed);
     let source = settings.policy_path.as_deref().filter(|_| stamp != 0);
     publish(Box::new(Compiled::new(&policy, source, settings)));
-    NEXT_CHECK_NS.store(
-        crate::clock::coarse_ns() + CHECK_INTERVAL_NS,
-        Ordering::Relaxed,
-    );
+    schedule_next_check(crate::clock::monotonic_ns());
 }
 
 /// Called by calls with the time they read: at most once per interval, one
@@ -137,13 +136,35 @@ pub fn reload_if_due(now_ns: u64) {
     }
 }
 
+/// For calls answered without the kernel, which read no clock: `time()` goes
+/// through the vDSO to one memory load (≈ 2 ns), and its one-second
+/// resolution is all a once-a-second check needs.
+#[inline(always)]
+pub fn reload_if_due_by_wall_clock() {
+    if wall_clock_seconds() >= NEXT_CHECK_SECONDS.load(Ordering::Relaxed) {
+        reload(crate::clock::monotonic_ns());
+    }
+}
+
+#[inline(always)]
+fn wall_clock_seconds() -> u64 {
+    // SAFETY: `time` with a null pointer only returns the time.
+    unsafe { libc::time(ptr::null_mut()) }.max(0) as u64
+}
+
+/// Sets when the policy file is next looked at: a second from now.
+fn schedule_next_check(now_ns: u64) {
+    NEXT_CHECK_NS.store(now_ns.saturating_add(CHECK_INTERVAL_NS), Ordering::Relaxed);
+    NEXT_CHECK_SECONDS.store(wall_clock_seconds() + 1, Ordering::Relaxed);
+}
+
 #[cold]
 #[inline(never)]
 fn reload(now_ns: u64) {
     if RELOADING.swap(true, Ordering::Acquire) {
         return;
     }
-    NEXT_CHECK_NS.store(now_ns.saturating_add(CHECK_INTERVAL_NS), Ordering::Relaxed);
+    schedule_next_check(now_ns);
     let _errno = ErrnoGuard::save();
     let _no_cancel = NoCancel::new();
     if let Some(settings) = SETTINGS.get() {

@@ -31,11 +31,11 @@ pub const TABLE_LEN: usize = Call::COUNT * ADVICE_SLOTS;
 /// `posix_fadvise`).
 #[inline(always)]
 pub fn table_index(call: Call, raw_advice: libc::c_int) -> usize {
-    let slot = if call == Call::PosixFadvise && (0..6).contains(&raw_advice) {
-        raw_advice as usize
-    } else {
-        ADVICE_SLOTS - 1
+    let advice = match call {
+        Call::PosixFadvise => Advice::from_raw(raw_advice),
+        _ => None,
     };
+    let slot = advice.map_or(ADVICE_SLOTS - 1, Advice::index);
     call.index() * ADVICE_SLOTS + slot
 }
 
@@ -98,11 +98,10 @@ impl Compiled {
         }
         let mut table = [PASS; TABLE_LEN];
         for call in Call::ALL {
-            for raw_advice in 0..ADVICE_SLOTS as libc::c_int {
-                let advice = (call == Call::PosixFadvise)
-                    .then(|| Advice::from_raw(raw_advice))
-                    .flatten();
+            let advices = Advice::ALL.into_iter().map(Some).chain([None]);
+            for advice in advices {
                 let first = rules.iter().find(|rule| rule.covers(call, advice));
+                let raw_advice = advice.map_or(-1, Advice::raw);
                 table[table_index(call, raw_advice)] = match first {
                     Some(rule) if rule.rule.path.is_some() => BY_PATH,
                     Some(rule) => rule.entry,

@@ -84,6 +84,7 @@ fn missing() -> i64 {
     -1
 }
 
+#[inline(always)]
 fn fadvise(
     real: Option<unsafe extern "C-unwind" fn(c_int, off64_t, off64_t, c_int) -> c_int>,
     fd: c_int,
@@ -167,6 +168,7 @@ pub unsafe extern "C-unwind" fn sync_file_range(
 }
 
 /// `fsync`, `fdatasync` and `syncfs`: one descriptor, -1 and `errno`.
+#[inline(always)]
 fn fd_call(
     call: Call,
     real: Option<unsafe extern "C-unwind" fn(c_int) -> c_int>,

@@ -81,7 +81,7 @@ pub fn intercept(
     } else {
         counters::record_dropped(call);
     }
-    active::reload_if_due(clock::coarse_ns());
+    active::reload_if_due_by_wall_clock();
     Outcome::Answered
 }
 
