@@ -9,14 +9,14 @@
 // Each test binary includes this module and uses only part of it.
 #![allow(dead_code)]
 
-use std::collections::HashMap;
 use std::ffi::OsStr;
+use std::hash::{Hash, Hasher};
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -49,29 +49,37 @@ pub fn library() -> PathBuf {
     library
 }
 
-/// The C program `tests/c/NAME.c`, compiled once per test binary run. Its
-/// file name is NAME, so its dumps are `NAME.<pid>.dump`.
+/// The C program `tests/c/NAME.c`, compiled with `cc` on first use. Its
+/// file name is NAME, so its dumps are `NAME.<pid>.dump`. Binaries are kept
+/// under the target directory, keyed by the source's content, so that test
+/// binaries share them and an edited source is compiled again.
 pub fn c_program(name: &str) -> PathBuf {
-    static BUILT: OnceLock<(TempDir, Mutex<HashMap<String, PathBuf>>)> = OnceLock::new();
-    let (dir, built) = BUILT.get_or_init(|| {
-        let dir = tempfile::Builder::new()
-            .prefix("c-programs-")
-            .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
-            .expect("temporary directory for C programs");
-        (dir, Mutex::new(HashMap::new()))
-    });
-    // Held while compiling, so parallel tests never race on one output file.
-    let mut built = built
+    static COMPILING: Mutex<()> = Mutex::new(());
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/c/{name}.c"));
+    let text =
+        std::fs::read(&source).unwrap_or_else(|error| panic!("{}: {error}", source.display()));
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    (&text, CC_FLAGS).hash(&mut hasher);
+    let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("c-programs");
+    let dir = root.join(format!("{name}-{:016x}", hasher.finish()));
+    let binary = dir.join(name);
+    // Within one test binary, parallel tests wait for one compilation.
+    let _compiling = COMPILING
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
-    if let Some(path) = built.get(name) {
-        return path.clone();
+    if binary.is_file() {
+        return binary;
     }
-    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/c/{name}.c"));
-    let binary = dir.path().join(name);
+    // Other test binaries may compile the same program at the same time:
+    // each builds in a directory of its own and renames it into place.
+    std::fs::create_dir_all(&root).expect("create C program directory");
+    let staging = root.join(format!(".{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&staging);
+    std::fs::create_dir(&staging).expect("create staging directory");
     let output = Command::new("cc")
-        .args(["-O2", "-g", "-Wall", "-Wextra", "-pthread", "-o"])
-        .arg(&binary)
+        .args(CC_FLAGS)
+        .arg("-o")
+        .arg(staging.join(name))
         .arg(&source)
         .output()
         .expect("cc runs");
@@ -81,9 +89,19 @@ pub fn c_program(name: &str) -> PathBuf {
         source.display(),
         String::from_utf8_lossy(&output.stderr)
     );
-    built.insert(name.to_string(), binary.clone());
+    if std::fs::rename(&staging, &dir).is_err() {
+        // Another test binary won the race; its copy is the same program.
+        let _ = std::fs::remove_dir_all(&staging);
+    }
+    assert!(
+        binary.is_file(),
+        "{} missing after compiling",
+        binary.display()
+    );
     binary
 }
+
+const CC_FLAGS: [&str; 5] = ["-O2", "-g", "-Wall", "-Wextra", "-pthread"];
 
 /// `program` with an environment free of the shim: no `LD_PRELOAD`, no
 /// inherited `FADVISE_SHIM_*`, and the C locale so tools' messages are
