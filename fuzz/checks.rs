@@ -1,0 +1,84 @@
+//! What every fuzz input must survive, shared by the cargo-fuzz targets and
+//! by `tests/fuzz_corpus.rs` (which replays the saved corpus in the normal
+//! test suite): parsing never panics, and a parsed value can be used the way
+//! the preload library, `check` and `report` use it without panicking.
+
+use std::path::Path;
+
+use fadvise_shim_core::call::{Advice, Call};
+use fadvise_shim_core::dump::{parse_dump, write_dump, Header, Reason};
+use fadvise_shim_core::policy::{parse_policy_bytes, Action};
+
+/// A policy file's bytes: valid ones are used as the shim uses them; invalid
+/// ones must come with at least one error at a real position.
+pub fn policy(bytes: &[u8]) {
+    let policy = match parse_policy_bytes(bytes) {
+        Ok(policy) => policy,
+        Err(errors) => {
+            assert!(!errors.is_empty(), "rejected without a reason");
+            let lines = bytes.split(|&byte| byte == b'\n').count();
+            for error in &errors {
+                assert!(error.line >= 1 && error.column >= 1, "{error}");
+                assert!(error.line <= lines, "{error} is past line {lines}");
+            }
+            return;
+        }
+    };
+    let _ = (policy.dump.signal.number(), policy.dump.signal.name());
+    let advices = std::iter::once(None).chain(Advice::ALL.map(Some));
+    let advices: Vec<Option<Advice>> = advices.collect();
+    for rule in &policy.rules {
+        let _ = rule.label();
+        let _ = rule.applies_to_exe(Path::new("/usr/bin/dd"));
+        if let Some(globs) = &rule.path {
+            let _ = globs.matches_path(Path::new("/var/log/app/current.log"));
+        }
+        for call in Call::ALL {
+            for &advice in &advices {
+                let _ = rule.covers(call, advice);
+            }
+        }
+        if let Action::Limit(limit) = rule.action {
+            // The limiter divides by the rate and multiplies by the burst.
+            assert!(limit.rate.is_finite() && limit.rate > 0.0, "{limit:?}");
+            assert!(limit.burst.is_finite() && limit.burst >= 1.0, "{limit:?}");
+        }
+    }
+}
+
+/// A dump file's bytes (read as `fadvise-shim report` reads them, lossily):
+/// a dump that parses can be summarised, merged, and written back to the
+/// same statistics.
+pub fn dump(bytes: &[u8]) {
+    let text = String::from_utf8_lossy(bytes);
+    let Ok(dump) = parse_dump(&text) else {
+        return;
+    };
+    for (_, stats) in dump.stats.made() {
+        let _ = (stats.count(), stats.passed(), stats.min(), stats.max());
+        for quantile in [0.0, 0.5, 0.9, 0.99, 0.999, 1.0] {
+            let _ = stats.quantile(quantile);
+        }
+        let _ = stats.approximate_sum_ns();
+    }
+    let header = Header {
+        pid: dump.pid,
+        ppid: dump.ppid,
+        exe: dump.exe.as_bytes(),
+        policy: dump.policy.as_bytes(),
+        signal: &dump.signal,
+        reason: Reason::Signal,
+        unix_time: dump.unix_time,
+    };
+    let mut written = Vec::new();
+    write_dump(&mut written, &header, &dump.stats);
+    let written = String::from_utf8(written).expect("the writer writes UTF-8");
+    let again = parse_dump(&written)
+        .unwrap_or_else(|error| panic!("a written dump does not read back: {error}\n{written}"));
+    assert_eq!(
+        again.stats, dump.stats,
+        "statistics changed on a round trip"
+    );
+    let mut merged = dump.stats.clone();
+    merged.merge(&dump.stats);
+}

@@ -1,0 +1,10 @@
+//! Fuzz target: `parse_dump` on arbitrary bytes read lossily as UTF-8 (see
+//! `checks.rs`).
+#![no_main]
+
+// Each target uses one of the shared checks.
+#[allow(dead_code)]
+#[path = "../checks.rs"]
+mod checks;
+
+libfuzzer_sys::fuzz_target!(|bytes: &[u8]| checks::dump(bytes));

@@ -1,0 +1,9 @@
+//! Fuzz target: `parse_policy_bytes` on arbitrary bytes (see `checks.rs`).
+#![no_main]
+
+// Each target uses one of the shared checks.
+#[allow(dead_code)]
+#[path = "../checks.rs"]
+mod checks;
+
+libfuzzer_sys::fuzz_target!(|bytes: &[u8]| checks::policy(bytes));
