@@ -3,7 +3,8 @@
  * exists, so a test can signal it or plant files meanwhile. It installs no
  * signal handler of its own.
  *
- * Prints `pid P fadvise F/N fsync S/N`: calls that returned success.
+ * Prints `fadvise F/N fsync S/N`: calls that returned success; with
+ * STOPFILE, then `pid P ready`.
  *
  * Usage: calls FILE N_FADVISE N_FSYNC [STOPFILE] */
 #include <fcntl.h>
@@ -28,10 +29,9 @@ int main(int argc, char **argv)
         fadvise_ok += posix_fadvise(fd, 0, 0, POSIX_FADV_WILLNEED) == 0;
     for (long i = 0; i < fsyncs; i++)
         fsync_ok += fsync(fd) == 0;
-    printf("pid %d fadvise %ld/%ld fsync %ld/%ld\n", (int)getpid(), fadvise_ok, fadvises,
-           fsync_ok, fsyncs);
+    printf("fadvise %ld/%ld fsync %ld/%ld\n", fadvise_ok, fadvises, fsync_ok, fsyncs);
     if (argc == 5) {
-        printf("ready\n");
+        printf("pid %d ready\n", (int)getpid());
         fflush(stdout);
         while (access(argv[4], F_OK) != 0)
             usleep(5000);
