@@ -1,0 +1,221 @@
+//! Would `libfadvise_shim.so` load in this root? Checked before anything is
+//! written, from the files alone: the root's own programs say which loader
+//! and architecture it uses (`PT_INTERP` and the ELF machine of `/bin/sh`),
+//! and the root's libraries must provide what the library needs — each
+//! `DT_NEEDED` file, and every symbol version (`GLIBC_2.34`, ...) it needs
+//! from them. A library that cannot load under `/etc/ld.so.preload` makes
+//! the loader complain in every process of the image, so install refuses.
+
+use std::path::{Path, PathBuf};
+
+use object::Architecture;
+
+use super::elf::{self, ElfInfo};
+use super::root::Root;
+use crate::run::LIBRARY_NAME;
+use crate::Failure;
+
+/// Programs nearly every image has, to learn the root's loader from.
+const REFERENCE_PROGRAMS: [&str; 2] = ["/bin/sh", "/usr/bin/env"];
+
+/// Checks that the library in `library` would load in `root`; on success,
+/// a one-line description of the root.
+pub fn check(root: &Root, library: &[u8]) -> Result<String, Failure> {
+    let refuse = |reason: String| {
+        Failure(format!(
+            "cannot install into {}: {reason}",
+            root.dir().display()
+        ))
+    };
+    let library = elf::read(library).ok_or_else(|| refuse(format!("{LIBRARY_NAME} is not ELF")))?;
+    let Some((program_path, program)) = reference_program(root) else {
+        if let Some(musl) = musl_loader(root) {
+            return Err(refuse(musl_reason(&musl)));
+        }
+        return Err(refuse(format!(
+            "no loader: neither {} is a program there (is it an image's root file system?)",
+            REFERENCE_PROGRAMS.join(" nor ")
+        )));
+    };
+    if (program.architecture, program.bits) != (library.architecture, library.bits) {
+        return Err(refuse(format!(
+            "foreign architecture: {program_path} is {}, {LIBRARY_NAME} is {}",
+            describe_machine(&program),
+            describe_machine(&library)
+        )));
+    }
+    let loader = match &program.interpreter {
+        Some(interpreter) if file_name(interpreter).starts_with("ld-musl-") => {
+            return Err(refuse(musl_reason(interpreter)))
+        }
+        Some(interpreter) if !root.resolve(interpreter).exists() => {
+            return Err(refuse(format!(
+                "no loader: {interpreter}, the loader of {program_path}, is missing"
+            )))
+        }
+        Some(interpreter) => interpreter.clone(),
+        // A static /bin/sh (busybox) says nothing; the libraries decide.
+        None => match musl_loader(root) {
+            Some(musl) => return Err(refuse(musl_reason(&musl))),
+            None => format!("none for {program_path} (static)"),
+        },
+    };
+    let mut provided = Vec::new();
+    for name in &library.needed {
+        let Some((path, info)) = find_library(root, name, &library) else {
+            return Err(refuse(format!(
+                "no {name} in the library directories, and {LIBRARY_NAME} needs it{}",
+                if name.starts_with("libc.so") || name.starts_with("ld-linux") {
+                    " (not a glibc root)"
+                } else {
+                    ""
+                }
+            )));
+        };
+        provided.push((name.clone(), path, info));
+    }
+    for (file, versions) in &library.version_needs {
+        let Some((_, path, info)) = provided.iter().find(|(name, _, _)| name == file) else {
+            continue;
+        };
+        let missing = missing_versions(versions, &info.version_definitions);
+        if let Some(first) = missing.first() {
+            let newest = newest_version(&info.version_definitions, version_family(first))
+                .map_or(String::new(), |newest| format!(" (it has up to {newest})"));
+            return Err(refuse(format!(
+                "{} is too old: {LIBRARY_NAME} needs {}{newest}",
+                path.display(),
+                missing.join(", ")
+            )));
+        }
+    }
+    let libc = provided
+        .iter()
+        .find(|(name, _, _)| name.starts_with("libc.so"))
+        .and_then(|(_, _, info)| newest_version(&info.version_definitions, "GLIBC"))
+        .unwrap_or("no libc");
+    Ok(format!(
+        "{} root, loader {loader}, {libc}",
+        describe_machine(&program)
+    ))
+}
+
+fn musl_reason(loader: &str) -> String {
+    format!("musl root ({loader}): {LIBRARY_NAME} needs glibc")
+}
+
+/// The first reference program that is an ELF file, with its path inside.
+fn reference_program(root: &Root) -> Option<(&'static str, ElfInfo)> {
+    REFERENCE_PROGRAMS.into_iter().find_map(|path| {
+        let bytes = std::fs::read(root.resolve(path)).ok()?;
+        Some((path, elf::read(&bytes)?))
+    })
+}
+
+/// A musl loader (`/lib/ld-musl-ARCH.so.1`) in the root, as seen inside.
+fn musl_loader(root: &Root) -> Option<String> {
+    let entries = std::fs::read_dir(root.resolve("/lib")).ok()?;
+    entries
+        .filter_map(Result::ok)
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .find(|name| name.starts_with("ld-musl-"))
+        .map(|name| format!("/lib/{name}"))
+}
+
+/// `name` in the root's system library directories, built for the same
+/// machine as `like` (a 32-bit `/lib` on a multilib root does not count).
+fn find_library(root: &Root, name: &str, like: &ElfInfo) -> Option<(PathBuf, ElfInfo)> {
+    let mut directories = Vec::new();
+    if let Some(triplet) = multiarch_triplet(like.architecture) {
+        directories.push(format!("/lib/{triplet}"));
+        directories.push(format!("/usr/lib/{triplet}"));
+    }
+    directories.extend(["/lib64", "/usr/lib64", "/lib", "/usr/lib"].map(String::from));
+    directories.iter().find_map(|directory| {
+        let path = root.resolve(&format!("{directory}/{name}"));
+        let info = elf::read(&std::fs::read(&path).ok()?)?;
+        let same_machine = (info.architecture, info.bits) == (like.architecture, like.bits);
+        same_machine.then_some((path, info))
+    })
+}
+
+/// Debian's multiarch directory name for an architecture.
+fn multiarch_triplet(architecture: Architecture) -> Option<&'static str> {
+    match architecture {
+        Architecture::X86_64 => Some("x86_64-linux-gnu"),
+        Architecture::Aarch64 => Some("aarch64-linux-gnu"),
+        Architecture::I386 => Some("i386-linux-gnu"),
+        Architecture::Arm => Some("arm-linux-gnueabihf"),
+        Architecture::PowerPc64 => Some("powerpc64le-linux-gnu"),
+        Architecture::S390x => Some("s390x-linux-gnu"),
+        Architecture::Riscv64 => Some("riscv64-linux-gnu"),
+        _ => None,
+    }
+}
+
+fn describe_machine(info: &ElfInfo) -> String {
+    format!("{:?} ({}-bit)", info.architecture, info.bits).to_lowercase()
+}
+
+fn file_name(path: &str) -> String {
+    Path::new(path)
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// The needed versions that are not defined, in the order needed.
+fn missing_versions(needed: &[String], defined: &[String]) -> Vec<String> {
+    needed
+        .iter()
+        .filter(|version| !defined.contains(version))
+        .cloned()
+        .collect()
+}
+
+/// `GLIBC` for `GLIBC_2.34`.
+fn version_family(version: &str) -> &str {
+    version.split('_').next().unwrap_or(version)
+}
+
+/// The highest `FAMILY_x.y.z` in `defined`, comparing numbers, not text.
+fn newest_version<'a>(defined: &'a [String], family: &str) -> Option<&'a str> {
+    defined
+        .iter()
+        .filter_map(|version| {
+            let number = version.strip_prefix(family)?.strip_prefix('_')?;
+            let parts: Option<Vec<u32>> = number.split('.').map(|part| part.parse().ok()).collect();
+            Some((parts?, version.as_str()))
+        })
+        .max()
+        .map(|(_, version)| version)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(list: &[&str]) -> Vec<String> {
+        list.iter().map(|name| name.to_string()).collect()
+    }
+
+    #[test]
+    fn versions_compare_as_numbers() {
+        let defined = names(&["GLIBC_2.2.5", "GLIBC_2.9", "GLIBC_2.36", "GLIBC_PRIVATE"]);
+        assert_eq!(newest_version(&defined, "GLIBC"), Some("GLIBC_2.36"));
+        assert_eq!(newest_version(&defined, "GCC"), None);
+        assert_eq!(version_family("GLIBC_2.34"), "GLIBC");
+    }
+
+    #[test]
+    fn an_older_glibc_lacks_versions() {
+        let needed = names(&["GLIBC_2.2.5", "GLIBC_2.34", "GLIBC_2.33"]);
+        let old = names(&["GLIBC_2.2.5", "GLIBC_2.28", "GLIBC_2.31"]);
+        assert_eq!(
+            missing_versions(&needed, &old),
+            names(&["GLIBC_2.34", "GLIBC_2.33"])
+        );
+        let new = names(&["GLIBC_2.2.5", "GLIBC_2.33", "GLIBC_2.34", "GLIBC_2.36"]);
+        assert!(missing_versions(&needed, &new).is_empty());
+    }
+}
