@@ -6,7 +6,10 @@
 # holds the latest table. Never run as a timed test: CI may run --quick as
 # a smoke test only.
 #
-#   scripts/bench.sh [--quick] [--output FILE]
+#   scripts/bench.sh [--quick] [--output FILE] [--no-build]
+#
+# --no-build uses target/release as it is (e.g. while the work tree does not
+# build); by default the workspace is built in release mode first.
 #
 # Needs: cc, g++ with libgoogle-glog-dev, python3, eatmydata; strace, perf
 # and bpftrace are used when present (root is needed for perf trace and
@@ -17,11 +20,13 @@ cd "$(dirname "$0")/.."
 
 quick=()
 output=()
+build=yes
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) quick=(--quick) ;;
+    --no-build) build=no ;;
     --output) output=(--output "$(realpath -m "$2")"); shift ;;
-    -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench.sh: unknown argument $1 (try --help)" >&2; exit 2 ;;
   esac
   shift
@@ -34,7 +39,9 @@ if [ -e /etc/fadvise-shim/policy.toml ]; then
 fi
 unset LD_PRELOAD FADVISE_SHIM_POLICY FADVISE_SHIM_DUMP_DIR FADVISE_SHIM_ON_EXIT
 
-cargo build --release --workspace --quiet
+if [ "$build" = yes ]; then
+  cargo build --release --workspace --quiet
+fi
 shim=target/release/libfadvise_shim.so
 cli=target/release/fadvise-shim
 for artifact in "$shim" "$cli"; do
