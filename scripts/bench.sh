@@ -26,7 +26,7 @@ while [ $# -gt 0 ]; do
     --quick) quick=(--quick) ;;
     --no-build) build=no ;;
     --output) output=(--output "$(realpath -m "$2")"); shift ;;
-    -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench.sh: unknown argument $1 (try --help)" >&2; exit 2 ;;
   esac
   shift
