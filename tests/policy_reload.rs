@@ -14,7 +14,9 @@ use std::os::unix::fs::{symlink, MetadataExt};
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::{library, run, Running, Scratch, Shim, TIMEOUT};
+use common::{counts, library, run, Running, Scratch, Shim, TIMEOUT};
+use fadvise_shim_core::call::Call;
+use fadvise_shim_core::policy::ON_EXIT_ENV;
 use fadvise_shim_core::policy::POLICY_ENV;
 use policy_common::policy_program;
 
@@ -318,4 +320,70 @@ fn memory_stays_bounded_over_reloads() {
         last <= settled + 2 * one_version,
         "resident KiB by reload: {resident:?} (one version ≈ {one_version} KiB)"
     );
+}
+
+/// A policy file that is missing when the program starts costs one stderr
+/// line; when it appears later, it applies.
+#[test]
+fn a_policy_that_appears_later_applies() {
+    let scratch = Scratch::new();
+    let policy = scratch.file("policy.toml");
+    let mut ticker = Ticker::start(&scratch, &policy, 20_000);
+    ticker.assert_steady(KERNEL, Duration::from_millis(1500), "no policy file");
+    let stderr = ticker.stderr();
+    let start = format!("fadvise-shim: {}: ", policy.display());
+    assert!(
+        stderr.starts_with(&start) && stderr.lines().count() == 1,
+        "{stderr:?}"
+    );
+    ticker.expect_flip(DROPPED, "policy created", || rename_over(&policy, DROP_ALL));
+    assert_eq!(ticker.stderr(), stderr, "nothing more on stderr");
+}
+
+/// Threads in the middle of calls that look up their file's path while
+/// the policy is swapped under them: nothing breaks, every call gets one
+/// of the two verdicts, and the counts stay exact.
+#[test]
+fn threads_calling_through_path_rules_survive_swaps() {
+    let scratch = Scratch::new();
+    let data_dir = scratch.file("data");
+    std::fs::create_dir(&data_dir).unwrap();
+    let path_rule = |action: &str| {
+        format!(
+            "[[rule]]\ncall = \"posix_fadvise\"\npath = [\"{}/**\"]\naction = \"{action}\"\n",
+            data_dir.display()
+        )
+    };
+    let policy = scratch.file("policy.toml");
+    std::fs::write(&policy, path_rule("drop")).unwrap();
+    let mut command = scratch.command(policy_program("rate_loop"), Shim::Off);
+    command
+        .env("LD_PRELOAD", library())
+        .env(POLICY_ENV, &policy)
+        .env(ON_EXIT_ENV, "1")
+        .arg(data_dir.join("file"))
+        .args(["3", "6"]);
+    let running = Running::start(&mut command);
+    for swap in 0..5 {
+        std::thread::sleep(Duration::from_millis(1050));
+        let action = if swap % 2 == 0 { "pass" } else { "drop" };
+        rename_over(&policy, &path_rule(action));
+    }
+    let finished = running.wait(TIMEOUT);
+    finished.assert_success("rate_loop");
+    assert_eq!(finished.stderr, "", "{finished}");
+    let cells: Vec<u64> = finished
+        .stdout
+        .split_whitespace()
+        .filter_map(|cell| cell.parse().ok())
+        .collect();
+    let [calls, kernel, answered, other] = cells[..] else {
+        panic!("unexpected output {:?}", finished.stdout);
+    };
+    assert_eq!(other, 0, "every call got one of the two verdicts");
+    assert!(kernel > 0 && answered > 0, "{}", finished.stdout);
+    let dumps = scratch.dumps();
+    assert_eq!(dumps.len(), 1, "{:?}", scratch.dump_dir_listing());
+    let stats = dumps[0].1.stats.call(Call::PosixFadvise);
+    assert_eq!(counts(stats), (calls, kernel, answered, 0, kernel));
 }
