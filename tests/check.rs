@@ -206,6 +206,7 @@ path = "/var/log/**"
 action = "drop"
 
 [[rule]]
+name = "sync-budget"
 call = ["fsync", "fdatasync"]
 action = "limit"
 rate = 100

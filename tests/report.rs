@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use fadvise_shim_core::call::Call;
-use fadvise_shim_core::dump::{write_dump, Header, Reason};
+use fadvise_shim_core::dump::{write_dump, Header, NoBudgets, Reason};
 use fadvise_shim_core::histogram::index_of;
 use fadvise_shim_core::stats::Snapshot;
 use serde_json::Value;
@@ -134,6 +134,7 @@ fn write_dumps(dir: &Path) {
             signal: "SIGUSR1",
             reason: Reason::Exit,
             unix_time: 1_764_000_000 + u64::from(process.pid),
+            budgets: &NoBudgets,
         };
         let mut text = Vec::new();
         write_dump(&mut text, &header, &snapshot);

@@ -16,7 +16,7 @@ use std::fmt;
 use crate::call::Call;
 use crate::histogram::{BUCKETS, HIGHEST_VALUE, SIGNIFICANT_DIGITS};
 use crate::stats::{CallStats, Snapshot};
-use crate::text::{put_cell, put_sanitized, put_u64, Cell, Sink};
+use crate::text::{put_cell, put_decimal, put_sanitized, put_u64, Cell, Sink};
 
 const MAGIC: &str = "# fadvise-shim dump 1";
 const END: &str = "end";
@@ -53,12 +53,53 @@ pub struct Header<'a> {
     pub reason: Reason,
     /// Wall-clock time of the dump, seconds since the epoch.
     pub unix_time: u64,
+    /// The host-scope budgets the process draws from.
+    pub budgets: &'a dyn Budgets,
+}
+
+/// A host-scope budget as a dump reports it: shared by every process that
+/// has the rule, so its counts are the host's, not the process's.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BudgetUse<'a> {
+    pub name: &'a [u8],
+    pub rate: f64,
+    pub burst: f64,
+    pub admitted: u64,
+    pub refused: u64,
+}
+
+/// Something that can list budgets without allocating (the preload library
+/// reads them from shared memory inside a signal handler).
+pub trait Budgets {
+    fn each(&self, visit: &mut dyn FnMut(&BudgetUse));
+}
+
+impl<const N: usize> Budgets for [BudgetUse<'_>; N] {
+    fn each(&self, visit: &mut dyn FnMut(&BudgetUse)) {
+        self.iter().for_each(visit);
+    }
+}
+
+/// For processes without host budgets.
+pub struct NoBudgets;
+
+impl Budgets for NoBudgets {
+    fn each(&self, _visit: &mut dyn FnMut(&BudgetUse)) {}
+}
+
+/// A host-scope budget as read back from a dump.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Budget {
+    pub name: String,
+    pub rate: f64,
+    pub burst: f64,
+    pub admitted: u64,
+    pub refused: u64,
 }
 
 /// Column headings of the call table, shared by dumps and reports.
 pub const TABLE_COLUMNS: [&str; 11] = [
-    "call", "count", "passed", "dropped", "limited", "errors", "p50", "p90", "p99", "p99.9",
-    "max",
+    "call", "count", "passed", "dropped", "limited", "errors", "p50", "p90", "p99", "p99.9", "max",
 ];
 const TABLE_WIDTHS: [usize; 11] = [16, 10, 10, 10, 10, 8, 9, 9, 9, 9, 9];
 
@@ -67,7 +108,12 @@ const TABLE_WIDTHS: [usize; 11] = [16, 10, 10, 10, 10, 8, 9, 9, 9, 9, 9];
 pub fn write_table_heading(sink: &mut impl Sink, label: &str, label_width: usize) {
     for (column, (name, width)) in TABLE_COLUMNS.iter().zip(TABLE_WIDTHS).enumerate() {
         if column == 0 {
-            put_cell(sink, &Cell::text(label.as_bytes()), label_width.max(width), true);
+            put_cell(
+                sink,
+                &Cell::text(label.as_bytes()),
+                label_width.max(width),
+                true,
+            );
         } else {
             sink.put(b" ");
             put_cell(sink, &Cell::text(name.as_bytes()), width, false);
@@ -90,7 +136,12 @@ pub fn write_table_row(sink: &mut impl Sink, label: &[u8], label_width: usize, s
         Cell::duration(stats.quantile(0.999)),
         Cell::duration(stats.max()),
     ];
-    put_cell(sink, &Cell::text(label), label_width.max(TABLE_WIDTHS[0]), true);
+    put_cell(
+        sink,
+        &Cell::text(label),
+        label_width.max(TABLE_WIDTHS[0]),
+        true,
+    );
     for (cell, width) in cells.iter().zip(&TABLE_WIDTHS[1..]) {
         sink.put(b" ");
         put_cell(sink, cell, *width, false);
@@ -109,6 +160,19 @@ pub fn write_dump(sink: &mut impl Sink, header: &Header, snapshot: &Snapshot) {
     put_field(sink, b"signal", |sink| sink.put_str(header.signal));
     put_field(sink, b"reason", |sink| sink.put_str(header.reason.name()));
     put_field(sink, b"time", |sink| put_u64(sink, header.unix_time));
+    header.budgets.each(&mut |budget| {
+        sink.put(b"budget rate=");
+        put_decimal(sink, budget.rate);
+        sink.put(b" burst=");
+        put_decimal(sink, budget.burst);
+        sink.put(b" admitted=");
+        put_u64(sink, budget.admitted);
+        sink.put(b" refused=");
+        put_u64(sink, budget.refused);
+        sink.put(b" name=");
+        put_sanitized(sink, budget.name);
+        sink.put(b"\n");
+    });
     sink.put(b"\n");
     write_table_heading(sink, "call", 0);
     for (call, stats) in snapshot.made() {
@@ -165,6 +229,8 @@ pub struct Dump {
     pub signal: String,
     pub reason: String,
     pub unix_time: u64,
+    /// Host-scope budgets the process drew from.
+    pub budgets: Vec<Budget>,
     /// Header lines this reader does not know, kept for newer writers.
     pub extra: BTreeMap<String, String>,
     pub stats: Snapshot,
@@ -221,10 +287,16 @@ pub fn parse_dump(text: &str) -> Result<Dump, DumpError> {
             "policy" => dump.policy = rest.to_string(),
             "signal" => dump.signal = rest.to_string(),
             "reason" => dump.reason = rest.to_string(),
+            "budget" => dump
+                .budgets
+                .push(parse_budget(rest).ok_or_else(|| number_error("budget"))?),
             "layout" => {
                 let expected = format!("hdr {HIGHEST_VALUE} {SIGNIFICANT_DIGITS}");
                 if rest != expected {
-                    return Err(error(number, format!("histogram layout {rest:?} is not {expected:?}")));
+                    return Err(error(
+                        number,
+                        format!("histogram layout {rest:?} is not {expected:?}"),
+                    ));
                 }
                 layout_seen = true;
             }
@@ -256,7 +328,28 @@ pub fn parse_dump(text: &str) -> Result<Dump, DumpError> {
     ))
 }
 
-fn parse_stats<'a>(words: impl Iterator<Item = &'a str>, stats: &mut CallStats) -> Result<(), String> {
+/// `rate=R burst=B admitted=N refused=M name=NAME` (the name runs to the
+/// end of the line and may hold spaces).
+fn parse_budget(text: &str) -> Option<Budget> {
+    let (numbers, name) = text.split_once(" name=")?;
+    let mut fields = numbers.split(' ').map(|field| field.split_once('='));
+    let mut next = |key: &str| match fields.next() {
+        Some(Some((found, value))) if found == key => Some(value),
+        _ => None,
+    };
+    Some(Budget {
+        rate: next("rate")?.parse().ok()?,
+        burst: next("burst")?.parse().ok()?,
+        admitted: next("admitted")?.parse().ok()?,
+        refused: next("refused")?.parse().ok()?,
+        name: name.to_string(),
+    })
+}
+
+fn parse_stats<'a>(
+    words: impl Iterator<Item = &'a str>,
+    stats: &mut CallStats,
+) -> Result<(), String> {
     for word in words {
         let (key, value) = word
             .split_once('=')
@@ -274,11 +367,14 @@ fn parse_stats<'a>(words: impl Iterator<Item = &'a str>, stats: &mut CallStats) 
     Ok(())
 }
 
-fn parse_buckets<'a>(words: impl Iterator<Item = &'a str>, stats: &mut CallStats) -> Result<(), String> {
+fn parse_buckets<'a>(
+    words: impl Iterator<Item = &'a str>,
+    stats: &mut CallStats,
+) -> Result<(), String> {
     for word in words.filter(|word| !word.is_empty()) {
-        let parsed = word
-            .split_once(':')
-            .and_then(|(index, count)| Some((index.parse::<usize>().ok()?, count.parse::<u64>().ok()?)));
+        let parsed = word.split_once(':').and_then(|(index, count)| {
+            Some((index.parse::<usize>().ok()?, count.parse::<u64>().ok()?))
+        });
         match parsed {
             Some((index, count)) if index < BUCKETS => {
                 stats.buckets[index] = stats.buckets[index]
@@ -316,6 +412,13 @@ mod tests {
             signal: "SIGUSR1",
             reason: Reason::Signal,
             unix_time: 1_764_000_000,
+            budgets: &[BudgetUse {
+                name: b"fsync storm",
+                rate: 300.0,
+                burst: 30.5,
+                admitted: 630,
+                refused: 12,
+            }],
         };
         let mut out = Vec::new();
         write_dump(&mut out, &header, snapshot);
@@ -328,7 +431,18 @@ mod tests {
         let text = written(&snapshot, b"/usr/bin/dd");
         let dump = parse_dump(&text).unwrap();
         assert_eq!(dump.stats, snapshot);
-        assert_eq!((dump.pid, dump.exe_name(), dump.signal.as_str()), (4242, "dd", "SIGUSR1"));
+        let budget = Budget {
+            name: "fsync storm".into(),
+            rate: 300.0,
+            burst: 30.5,
+            admitted: 630,
+            refused: 12,
+        };
+        assert_eq!(dump.budgets, vec![budget]);
+        assert_eq!(
+            (dump.pid, dump.exe_name(), dump.signal.as_str()),
+            (4242, "dd", "SIGUSR1")
+        );
         assert!(text.contains("posix_fadvise"), "{text}");
         assert!(!text.contains("readahead"), "only calls made are listed");
     }
@@ -336,9 +450,15 @@ mod tests {
     #[test]
     fn table_is_readable() {
         let text = written(&sample(), b"/bin/x");
-        let row = text.lines().find(|l| l.starts_with("posix_fadvise ")).unwrap();
+        let row = text
+            .lines()
+            .find(|l| l.starts_with("posix_fadvise "))
+            .unwrap();
         let cells: Vec<&str> = row.split_whitespace().collect();
-        assert_eq!(&cells[..6], &["posix_fadvise", "1903", "903", "1000", "0", "2"]);
+        assert_eq!(
+            &cells[..6],
+            &["posix_fadvise", "1903", "903", "1000", "0", "2"]
+        );
         assert_eq!(cells[6], "381ns");
         assert_eq!(cells[10], "2.51ms");
     }

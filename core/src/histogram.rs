@@ -141,8 +141,16 @@ mod tests {
         assert_eq!(reference.distinct_values(), BUCKETS);
         for value in sample_values() {
             let ours = index_of(value);
-            assert_eq!(lowest_value_at(ours), reference.lowest_equivalent(value), "{value}");
-            assert_eq!(highest_value_at(ours), reference.highest_equivalent(value), "{value}");
+            assert_eq!(
+                lowest_value_at(ours),
+                reference.lowest_equivalent(value),
+                "{value}"
+            );
+            assert_eq!(
+                highest_value_at(ours),
+                reference.highest_equivalent(value),
+                "{value}"
+            );
         }
     }
 
@@ -158,7 +166,10 @@ mod tests {
             if index > 0 {
                 assert_eq!(reference.lowest_equivalent(low), low);
                 assert_eq!(reference.highest_equivalent(low), high);
-                assert_eq!(lowest_value_at(index - 1), reference.lowest_equivalent(low - 1));
+                assert_eq!(
+                    lowest_value_at(index - 1),
+                    reference.lowest_equivalent(low - 1)
+                );
             }
         }
     }

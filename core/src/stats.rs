@@ -133,6 +133,9 @@ mod tests {
         assert_eq!((stats.passed(), stats.count()), (5, 10));
         let mut merged = stats.clone();
         merged.merge(&stats);
-        assert_eq!((merged.passed(), merged.count(), merged.errors), (10, 20, 2));
+        assert_eq!(
+            (merged.passed(), merged.count(), merged.errors),
+            (10, 20, 2)
+        );
     }
 }

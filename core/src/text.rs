@@ -88,10 +88,7 @@ impl Cell {
         };
         let step = scale / 10u64.pow(decimals);
         let rounded = (ns + step / 2) / step;
-        let (integer, fraction) = (
-            rounded / 10u64.pow(decimals),
-            rounded % 10u64.pow(decimals),
-        );
+        let (integer, fraction) = (rounded / 10u64.pow(decimals), rounded % 10u64.pow(decimals));
         put_u64(&mut cell, integer);
         if decimals > 0 {
             cell.put(b".");
@@ -127,6 +124,27 @@ pub fn put_u64(sink: &mut impl Sink, mut value: u64) {
         }
     }
     sink.put(&digits[start..]);
+}
+
+/// Writes a non-negative number with up to three decimals (`300`, `0.5`,
+/// `12.125`); negative, NaN and infinite values are written as 0.
+pub fn put_decimal(sink: &mut impl Sink, value: f64) {
+    let thousandths = if value.is_finite() && value > 0.0 {
+        (value * 1000.0).round().min(u64::MAX as f64) as u64
+    } else {
+        0
+    };
+    put_u64(sink, thousandths / 1000);
+    let mut fraction = thousandths % 1000;
+    if fraction != 0 {
+        sink.put(b".");
+        let mut divisor = 100;
+        while fraction != 0 {
+            put_u64(sink, fraction / divisor);
+            fraction %= divisor;
+            divisor /= 10;
+        }
+    }
 }
 
 /// Writes `cell` right-aligned in `width` columns (left-aligned if `left`).
@@ -184,6 +202,21 @@ mod tests {
         put_cell(&mut out, &Cell::duration(1_500), 8, false);
         assert_eq!(String::from_utf8(out).unwrap(), "  1.50µs");
         assert_eq!(Cell::number(u64::MAX).width(), 20);
+    }
+
+    #[test]
+    fn decimals_drop_trailing_zeros() {
+        for (value, text) in [
+            (300.0, "300"),
+            (0.5, "0.5"),
+            (12.125, "12.125"),
+            (1.05, "1.05"),
+            (-1.0, "0"),
+        ] {
+            let mut out = Vec::new();
+            put_decimal(&mut out, value);
+            assert_eq!(String::from_utf8(out).unwrap(), text);
+        }
     }
 
     #[test]

@@ -89,7 +89,11 @@ fn publish(compiled: Box<Compiled>) -> bool {
     let Some(index) = free else {
         return false;
     };
-    compiled.configure_limiters();
+    // SAFETY: we are the only writer, and only writers free policies.
+    let previous = SLOT
+        .get(current)
+        .and_then(|slot| unsafe { slot.policy.load(Ordering::SeqCst).as_ref() });
+    compiled.configure_limiters(previous);
     for (live, &entry) in TABLE.iter().zip(compiled.table.iter()) {
         live.store(entry, Ordering::Relaxed);
     }
@@ -168,12 +172,13 @@ fn reload(now_ns: u64) {
     let _errno = ErrnoGuard::save();
     let _no_cancel = NoCancel::new();
     if let Some(settings) = SETTINGS.get() {
-        if let Some(path) = &settings.policy_path {
-            // A panic here must not reach the host: keep the old policy.
-            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        // A panic here must not reach the host: keep the old policy.
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            if let Some(path) = &settings.policy_path {
                 reload_from(path, settings);
-            }));
-        }
+            }
+            crate::budget::notice_replaced_files();
+        }));
     }
     RELOADING.store(false, Ordering::Release);
 }

@@ -9,7 +9,9 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use fadvise_shim_core::call::{Advice, Call};
-use fadvise_shim_core::policy::{default_dump_dir, Action, DumpSignal, Policy, Rule};
+use fadvise_shim_core::policy::{
+    default_dump_dir, Action, DumpSignal, Policy, Rule, Scope, DEFAULT_LIMITS_DIR,
+};
 
 use crate::limiter::{self, MAX_LIMITERS};
 
@@ -51,6 +53,45 @@ pub struct Settings {
     pub euid: u32,
 }
 
+/// A `limit` rule as its limiter sees it.
+#[derive(Clone, PartialEq)]
+pub struct LimitConfig {
+    pub rate: f64,
+    pub burst: f64,
+    /// For `scope = "host"`: where the shared budget lives.
+    pub host: Option<HostBudget>,
+}
+
+/// The shared budget file of a host-scope rule.
+#[derive(Clone, PartialEq)]
+pub struct HostBudget {
+    pub name: String,
+    pub dir: CString,
+    /// `<name>.<euid>.budget`, the name made safe as a file name.
+    pub file: CString,
+}
+
+impl HostBudget {
+    fn new(name: &str, dir: &Path, euid: u32) -> HostBudget {
+        let safe: String = name
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let file = format!("{}.{euid}.budget", safe.trim_start_matches('.'));
+        HostBudget {
+            name: name.to_owned(),
+            dir: CString::new(dir.as_os_str().as_bytes()).unwrap_or_default(),
+            file: CString::new(file).unwrap_or_default(),
+        }
+    }
+}
+
 /// A rule that applies to this executable, with its table entry.
 struct CompiledRule {
     rule: Rule,
@@ -62,8 +103,8 @@ pub struct Compiled {
     pub table: [u32; TABLE_LEN],
     /// Consulted only for entries marked `BY_PATH`.
     rules: Vec<CompiledRule>,
-    /// `rate`/`burst` of each limiter, by index.
-    pub limits: Vec<(f64, f64)>,
+    /// Each limiter's rule, by index.
+    pub limits: Vec<LimitConfig>,
     pub dump_dir: CString,
     pub on_exit: bool,
     pub signal: DumpSignal,
@@ -86,7 +127,23 @@ impl Compiled {
                 Action::Pass => PASS,
                 Action::Drop => DROP,
                 Action::Limit(limit) if limits.len() < MAX_LIMITERS => {
-                    limits.push((limit.rate, limit.burst));
+                    let host = (limit.scope == Scope::Host).then(|| {
+                        let dir = policy
+                            .limits
+                            .dir
+                            .as_deref()
+                            .unwrap_or(Path::new(DEFAULT_LIMITS_DIR));
+                        HostBudget::new(
+                            rule.name.as_deref().unwrap_or("unnamed"),
+                            dir,
+                            settings.euid,
+                        )
+                    });
+                    limits.push(LimitConfig {
+                        rate: limit.rate,
+                        burst: limit.burst,
+                        host,
+                    });
                     LIMIT | ((limits.len() as u32 - 1) << 8)
                 }
                 Action::Limit(_) => PASS,
@@ -129,10 +186,18 @@ impl Compiled {
         }
     }
 
-    /// Applies this policy's limits to the limiters (their budgets refill).
-    pub fn configure_limiters(&self) {
-        for (index, &(rate, burst)) in self.limits.iter().enumerate() {
-            limiter::configure(index, rate, burst);
+    /// Applies this policy's limits to the limiters (their budgets refill);
+    /// a host budget unchanged from `previous` stays mapped.
+    pub fn configure_limiters(&self, previous: Option<&Compiled>) {
+        for (index, limit) in self.limits.iter().enumerate() {
+            let unchanged = previous.and_then(|previous| previous.limits.get(index)) == Some(limit);
+            limiter::configure(
+                index,
+                limit.rate,
+                limit.burst,
+                limit.host.is_some(),
+                unchanged,
+            );
         }
     }
 

@@ -18,7 +18,7 @@ use std::sync::OnceLock;
 
 use libc::c_int;
 
-use fadvise_shim_core::dump::{write_dump, Header, Reason, FILE_SUFFIX};
+use fadvise_shim_core::dump::{write_dump, BudgetUse, Budgets, Header, Reason, FILE_SUFFIX};
 use fadvise_shim_core::stats::Snapshot;
 
 use crate::active;
@@ -122,6 +122,7 @@ fn write_one(reason: Reason) {
             signal: &policy.signal_name,
             reason,
             unix_time: unix_time(),
+            budgets: &HostBudgetsInUse,
         };
         let dir = policy.dump_dir.to_bytes();
         let written = write_file(dir, exe_name(&settings.exe), &header, snapshot);
@@ -131,6 +132,23 @@ fn write_one(reason: Reason) {
             }
         }
     });
+}
+
+/// The host budgets this process has mapped, read from shared memory.
+struct HostBudgetsInUse;
+
+impl Budgets for HostBudgetsInUse {
+    fn each(&self, visit: &mut dyn FnMut(&BudgetUse)) {
+        crate::budget::for_each_in_use(|name, rate, burst, admitted, refused| {
+            visit(&BudgetUse {
+                name,
+                rate,
+                burst,
+                admitted,
+                refused,
+            })
+        });
+    }
 }
 
 fn exe_name(exe: &std::path::Path) -> &[u8] {
@@ -188,7 +206,7 @@ fn write_file(
     header: &Header,
     snapshot: &Snapshot,
 ) -> Result<(), &'static [u8]> {
-    let dir_fd = crate::safedir::open_dump_dir(dir)?;
+    let dir_fd = crate::safedir::open_trusted_dir(dir, 0o755)?;
     let mut digits = [0u8; 20];
     let pid = crate::sys::decimal(header.pid.into(), &mut digits);
     let final_name = Name::new(&[exe_name, b".", pid, FILE_SUFFIX.as_bytes()]);

@@ -11,6 +11,7 @@
 //! whole exported ABI is the `pub use` list at the end.
 
 mod active;
+mod budget;
 mod clock;
 mod compile;
 mod counters;

@@ -1,16 +1,18 @@
-//! Opening the dump directory without trusting it: the path is walked one
-//! component at a time with `openat`, a symlink is followed only when root or
-//! this user owns it (the rule the kernel's `protected_symlinks` applies in
-//! sticky directories), a missing component is created with mode 0755 (no
-//! group or world write), and the directory itself must belong to root or to
-//! this user. Async-signal-safe: system calls and stack buffers only.
+//! Opening the dump and budget directories without trusting them: the path
+//! is walked one component at a time with `openat`, a symlink is followed
+//! only when root or this user owns it (the rule the kernel's
+//! `protected_symlinks` applies in sticky directories), a missing component
+//! is created with mode 0755 (no group or world write; the last one with the
+//! mode asked for), and the directory itself must belong to root or to this
+//! user. Async-signal-safe: system calls and stack buffers only.
 
 use libc::c_int;
 
-/// An open descriptor of the dump directory `path`, or why it is unsafe.
-pub fn open_dump_dir(path: &[u8]) -> Result<c_int, &'static [u8]> {
+/// An open descriptor of the directory `path`, created with `mode` if it is
+/// missing, or why it is unsafe.
+pub fn open_trusted_dir(path: &[u8], mode: libc::mode_t) -> Result<c_int, &'static [u8]> {
     if !path.starts_with(b"/") {
-        return Err(b"the dump directory is not an absolute path");
+        return Err(b"the directory is not an absolute path");
     }
     // SAFETY: geteuid has no preconditions.
     let euid = unsafe { libc::geteuid() };
@@ -20,8 +22,17 @@ pub fn open_dump_dir(path: &[u8]) -> Result<c_int, &'static [u8]> {
     if dir < 0 {
         return Err(b"cannot open /");
     }
-    for component in path.split(|&byte| byte == b'/').filter(|c| !c.is_empty()) {
-        let next = open_component(dir, component, &trusted);
+    let mut components = path
+        .split(|&byte| byte == b'/')
+        .filter(|c| !c.is_empty())
+        .peekable();
+    while let Some(component) = components.next() {
+        let mode = if components.peek().is_none() {
+            mode
+        } else {
+            0o755
+        };
+        let next = open_component(dir, component, mode, &trusted);
         // SAFETY: we opened `dir`.
         unsafe { libc::close(dir) };
         dir = next?;
@@ -31,7 +42,7 @@ pub fn open_dump_dir(path: &[u8]) -> Result<c_int, &'static [u8]> {
     if unsafe { libc::fstat(dir, &mut status) } != 0 || !trusted(status.st_uid) {
         // SAFETY: we opened `dir`.
         unsafe { libc::close(dir) };
-        return Err(b"the dump directory belongs to another user");
+        return Err(b"the directory belongs to another user");
     }
     Ok(dir)
 }
@@ -39,6 +50,7 @@ pub fn open_dump_dir(path: &[u8]) -> Result<c_int, &'static [u8]> {
 fn open_component(
     dir: c_int,
     component: &[u8],
+    mode: libc::mode_t,
     trusted: &impl Fn(libc::uid_t) -> bool,
 ) -> Result<c_int, &'static [u8]> {
     let mut name = [0u8; 256];
@@ -53,11 +65,15 @@ fn open_component(
         unsafe { libc::fstatat(dir, name, &mut status, libc::AT_SYMLINK_NOFOLLOW) } == 0;
     if !found && crate::sys::errno() == libc::ENOENT {
         // SAFETY: as above. A racing creator is fine: we re-check below.
-        unsafe { libc::mkdirat(dir, name, 0o755) };
+        // A shared sticky directory (01777) must not lose bits to the umask.
+        let created = unsafe { libc::mkdirat(dir, name, mode) } == 0;
+        if created && mode & libc::S_ISVTX != 0 {
+            unsafe { libc::fchmodat(dir, name, mode, 0) };
+        }
         found = unsafe { libc::fstatat(dir, name, &mut status, libc::AT_SYMLINK_NOFOLLOW) } == 0;
     }
     if !found {
-        return Err(b"cannot create or find the dump directory");
+        return Err(b"cannot create or find the directory");
     }
     let is_link = status.st_mode & libc::S_IFMT == libc::S_IFLNK;
     if is_link && !trusted(status.st_uid) {
@@ -67,7 +83,7 @@ fn open_component(
     // SAFETY: valid fd and NUL-terminated name.
     let next = unsafe { libc::openat(dir, name, libc::O_DIRECTORY | libc::O_CLOEXEC | follow) };
     if next < 0 {
-        return Err(b"cannot open the dump directory");
+        return Err(b"cannot open the directory");
     }
     Ok(next)
 }

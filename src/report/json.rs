@@ -5,7 +5,7 @@ use fadvise_shim_core::dump::Dump;
 use fadvise_shim_core::stats::{CallStats, Snapshot};
 use serde_json::{json, Map, Value};
 
-use super::load::merged;
+use super::load::{host_budgets, merged};
 
 pub fn render(dumps: &[Dump]) -> Vec<u8> {
     let per_process: Vec<Value> = dumps
@@ -25,6 +25,18 @@ pub fn render(dumps: &[Dump]) -> Vec<u8> {
         "calls": calls(&merged(dumps)),
         "processes": dumps.len(),
         "per_process": per_process,
+        "host_budgets": host_budgets(dumps)
+            .into_iter()
+            .map(|budget| {
+                let use_ = json!({
+                    "rate": budget.rate,
+                    "burst": budget.burst,
+                    "admitted": budget.admitted,
+                    "refused": budget.refused,
+                });
+                (budget.name, use_)
+            })
+            .collect::<Map<String, Value>>(),
     });
     let mut out = serde_json::to_vec_pretty(&report).expect("a Value always serializes");
     out.push(b'\n');

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use fadvise_shim_core::dump::{parse_dump, Dump, FILE_SUFFIX};
+use fadvise_shim_core::dump::{parse_dump, Budget, Dump, FILE_SUFFIX};
 use fadvise_shim_core::stats::Snapshot;
 
 use crate::Failure;
@@ -86,4 +86,18 @@ pub fn merged_by_exe(dumps: &[Dump]) -> BTreeMap<&str, (usize, Snapshot)> {
         total.merge(&dump.stats);
     }
     groups
+}
+
+/// The host-scope budgets the dumps drew from, one per name. Their counts
+/// are the host's (shared by every process), so dumps are not added up: the
+/// most advanced count of each budget is the latest.
+pub fn host_budgets(dumps: &[Dump]) -> Vec<Budget> {
+    let mut budgets: BTreeMap<&str, &Budget> = BTreeMap::new();
+    for budget in dumps.iter().flat_map(|dump| &dump.budgets) {
+        let latest = budgets.entry(&budget.name).or_insert(budget);
+        if budget.admitted + budget.refused > latest.admitted + latest.refused {
+            *latest = budget;
+        }
+    }
+    budgets.into_values().cloned().collect()
 }

@@ -4,7 +4,7 @@
 use fadvise_shim_core::dump::{write_table_heading, write_table_row, Dump};
 use fadvise_shim_core::stats::{CallStats, Snapshot};
 
-use super::load::{merged, merged_by_exe};
+use super::load::{host_budgets, merged, merged_by_exe};
 use crate::cli::GroupBy;
 
 /// The whole table, opening with `N processes merged, M calls`.
@@ -51,6 +51,13 @@ pub fn render(dumps: &[Dump], by: GroupBy) -> Vec<u8> {
     write_table_heading(&mut out, heading, label_width);
     for (label, stats) in &rows {
         write_table_row(&mut out, label.as_bytes(), label_width, stats);
+    }
+    for budget in host_budgets(dumps) {
+        let line = format!(
+            "host budget {:?}: {}/s, burst {}: {} calls admitted, {} refused, by every process that shares it\n",
+            budget.name, budget.rate, budget.burst, budget.admitted, budget.refused
+        );
+        out.extend_from_slice(line.as_bytes());
     }
     out
 }

@@ -172,7 +172,9 @@ impl CallSet {
     }
 
     pub fn iter(self) -> impl Iterator<Item = Call> {
-        Call::ALL.into_iter().filter(move |&call| self.contains(call))
+        Call::ALL
+            .into_iter()
+            .filter(move |&call| self.contains(call))
     }
 }
 
@@ -212,7 +214,10 @@ impl Globs {
     /// Whether an executable's full path, or its file name for patterns
     /// without a `/`, matches.
     pub fn matches_exe(&self, exe: &Path) -> bool {
-        self.full.is_match(exe) || exe.file_name().is_some_and(|name| self.name_only.is_match(name))
+        self.full.is_match(exe)
+            || exe
+                .file_name()
+                .is_some_and(|name| self.name_only.is_match(name))
     }
 
     /// Whether a file's path matches.

@@ -199,6 +199,7 @@ path = ["/var/log/**", "**/*.log.INFO.*"]
 action = "drop"
 
 [[rule]]
+name = "fsync-budget"
 call = "fsync"
 action = "limit"
 rate = 100
@@ -271,9 +272,9 @@ rule = 1
         )));
         assert!(!path.matches_path(Path::new("/tmp/falcon.INFO")));
 
-        assert_eq!(fsync.name, None);
+        assert_eq!(fsync.name.as_deref(), Some("fsync-budget"));
         assert_eq!(fsync.line, 18);
-        assert_eq!(fsync.label(), "rule at line 18");
+        assert_eq!(fsync.label(), "rule \"fsync-budget\"");
         assert_eq!(fsync.advice, None);
         assert_eq!(
             fsync.action,
@@ -388,10 +389,19 @@ rule = [{ call = "sync", action = "drop" }, { call = ["msync"], action = "pass" 
     }
 
     #[test]
+    fn host_scope_needs_a_name() {
+        let error = only_error(
+            "[[rule]]\ncall = \"fsync\"\naction = \"limit\"\nrate = 5\nscope = \"host\"\n",
+        );
+        assert_eq!((error.line, error.column), (5, 9), "{error}");
+        assert!(error.message.contains("needs a `name`"), "{error}");
+    }
+
+    #[test]
     fn type_errors_name_the_expected_type() {
         let errors = errors(FULL);
         assert_eq!(errors.len(), 1);
-        assert_eq!(errors[0].line, 30);
+        assert_eq!(errors[0].line, 31);
         assert!(errors[0].message.contains("unknown key `rule` in [[rule]]"));
 
         let dump = only_error("dump = 3\n");

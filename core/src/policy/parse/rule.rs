@@ -82,6 +82,14 @@ fn rule(section: &Section, line: usize, errors: &mut Errors) -> Option<(Rule, us
         glob_field(&field, GlobKind::Path, errors)
     });
     let action = action(section, errors);
+    if let (Some(Action::Limit(limit)), None, Some(scope)) = (action, &name, section.get("scope")) {
+        if limit.scope == Scope::Host {
+            errors.at(
+                scope.value_at,
+                "scope = \"host\" needs a `name`: every process whose policy has a host-scope rule of that name draws from one budget",
+            );
+        }
+    }
     if errors.count() != before {
         return None;
     }
