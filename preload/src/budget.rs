@@ -1,0 +1,379 @@
+//! Host-scope budgets: the GCRA word of a `scope = "host"` rule lives in a
+//! small file in the limits directory (`/dev/shm/fadvise-shim` unless
+//! `[limits] dir` says otherwise), mapped shared by every process whose
+//! policy has a host rule of that name, so they all draw from one budget.
+//!
+//! The file is `<name>.<euid>.budget`, mode 0600: a user's budget is shared by
+//! that user's processes (root's by every container running as root) and no
+//! other user can open it, let alone starve or corrupt it. It records its
+//! rate and burst; a process whose rule says otherwise keeps a budget of its
+//! own (one stderr line), as it does when the directory is unusable. A file
+//! that is corrupted is replaced whole (written aside, then renamed over); a
+//! deleted or replaced one is noticed at the next once-a-second policy check,
+//! and mapped anew. Nothing is ever unmapped while a thread might read it.
+
+use std::ffi::CStr;
+use std::ptr;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+
+use libc::c_int;
+
+use crate::limiter::{Limiter, LIMITERS, MAX_LIMITERS};
+use crate::sys::{errno, warn, ErrnoGuard, NoCancel};
+
+const MAGIC: [u8; 8] = *b"FSHBDG01";
+/// Bytes mapped: one page, whatever is used of it.
+const FILE_SIZE: usize = 4096;
+/// Marks a host limiter that uses its per-process word instead.
+pub const FALLBACK: *mut SharedBudget = 1 as *mut SharedBudget;
+/// Re-mappings allowed per limiter (each keeps its old page mapped).
+const MAX_REMAPS: u32 = 16;
+
+/// The shared file's layout. Every field is atomic: other processes update
+/// them at any time.
+#[repr(C)]
+pub struct SharedBudget {
+    magic: AtomicU64,
+    rate_bits: AtomicU64,
+    burst_bits: AtomicU64,
+    _reserved: [AtomicU64; 5],
+    /// The GCRA arrival time, in `CLOCK_MONOTONIC` nanoseconds (one clock
+    /// for the whole host), on a cache line of its own.
+    pub next_ns: AtomicU64,
+    pub admitted: AtomicU64,
+    pub refused: AtomicU64,
+}
+
+/// Identity (device, inode) of each limiter's mapped file, to notice a
+/// file that was deleted or replaced.
+static MAPPED: [(AtomicU64, AtomicU64); MAX_LIMITERS] =
+    [const { (AtomicU64::new(0), AtomicU64::new(0)) }; MAX_LIMITERS];
+static REMAPS: [AtomicU32; MAX_LIMITERS] = [const { AtomicU32::new(0) }; MAX_LIMITERS];
+static WARNED: [AtomicBool; MAX_LIMITERS] = [const { AtomicBool::new(false) }; MAX_LIMITERS];
+
+/// The shared budget of host limiter `index`, mapping it on first use;
+/// `None` when this process keeps its own budget instead.
+#[inline(always)]
+pub fn shared(index: usize, limiter: &Limiter) -> Option<&'static SharedBudget> {
+    let mut mapped = limiter.shared.load(Ordering::Acquire);
+    if mapped.is_null() {
+        mapped = attach(index, limiter);
+    }
+    // SAFETY: a pointer other than null and FALLBACK is a live shared
+    // mapping of FILE_SIZE bytes, never unmapped (see `attach`).
+    (mapped != FALLBACK).then(|| unsafe { &*mapped })
+}
+
+#[cold]
+#[inline(never)]
+fn attach(index: usize, limiter: &Limiter) -> *mut SharedBudget {
+    let _errno = ErrnoGuard::save();
+    let _no_cancel = NoCancel::new();
+    let outcome = std::panic::catch_unwind(|| {
+        crate::active::with_current(|policy| {
+            let limit = policy.limits.get(index)?;
+            let host = limit.host.as_ref()?;
+            Some(
+                map(&host.dir, &host.file, limit.rate, limit.burst).map_err(|problem| {
+                    if !WARNED[index].swap(true, Ordering::Relaxed) {
+                        warn(&[
+                            b"host budget ",
+                            host.name.as_bytes(),
+                            b" in ",
+                            host.dir.to_bytes(),
+                            b": ",
+                            problem,
+                            b"; this process keeps a budget of its own",
+                        ]);
+                    }
+                }),
+            )
+        })
+        .flatten()
+    });
+    let mapped = match outcome {
+        Ok(Some(Ok((budget, identity)))) => {
+            MAPPED[index].0.store(identity.0, Ordering::Relaxed);
+            MAPPED[index].1.store(identity.1, Ordering::Relaxed);
+            budget
+        }
+        _ => FALLBACK,
+    };
+    match limiter.shared.compare_exchange(
+        ptr::null_mut(),
+        mapped,
+        Ordering::AcqRel,
+        Ordering::Acquire,
+    ) {
+        Ok(_) => mapped,
+        // Another thread attached first; ours stays mapped but unused.
+        Err(theirs) => theirs,
+    }
+}
+
+type Identity = (u64, u64);
+
+/// Opens (or creates) and maps the budget file `file` in `dir`.
+fn map(
+    dir: &CStr,
+    file: &CStr,
+    rate: f64,
+    burst: f64,
+) -> Result<(*mut SharedBudget, Identity), &'static [u8]> {
+    let dir_fd = crate::safedir::open_trusted_dir(dir.to_bytes(), 0o1777)?;
+    let result = map_in(dir_fd, file, rate, burst);
+    // SAFETY: we opened `dir_fd`.
+    unsafe { libc::close(dir_fd) };
+    result
+}
+
+fn map_in(
+    dir_fd: c_int,
+    file: &CStr,
+    rate: f64,
+    burst: f64,
+) -> Result<(*mut SharedBudget, Identity), &'static [u8]> {
+    for _ in 0..4 {
+        // SAFETY: valid directory fd and NUL-terminated name.
+        let fd = unsafe {
+            libc::openat(
+                dir_fd,
+                file.as_ptr(),
+                libc::O_RDWR | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+            )
+        };
+        if fd < 0 {
+            match errno() {
+                libc::ENOENT => match create(dir_fd, file, rate, burst, false) {
+                    Err(Created::Raced) => continue,
+                    other => return other.map_err(Created::problem),
+                },
+                libc::ELOOP => return Err(b"a symlink stands where the budget file should be"),
+                _ => return Err(b"cannot open the budget file"),
+            }
+        }
+        let opened = open_existing(fd, rate, burst);
+        // SAFETY: we opened `fd`; the mapping (if any) outlives it.
+        unsafe { libc::close(fd) };
+        match opened {
+            Err(Existing::Corrupt) => match create(dir_fd, file, rate, burst, true) {
+                Err(Created::Raced) => continue,
+                other => return other.map_err(Created::problem),
+            },
+            Err(Existing::Refused(problem)) => return Err(problem),
+            Ok(mapped) => return Ok(mapped),
+        }
+    }
+    Err(b"the budget file keeps changing")
+}
+
+enum Existing {
+    Corrupt,
+    Refused(&'static [u8]),
+}
+
+fn open_existing(
+    fd: c_int,
+    rate: f64,
+    burst: f64,
+) -> Result<(*mut SharedBudget, Identity), Existing> {
+    let mut status: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: valid fd and out-pointer; geteuid has no preconditions.
+    if unsafe { libc::fstat(fd, &mut status) } != 0
+        || status.st_mode & libc::S_IFMT != libc::S_IFREG
+    {
+        return Err(Existing::Refused(b"the budget file is not a regular file"));
+    }
+    if status.st_uid != unsafe { libc::geteuid() } {
+        return Err(Existing::Refused(
+            b"the budget file belongs to another user",
+        ));
+    }
+    if (status.st_size as usize) < FILE_SIZE {
+        return Err(Existing::Corrupt);
+    }
+    let budget = map_fd(fd).ok_or(Existing::Refused(b"cannot map the budget file"))?;
+    // SAFETY: a fresh shared mapping of FILE_SIZE bytes, never unmapped
+    // once returned.
+    let shared = unsafe { &*budget };
+    if shared.magic.load(Ordering::Acquire) != u64::from_ne_bytes(MAGIC) {
+        unmap(budget);
+        return Err(Existing::Corrupt);
+    }
+    if !same_parameters(shared, rate, burst) {
+        unmap(budget);
+        return Err(Existing::Refused(
+            b"other processes use this budget with another rate or burst",
+        ));
+    }
+    Ok((budget, (status.st_dev, status.st_ino)))
+}
+
+enum Created {
+    Raced,
+    Failed(&'static [u8]),
+}
+
+impl Created {
+    fn problem(self) -> &'static [u8] {
+        match self {
+            Created::Raced => b"the budget file keeps changing",
+            Created::Failed(problem) => problem,
+        }
+    }
+}
+
+/// Writes a complete budget file aside, then puts it in place: with
+/// `link` (fails if another process created one first: `Raced`), or over a
+/// corrupted one with `rename` when `replace`.
+fn create(
+    dir_fd: c_int,
+    file: &CStr,
+    rate: f64,
+    burst: f64,
+    replace: bool,
+) -> Result<(*mut SharedBudget, Identity), Created> {
+    let mut temporary = [0u8; 300];
+    let name = file.to_bytes();
+    let mut pid_digits = [0u8; 20];
+    // SAFETY: getpid has no preconditions.
+    let pid = crate::sys::decimal(unsafe { libc::getpid() } as u64, &mut pid_digits);
+    let parts: [&[u8]; 4] = [b".", name, b".", pid];
+    let mut length = 0;
+    for part in parts.iter().chain([&&b".tmp"[..]]) {
+        if length + part.len() >= temporary.len() {
+            return Err(Created::Failed(b"the budget name is too long"));
+        }
+        temporary[length..length + part.len()].copy_from_slice(part);
+        length += part.len();
+    }
+    let temporary = temporary.as_ptr().cast::<libc::c_char>();
+    let flags = libc::O_RDWR | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+    // SAFETY (this function's libc calls): valid fds, NUL-terminated names
+    // (the buffer is zero-filled past `length`), valid out-pointers.
+    unsafe {
+        libc::unlinkat(dir_fd, temporary, 0);
+        let fd = libc::openat(dir_fd, temporary, flags, 0o600);
+        if fd < 0 {
+            return Err(Created::Failed(b"cannot create the budget file"));
+        }
+        let mut status: libc::stat = std::mem::zeroed();
+        let sized =
+            libc::ftruncate(fd, FILE_SIZE as libc::off_t) == 0 && libc::fstat(fd, &mut status) == 0;
+        let budget = if sized { map_fd(fd) } else { None };
+        libc::close(fd);
+        let Some(budget) = budget else {
+            libc::unlinkat(dir_fd, temporary, 0);
+            return Err(Created::Failed(b"cannot size or map the budget file"));
+        };
+        let shared = &*budget;
+        shared.rate_bits.store(rate.to_bits(), Ordering::Relaxed);
+        shared.burst_bits.store(burst.to_bits(), Ordering::Relaxed);
+        shared
+            .magic
+            .store(u64::from_ne_bytes(MAGIC), Ordering::Release);
+        let placed = if replace {
+            libc::renameat(dir_fd, temporary, dir_fd, file.as_ptr()) == 0
+        } else {
+            let linked = libc::linkat(dir_fd, temporary, dir_fd, file.as_ptr(), 0) == 0;
+            libc::unlinkat(dir_fd, temporary, 0);
+            linked
+        };
+        if !placed {
+            let raced = errno() == libc::EEXIST;
+            libc::unlinkat(dir_fd, temporary, 0);
+            unmap(budget);
+            return Err(if raced {
+                Created::Raced
+            } else {
+                Created::Failed(b"cannot put the budget file in place")
+            });
+        }
+        Ok((budget, (status.st_dev, status.st_ino)))
+    }
+}
+
+fn same_parameters(shared: &SharedBudget, rate: f64, burst: f64) -> bool {
+    shared.rate_bits.load(Ordering::Relaxed) == rate.to_bits()
+        && shared.burst_bits.load(Ordering::Relaxed) == burst.to_bits()
+}
+
+fn map_fd(fd: c_int) -> Option<*mut SharedBudget> {
+    // SAFETY: mapping FILE_SIZE bytes of a file at least that long.
+    let address = unsafe {
+        libc::mmap(
+            ptr::null_mut(),
+            FILE_SIZE,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED,
+            fd,
+            0,
+        )
+    };
+    (address != libc::MAP_FAILED).then_some(address.cast())
+}
+
+/// Unmaps a budget that was never handed out.
+fn unmap(budget: *mut SharedBudget) {
+    // SAFETY: `budget` came from `map_fd` and no one else has seen it.
+    unsafe { libc::munmap(budget.cast(), FILE_SIZE) };
+}
+
+/// Once a second (from the policy check): a budget file that was deleted or
+/// replaced since it was mapped is mapped anew on next use.
+pub fn notice_replaced_files() {
+    let _ = crate::active::with_current(|policy| {
+        for (index, limit) in policy.limits.iter().enumerate() {
+            let (Some(host), Some(limiter)) = (&limit.host, LIMITERS.get(index)) else {
+                continue;
+            };
+            let mapped = limiter.shared.load(Ordering::Acquire);
+            if mapped.is_null()
+                || mapped == FALLBACK
+                || REMAPS[index].load(Ordering::Relaxed) >= MAX_REMAPS
+            {
+                continue;
+            }
+            let mut path = host.dir.to_bytes().to_vec();
+            path.push(b'/');
+            path.extend_from_slice(host.file.to_bytes());
+            let current = std::ffi::CString::new(path).ok().and_then(|path| {
+                let mut status: libc::stat = unsafe { std::mem::zeroed() };
+                // SAFETY: valid path and out-pointer.
+                (unsafe { libc::lstat(path.as_ptr(), &mut status) } == 0)
+                    .then_some((status.st_dev, status.st_ino))
+            });
+            let known = (
+                MAPPED[index].0.load(Ordering::Relaxed),
+                MAPPED[index].1.load(Ordering::Relaxed),
+            );
+            if current != Some(known) {
+                REMAPS[index].fetch_add(1, Ordering::Relaxed);
+                limiter.shared.store(ptr::null_mut(), Ordering::Release);
+            }
+        }
+    });
+}
+
+/// What a dump reports of each host budget this process uses.
+pub fn for_each_in_use(mut report: impl FnMut(&[u8], f64, f64, u64, u64)) {
+    let _ = crate::active::with_current(|policy| {
+        for (index, limit) in policy.limits.iter().enumerate() {
+            let (Some(host), Some(limiter)) = (&limit.host, LIMITERS.get(index)) else {
+                continue;
+            };
+            let mapped = limiter.shared.load(Ordering::Acquire);
+            if !mapped.is_null() && mapped != FALLBACK {
+                // SAFETY: see `shared`.
+                let shared = unsafe { &*mapped };
+                report(
+                    host.name.as_bytes(),
+                    limit.rate,
+                    limit.burst,
+                    shared.admitted.load(Ordering::Relaxed),
+                    shared.refused.load(Ordering::Relaxed),
+                );
+            }
+        }
+    });
+}
