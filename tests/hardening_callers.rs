@@ -13,9 +13,8 @@ use std::ffi::OsString;
 use std::os::unix::fs::FileExt;
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use common::{counts, library, run, Finished, Scratch, Shim, DROP_ALL, TIMEOUT};
+use common::{counts, library, run, Scratch, Shim, DROP_ALL, TIMEOUT};
 use fadvise_shim_core::call::Call;
 use fadvise_shim_core::dump::Dump;
 use fadvise_shim_core::policy::ON_EXIT_ENV;
@@ -26,48 +25,6 @@ const EATMYDATA: &str = "/usr/lib/x86_64-linux-gnu/libeatmydata.so";
 fn preload(libraries: &[&Path]) -> OsString {
     let joined: Vec<_> = libraries.iter().map(|path| path.as_os_str()).collect();
     joined.join(std::ffi::OsStr::new(":"))
-}
-
-/// Runs `command` under `strace -f` for `syscalls`; returns how it ended
-/// and the traced lines. `LD_PRELOAD` is handed to the traced program only
-/// (`strace -E`), so strace itself runs without the libraries.
-fn traced(
-    scratch: &Scratch,
-    log: &str,
-    syscalls: &str,
-    command: &mut Command,
-) -> (Finished, Vec<String>) {
-    let log = scratch.file(log);
-    let mut strace = common::clean_command("strace");
-    strace
-        .args(["-f", "-qq", "-e"])
-        .arg(format!("trace={syscalls}"))
-        .arg("-o")
-        .arg(&log);
-    for (name, value) in command.get_envs() {
-        match value {
-            Some(value) if name == "LD_PRELOAD" => {
-                let mut setting = OsString::from("LD_PRELOAD=");
-                setting.push(value);
-                strace.arg("-E").arg(setting)
-            }
-            Some(value) => strace.env(name, value),
-            None => strace.env_remove(name),
-        };
-    }
-    strace.arg(command.get_program()).args(command.get_args());
-    let finished = run(&mut strace, TIMEOUT);
-    let text = std::fs::read_to_string(&log).expect("strace log");
-    let lines = text
-        .lines()
-        .filter(|line| {
-            syscalls
-                .split(',')
-                .any(|name| line.contains(&format!("{name}(")))
-        })
-        .map(str::to_string)
-        .collect();
-    (finished, lines)
 }
 
 fn only_dump(scratch: &Scratch) -> Dump {
@@ -104,7 +61,7 @@ fn nocache_before_the_shim_has_its_calls_seen() {
     let file = uncached_file(&scratch);
     let mut alone = scratch.command("cat", Shim::Off);
     alone.arg(&file).env("LD_PRELOAD", NOCACHE);
-    let (finished, kernel) = traced(&scratch, "alone.log", "fadvise64", &mut alone);
+    let (finished, kernel) = hardening::traced(&scratch, "alone.log", "fadvise64", &mut alone);
     finished.assert_success("cat under nocache");
     let nocache_calls = dontneed(&kernel);
     assert!(
@@ -120,7 +77,7 @@ fn nocache_before_the_shim_has_its_calls_seen() {
     both.arg(&file)
         .env("LD_PRELOAD", preload(&[Path::new(NOCACHE), &library()]))
         .env(ON_EXIT_ENV, "1");
-    let (finished, kernel) = traced(&scratch, "both.log", "fadvise64", &mut both);
+    let (finished, kernel) = hardening::traced(&scratch, "both.log", "fadvise64", &mut both);
     finished.assert_success("cat under nocache and the shim");
     assert_eq!(finished.stdout.trim_end_matches('\n').len(), 2_000_000);
     assert_eq!(
@@ -149,7 +106,7 @@ fn libeatmydata_after_the_shim_receives_the_passed_calls() {
             .args(["0", "5"])
             .env("LD_PRELOAD", preload(libraries))
             .env(ON_EXIT_ENV, "1");
-        let (finished, kernel) = traced(&scratch, log, "fsync,fdatasync", &mut command);
+        let (finished, kernel) = hardening::traced(&scratch, log, "fsync,fdatasync", &mut command);
         finished.assert_success("calls");
         assert_eq!(finished.stdout, "fadvise 0/0 fsync 5/5\n");
         kernel
@@ -300,7 +257,8 @@ fn chain_of_execs_ends_in_one_dump_with_every_call() {
         command
     };
     // What dd asks of the kernel without the shim.
-    let (plain, kernel) = traced(&scratch, "plain.log", "fadvise64", &mut chain(Shim::Off));
+    let (plain, kernel) =
+        hardening::traced(&scratch, "plain.log", "fadvise64", &mut chain(Shim::Off));
     plain.assert_success("dd chain without the shim");
     assert!(!kernel.is_empty());
     let running = common::Running::start(&mut chain(Shim::Default));

@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 
 use std::collections::HashMap;
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Mutex, OnceLock};
@@ -140,4 +141,46 @@ pub fn listing(dir: &Path) -> Vec<String> {
         .collect();
     names.sort();
     names
+}
+
+/// Runs `command` under `strace -f` for `syscalls`; returns how it ended
+/// and the traced lines. `LD_PRELOAD` is handed to the traced program only
+/// (`strace -E`), so strace itself runs without the libraries.
+pub fn traced(
+    scratch: &crate::common::Scratch,
+    log: &str,
+    syscalls: &str,
+    command: &mut Command,
+) -> (crate::common::Finished, Vec<String>) {
+    let log = scratch.file(log);
+    let mut strace = crate::common::clean_command("strace");
+    strace
+        .args(["-f", "-qq", "-e"])
+        .arg(format!("trace={syscalls}"))
+        .arg("-o")
+        .arg(&log);
+    for (name, value) in command.get_envs() {
+        match value {
+            Some(value) if name == "LD_PRELOAD" => {
+                let mut setting = OsString::from("LD_PRELOAD=");
+                setting.push(value);
+                strace.arg("-E").arg(setting)
+            }
+            Some(value) => strace.env(name, value),
+            None => strace.env_remove(name),
+        };
+    }
+    strace.arg(command.get_program()).args(command.get_args());
+    let finished = crate::common::run(&mut strace, crate::common::TIMEOUT);
+    let text = std::fs::read_to_string(&log).expect("strace log");
+    let lines = text
+        .lines()
+        .filter(|line| {
+            syscalls
+                .split(',')
+                .any(|name| line.contains(&format!("{name}(")))
+        })
+        .map(str::to_string)
+        .collect();
+    (finished, lines)
 }
