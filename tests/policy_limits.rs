@@ -76,3 +76,34 @@ fn limit_lets_through_rate_times_seconds_plus_burst() {
 fn limit_is_exact_under_threads() {
     limit_over_two_seconds(4);
 }
+
+/// Reloading a policy whose limit did not change keeps that limit's
+/// budget: three reloads in 4 s must not refill a burst of 100 three times.
+#[test]
+#[ignore = "preload bug: every reload refills process-scope budgets, even of unchanged limits"]
+fn reload_with_the_same_limit_keeps_its_budget() {
+    let scratch = Scratch::new();
+    let limit = "[[rule]]\ncall = \"posix_fadvise\"\naction = \"limit\"\nrate = 10\nburst = 100\n";
+    let policy = scratch.file("policy.toml");
+    std::fs::write(&policy, limit).unwrap();
+    let mut command = scratch.command(policy_program("rate_loop"), Shim::Off);
+    command
+        .env("LD_PRELOAD", common::library())
+        .env(fadvise_shim_core::policy::POLICY_ENV, &policy)
+        .arg(scratch.file("data"))
+        .args(["1", "4"]);
+    let running = common::Running::start(&mut command);
+    for reload in 1..=3 {
+        std::thread::sleep(std::time::Duration::from_millis(1050));
+        // A new version (a comment changes its size) with the same rule.
+        let version = format!("# version {reload}\n{limit}");
+        std::fs::write(policy.with_extension("new"), version).unwrap();
+        std::fs::rename(policy.with_extension("new"), &policy).unwrap();
+    }
+    let finished = running.wait(TIMEOUT);
+    finished.assert_success("rate_loop");
+    assert_eq!(finished.stderr, "", "{finished}");
+    let (_, kernel, _) = rate_loop_counts(&finished.stdout);
+    // 10/s over 4 s plus one burst of 100; three refills would make 440.
+    assert!((126..=154).contains(&kernel), "{kernel} calls passed");
+}
