@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use fadvise_shim_core::call::{Advice, Call};
-use fadvise_shim_core::dump::{parse_dump, write_dump, Header, Reason};
+use fadvise_shim_core::dump::{parse_dump, write_dump, Budget, BudgetUse, Budgets, Header, Reason};
 use fadvise_shim_core::policy::{parse_policy_bytes, Action};
 
 /// A policy file's bytes: valid ones are used as the shim uses them; invalid
@@ -61,6 +61,7 @@ pub fn dump(bytes: &[u8]) {
         }
         let _ = stats.approximate_sum_ns();
     }
+    let budgets = ParsedBudgets(&dump.budgets);
     let header = Header {
         pid: dump.pid,
         ppid: dump.ppid,
@@ -69,7 +70,19 @@ pub fn dump(bytes: &[u8]) {
         signal: &dump.signal,
         reason: Reason::Signal,
         unix_time: dump.unix_time,
+        budgets: &budgets,
     };
+    // The writer cannot express errors without a passed call to fail (the
+    // reader accepts them: reported separately), so only consistent
+    // statistics must survive a round trip.
+    let consistent = dump
+        .stats
+        .calls
+        .iter()
+        .all(|stats| stats.errors <= stats.passed());
+    if !consistent {
+        return;
+    }
     let mut written = Vec::new();
     write_dump(&mut written, &header, &dump.stats);
     let written = String::from_utf8(written).expect("the writer writes UTF-8");
@@ -79,6 +92,31 @@ pub fn dump(bytes: &[u8]) {
         again.stats, dump.stats,
         "statistics changed on a round trip"
     );
+    let counts = |budgets: &[Budget]| -> Vec<(u64, u64)> {
+        budgets.iter().map(|b| (b.admitted, b.refused)).collect()
+    };
+    assert_eq!(
+        counts(&again.budgets),
+        counts(&dump.budgets),
+        "budgets changed"
+    );
     let mut merged = dump.stats.clone();
     merged.merge(&dump.stats);
+}
+
+/// Budgets read from a dump, handed back to the writer.
+struct ParsedBudgets<'a>(&'a [Budget]);
+
+impl Budgets for ParsedBudgets<'_> {
+    fn each(&self, visit: &mut dyn FnMut(&BudgetUse)) {
+        for budget in self.0 {
+            visit(&BudgetUse {
+                name: budget.name.as_bytes(),
+                rate: budget.rate,
+                burst: budget.burst,
+                admitted: budget.admitted,
+                refused: budget.refused,
+            });
+        }
+    }
 }
