@@ -80,7 +80,6 @@ fn limit_is_exact_under_threads() {
 /// Reloading a policy whose limit did not change keeps that limit's
 /// budget: three reloads in 4 s must not refill a burst of 100 three times.
 #[test]
-#[ignore = "preload bug: every reload refills process-scope budgets, even of unchanged limits"]
 fn reload_with_the_same_limit_keeps_its_budget() {
     let scratch = Scratch::new();
     let limit = "[[rule]]\ncall = \"posix_fadvise\"\naction = \"limit\"\nrate = 10\nburst = 100\n";

@@ -145,7 +145,11 @@ pub fn reload_if_due(now_ns: u64) {
 /// resolution is all a once-a-second check needs.
 #[inline(always)]
 pub fn reload_if_due_by_wall_clock() {
-    if wall_clock_seconds() >= NEXT_CHECK_SECONDS.load(Ordering::Relaxed) {
+    let now = wall_clock_seconds();
+    let next = NEXT_CHECK_SECONDS.load(Ordering::Relaxed);
+    // The wall clock can be stepped back (NTP, `date -s`): a deadline more
+    // than a check interval ahead is one that time went back from.
+    if now >= next || now.saturating_add(2) < next {
         reload(crate::clock::monotonic_ns());
     }
 }
@@ -196,7 +200,10 @@ fn reload_from(path: &Path, settings: &Settings) {
     }
     match read_policy(path, stamp) {
         Ok(policy) => {
-            publish(Box::new(Compiled::new(&policy, Some(path), settings)));
+            if !publish(Box::new(Compiled::new(&policy, Some(path), settings))) {
+                // Every free slot is being read: try again at the next check.
+                SEEN_STAMP.store(0, Ordering::Relaxed);
+            }
         }
         Err(problem) => warn(&[problem.as_bytes(), b"; keeping the previous policy"]),
     }

@@ -90,11 +90,9 @@ pub fn now_ns() -> u64 {
 }
 
 /// Takes the reference point; called once per process image at start-up.
+/// Whether the TSC can be trusted is asked later, at calibration: CPUID
+/// traps to the hypervisor in a VM, and start-up must stay cheap.
 pub fn start() {
-    if !tsc_is_invariant() {
-        TSC_UNUSABLE.store(1, Ordering::Relaxed);
-        return;
-    }
     BASE_NS.store(monotonic_ns(), Ordering::Relaxed);
     BASE_TICKS.store(ticks(), Ordering::Relaxed);
 }
@@ -102,7 +100,7 @@ pub fn start() {
 #[cold]
 #[inline(never)]
 fn calibrate(base_ns: u64) {
-    if !kernel_uses_tsc() {
+    if !tsc_is_invariant() || !kernel_uses_tsc() {
         TSC_UNUSABLE.store(1, Ordering::Relaxed);
         return;
     }

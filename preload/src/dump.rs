@@ -41,10 +41,17 @@ static WARNED: AtomicBool = AtomicBool::new(false);
 /// not our pid, and must not dump the parent's statistics as its own.
 static OWNER_PID: AtomicU32 = AtomicU32::new(0);
 
-/// Prepares dumping; called once per process image at start-up.
-pub fn prepare() {
-    BUFFER.get_or_init(|| SnapshotBuffer(UnsafeCell::new(Snapshot::default())));
+/// Notes whose statistics these are; called once per process image at
+/// start-up.
+pub fn remember_owner() {
     OWNER_PID.store(std::process::id(), Ordering::Relaxed);
+}
+
+/// Allocates the buffer a dump is written from; called on the first
+/// intercepted call (a process that makes none never dumps, and most
+/// processes make none: they should not pay for it).
+pub fn allocate_buffer() {
+    BUFFER.get_or_init(|| SnapshotBuffer(UnsafeCell::new(Snapshot::default())));
 }
 
 /// A forked child dumps under its own pid.

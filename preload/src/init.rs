@@ -22,7 +22,10 @@ use crate::sys::{ErrnoGuard, NoCancel};
 
 const UNINITIALISED: u8 = 0;
 const INITIALISING: u8 = 1;
+/// Policy loaded, dump signal installed.
 const READY: u8 = 2;
+/// A call was made: the dump buffer exists too.
+const RECORDING: u8 = 3;
 static STATE: AtomicU8 = AtomicU8::new(UNINITIALISED);
 
 #[used]
@@ -34,7 +37,7 @@ static CONSTRUCTOR: extern "C" fn() = constructor;
 static DESTRUCTOR: extern "C" fn() = destructor;
 
 extern "C" fn constructor() {
-    ensure();
+    initialise();
 }
 
 /// Runs at `exit()` and on return from `main`, after the program's own
@@ -45,16 +48,29 @@ extern "C" fn destructor() {
 
 /// Dumps at exit if the policy asks for it (`exit`, `_exit`, `_Exit`).
 pub fn before_exit() {
-    if STATE.load(Ordering::Acquire) == READY {
+    if STATE.load(Ordering::Acquire) == RECORDING {
         crate::dump::at_exit();
     }
 }
 
-/// Initialises on first use; never blocks.
+/// Called by every intercepted call: initialises on first use (a call from
+/// another library's constructor may come before ours ran), then readies
+/// what only processes that make calls need. Never blocks.
 #[inline(always)]
 pub fn ensure() {
-    if STATE.load(Ordering::Acquire) != READY {
-        initialise();
+    if STATE.load(Ordering::Acquire) != RECORDING {
+        first_call();
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn first_call() {
+    initialise();
+    if STATE.load(Ordering::Acquire) == READY {
+        let _errno = ErrnoGuard::save();
+        crate::dump::allocate_buffer();
+        let _ = STATE.compare_exchange(READY, RECORDING, Ordering::AcqRel, Ordering::Acquire);
     }
 }
 
@@ -79,7 +95,7 @@ fn initialise() {
     std::panic::set_hook(Box::new(|_| {}));
     let _ = std::panic::catch_unwind(|| {
         crate::clock::start();
-        crate::dump::prepare();
+        crate::dump::remember_owner();
         let settings = settings_from_environment();
         crate::active::load_initial(settings);
         // SAFETY: registering a plain function; glibc keeps it per DSO.

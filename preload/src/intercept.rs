@@ -67,6 +67,7 @@ pub fn intercept(
         return pass(call, real, failed);
     }
     let limited = kind == LIMIT;
+    active::reload_if_due_by_wall_clock();
     if let Some(error) = argument_error() {
         counters::record_dropped(call);
         return Outcome::ArgumentError(error);
@@ -81,7 +82,6 @@ pub fn intercept(
     } else {
         counters::record_dropped(call);
     }
-    active::reload_if_due_by_wall_clock();
     Outcome::Answered
 }
 

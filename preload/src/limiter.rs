@@ -48,22 +48,23 @@ pub fn parameters(rate: f64, burst: f64) -> (u64, u64) {
     (interval, tolerance)
 }
 
-/// Sets limiter `index` to `rate` calls per second with `burst`, full. A
-/// host-scope limiter whose budget is already mapped keeps it when
-/// `keep_shared` (same name and parameters as before).
-pub fn configure(index: usize, rate: f64, burst: f64, host: bool, keep_shared: bool) {
+/// Sets limiter `index` to `rate` calls per second with `burst`. A rule
+/// that is `unchanged` by a reload keeps its budget as it stands (and a
+/// host-scope one its mapping); a new or changed one starts full.
+pub fn configure(index: usize, rate: f64, burst: f64, host: bool, unchanged: bool) {
     if let Some(limiter) = LIMITERS.get(index) {
+        if unchanged {
+            return;
+        }
         let (interval, tolerance) = parameters(rate, burst);
         limiter.interval_ns.store(interval, Ordering::Relaxed);
         limiter.tolerance_ns.store(tolerance, Ordering::Relaxed);
         limiter.next_ns.store(0, Ordering::Relaxed);
-        if !keep_shared {
-            // A budget mapped for other parameters stays mapped (a thread
-            // may still be reading it) but is no longer used.
-            limiter
-                .shared
-                .store(std::ptr::null_mut(), Ordering::Relaxed);
-        }
+        // A budget mapped for other parameters stays mapped (a thread may
+        // still be reading it) but is no longer used.
+        limiter
+            .shared
+            .store(std::ptr::null_mut(), Ordering::Relaxed);
         limiter.host.store(host, Ordering::Release);
     }
 }

@@ -9,7 +9,9 @@ mod parse;
 
 use std::path::{Path, PathBuf};
 
-use globset::GlobSet;
+use std::sync::OnceLock;
+
+use globset::{Glob, GlobSet, GlobSetBuilder};
 
 use crate::call::{Advice, Call};
 
@@ -200,28 +202,65 @@ pub enum Scope {
     Host,
 }
 
-/// Compiled globs with the patterns they came from.
+/// Validated globs with the patterns they came from. They are compiled
+/// into matchers on first use, not when the policy is read: a policy is read
+/// by every process at start-up, and most never meet a `path` rule.
 #[derive(Clone, Debug)]
 pub struct Globs {
     pub patterns: Vec<String>,
+    globs: Vec<Glob>,
+    matchers: OnceLock<Matchers>,
+}
+
+#[derive(Clone, Debug)]
+struct Matchers {
     /// Every pattern, matched against a full path (`*` stops at `/`).
-    pub full: GlobSet,
+    full: GlobSet,
     /// Patterns without a `/`, matched against a file name.
-    pub name_only: GlobSet,
+    name_only: GlobSet,
 }
 
 impl Globs {
+    /// Globs from patterns already parsed (with `*` not crossing `/`).
+    pub fn new(patterns: Vec<String>, globs: Vec<Glob>) -> Globs {
+        Globs {
+            patterns,
+            globs,
+            matchers: OnceLock::new(),
+        }
+    }
+
+    fn matchers(&self) -> &Matchers {
+        self.matchers.get_or_init(|| {
+            let mut full = GlobSetBuilder::new();
+            let mut name_only = GlobSetBuilder::new();
+            for glob in &self.globs {
+                if !glob.glob().contains('/') {
+                    name_only.add(glob.clone());
+                }
+                full.add(glob.clone());
+            }
+            // Building fails only past the regex engine's size limit; then
+            // the globs match nothing rather than everything.
+            Matchers {
+                full: full.build().unwrap_or_else(|_| GlobSet::empty()),
+                name_only: name_only.build().unwrap_or_else(|_| GlobSet::empty()),
+            }
+        })
+    }
+
     /// Whether an executable's full path, or its file name for patterns
     /// without a `/`, matches.
     pub fn matches_exe(&self, exe: &Path) -> bool {
-        self.full.is_match(exe)
+        let matchers = self.matchers();
+        matchers.full.is_match(exe)
             || exe
                 .file_name()
-                .is_some_and(|name| self.name_only.is_match(name))
+                .is_some_and(|name| matchers.name_only.is_match(name))
     }
 
     /// Whether a file's path matches.
     pub fn matches_path(&self, path: &Path) -> bool {
-        self.full.is_match(path)
+        self.matchers().full.is_match(path)
     }
 }

@@ -6,7 +6,7 @@
 //! `/` nor `*` nor `{` cannot match, nor can a `path` pattern without any
 //! `/`. An `exe` pattern without `/` is matched against the file name too.
 
-use globset::{GlobBuilder, GlobSetBuilder};
+use globset::GlobBuilder;
 
 use crate::policy::Globs;
 
@@ -26,40 +26,25 @@ pub(super) fn compile(
     errors: &mut Errors,
 ) -> Option<Globs> {
     let before = errors.count();
-    let mut full = GlobSetBuilder::new();
-    let mut name_only = GlobSetBuilder::new();
+    let mut globs = Vec::new();
     for &(pattern, at) in patterns {
         if let Err(message) = reachable(kind, pattern) {
             errors.at(at, message);
             continue;
         }
         match GlobBuilder::new(pattern).literal_separator(true).build() {
-            Ok(glob) => {
-                if !pattern.contains('/') {
-                    name_only.add(glob.clone());
-                }
-                full.add(glob);
-            }
+            Ok(glob) => globs.push(glob),
             Err(error) => errors.at(at, format!("invalid glob: {error}")),
         }
     }
     if errors.count() != before {
         return None;
     }
-    match (full.build(), name_only.build()) {
-        (Ok(full), Ok(name_only)) => Some(Globs {
-            patterns: patterns
-                .iter()
-                .map(|&(pattern, _)| pattern.to_owned())
-                .collect(),
-            full,
-            name_only,
-        }),
-        (Err(error), _) | (_, Err(error)) => {
-            errors.at(patterns[0].1, format!("invalid globs: {error}"));
-            None
-        }
-    }
+    let patterns = patterns
+        .iter()
+        .map(|&(pattern, _)| pattern.to_owned())
+        .collect();
+    Some(Globs::new(patterns, globs))
 }
 
 /// Refuses patterns that no absolute path can match.
