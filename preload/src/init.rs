@@ -10,12 +10,14 @@
 //! Policy problems cost one line on stderr and leave the built-in default;
 //! a panic anywhere in here is caught and leaves the same.
 
-use std::ffi::OsString;
-use std::os::unix::ffi::OsStringExt;
+use std::ffi::{CStr, OsStr, OsString};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU8, Ordering};
 
-use fadvise_shim_core::policy::{DUMP_DIR_ENV, ON_EXIT_ENV, POLICY_ENV, SYSTEM_POLICY_PATH};
+use fadvise_shim_core::policy::{
+    DumpConfig, DUMP_DIR_ENV, ON_EXIT_ENV, POLICY_ENV, SYSTEM_POLICY_PATH,
+};
 
 use crate::compile::Settings;
 use crate::sys::{ErrnoGuard, NoCancel};
@@ -69,11 +71,20 @@ fn first_call() {
     initialise();
     if STATE.load(Ordering::Acquire) == READY {
         let _errno = ErrnoGuard::save();
+        let _no_cancel = NoCancel::new();
+        if crate::active::settings().is_none() {
+            // No policy file: the built-in default, loaded now rather than
+            // at start-up, which most processes never get past.
+            load_policy();
+        }
         crate::dump::allocate_buffer();
         let _ = STATE.compare_exchange(READY, RECORDING, Ordering::AcqRel, Ordering::Acquire);
     }
 }
 
+/// Start-up, kept to what cannot wait: with no policy file it allocates
+/// nothing and takes the built-in dump signal; with one, the policy is read
+/// now, since it names the dump signal.
 #[cold]
 #[inline(never)]
 fn initialise() {
@@ -90,44 +101,94 @@ fn initialise() {
     }
     let _errno = ErrnoGuard::save();
     let _no_cancel = NoCancel::new();
-    // Our copy of std is ours alone: silence its panic message, which would
-    // be output the host never asked for.
-    std::panic::set_hook(Box::new(|_| {}));
     let _ = std::panic::catch_unwind(|| {
         crate::clock::start();
         crate::dump::remember_owner();
-        let settings = settings_from_environment();
-        crate::active::load_initial(settings);
         // SAFETY: registering a plain function; glibc keeps it per DSO.
         unsafe { libc::pthread_atfork(None, None, Some(after_fork_in_child)) };
-        let signal = crate::active::with_current(|policy| policy.signal.number()).flatten();
-        if let Some(signal) = signal {
-            crate::signals::install(signal);
+        let signal = if policy_path().is_some() {
+            load_policy();
+            crate::active::with_current(|policy| policy.signal)
+        } else {
+            None
+        };
+        let signal = signal.unwrap_or(DumpConfig::default().signal);
+        if let Some(number) = signal.number() {
+            crate::signals::install(number);
         }
     });
     STATE.store(READY, Ordering::Release);
 }
 
-/// Reads the environment, which a secure-execution process (setuid, setgid,
-/// file capabilities) must not trust: there only the system policy applies.
-fn settings_from_environment() -> Settings {
+/// Reads the settings and the policy and puts them in force. Any problem
+/// costs one stderr line and leaves the built-in default.
+fn load_policy() {
+    // Our copy of std is ours alone: silence its panic message, which would
+    // be output the host never asked for.
+    std::panic::set_hook(Box::new(|_| {}));
+    let _ = std::panic::catch_unwind(|| crate::active::load_initial(settings_from_environment()));
+}
+
+/// Whether the process may trust its environment: not in secure execution
+/// (setuid, setgid, file capabilities), where only the system policy applies.
+fn environment_trusted() -> bool {
     // SAFETY: getauxval has no preconditions.
-    let secure = unsafe { libc::getauxval(libc::AT_SECURE) } != 0;
-    let variable = |name: &str| {
-        if secure {
-            None
-        } else {
-            std::env::var_os(name).filter(|value| !value.is_empty())
-        }
-    };
-    let policy_path = match variable(POLICY_ENV) {
-        Some(path) => Some(PathBuf::from(path)),
-        None => Some(PathBuf::from(SYSTEM_POLICY_PATH)).filter(|path| path.exists()),
-    };
+    (unsafe { libc::getauxval(libc::AT_SECURE) }) == 0
+}
+
+/// A `FADVISE_SHIM_*` variable, if set, non-empty and trusted. Read with
+/// `getenv`, which allocates nothing.
+fn variable(name: &str) -> Option<&'static [u8]> {
+    if !environment_trusted() {
+        return None;
+    }
+    let name = NulTerminated::new(name.as_bytes());
+    // SAFETY: `name` is NUL-terminated; a non-null result is a C string in
+    // the environment.
+    let value = unsafe { libc::getenv(name.as_ptr()) };
+    if value.is_null() {
+        return None;
+    }
+    // SAFETY: non-null, NUL-terminated, and the environment outlives us.
+    let value = unsafe { CStr::from_ptr(value) }.to_bytes();
+    (!value.is_empty()).then_some(value)
+}
+
+/// A short string made NUL-terminated on the stack, for libc.
+struct NulTerminated([u8; 64]);
+
+impl NulTerminated {
+    fn new(text: &[u8]) -> Self {
+        let mut bytes = [0u8; 64];
+        let length = text.len().min(bytes.len() - 1);
+        bytes[..length].copy_from_slice(&text[..length]);
+        NulTerminated(bytes)
+    }
+
+    fn as_ptr(&self) -> *const libc::c_char {
+        self.0.as_ptr().cast()
+    }
+}
+
+/// The policy file: `FADVISE_SHIM_POLICY`, else the system policy if it
+/// exists, else none (the built-in default).
+fn policy_path() -> Option<PathBuf> {
+    if let Some(path) = variable(POLICY_ENV) {
+        return Some(PathBuf::from(OsStr::from_bytes(path)));
+    }
+    let system = NulTerminated::new(SYSTEM_POLICY_PATH.as_bytes());
+    // SAFETY: a NUL-terminated path.
+    let exists = unsafe { libc::access(system.as_ptr(), libc::F_OK) } == 0;
+    exists.then(|| PathBuf::from(SYSTEM_POLICY_PATH))
+}
+
+/// What the environment says, in the form the policy compiler takes.
+fn settings_from_environment() -> Settings {
+    let path_from = |bytes: &[u8]| PathBuf::from(OsStr::from_bytes(bytes));
     Settings {
-        policy_path,
-        dump_dir_override: variable(DUMP_DIR_ENV).map(PathBuf::from),
-        on_exit_forced: variable(ON_EXIT_ENV).is_some_and(|value| value != "0"),
+        policy_path: policy_path(),
+        dump_dir_override: variable(DUMP_DIR_ENV).map(path_from),
+        on_exit_forced: variable(ON_EXIT_ENV).is_some_and(|value| value != b"0"),
         exe: executable(),
         // SAFETY: geteuid has no preconditions.
         euid: unsafe { libc::geteuid() },
