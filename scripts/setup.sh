@@ -2,7 +2,8 @@
 # Installs what the tests and benchmarks use on a fresh Debian machine:
 # real programs to run under the shim (dd, sqlite3, glog, eatmydata, nocache),
 # outside views of the kernel (strace), report validators (promtool, PyPI's
-# hdrhistogram), and debootstrap for the base-image test. Needs root.
+# hdrhistogram), debootstrap and cargo-deb for the base-image tests. Needs
+# root.
 set -euo pipefail
 packages=(
   build-essential strace sqlite3 libsqlite3-dev eatmydata nocache
@@ -19,3 +20,5 @@ if [ "${#missing[@]}" -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 python3 -c 'import hdrh' 2>/dev/null || python3 -m pip install -q hdrhistogram
+# Builds the Debian package in tests/install.rs (about 2.5 minutes, once).
+command -v cargo-deb >/dev/null || cargo install cargo-deb --locked --quiet
