@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU8, Ordering};
 
 use fadvise_shim_core::policy::{
-    DumpConfig, DUMP_DIR_ENV, ON_EXIT_ENV, POLICY_ENV, SYSTEM_POLICY_PATH,
+    quick_dump_signal, DumpConfig, DUMP_DIR_ENV, ON_EXIT_ENV, POLICY_ENV, SYSTEM_POLICY_PATH,
 };
 
 use crate::compile::Settings;
@@ -73,7 +73,7 @@ fn first_call() {
         let _errno = ErrnoGuard::save();
         let _no_cancel = NoCancel::new();
         if crate::active::settings().is_none() {
-            // No policy file: the built-in default, loaded now rather than
+            // The policy (or the built-in default) is loaded now rather than
             // at start-up, which most processes never get past.
             load_policy();
         }
@@ -82,9 +82,10 @@ fn first_call() {
     }
 }
 
-/// Start-up, kept to what cannot wait: with no policy file it allocates
-/// nothing and takes the built-in dump signal; with one, the policy is read
-/// now, since it names the dump signal.
+/// Start-up, kept to what cannot wait: the dump signal. With no policy file
+/// it allocates nothing and takes the built-in signal; with one, a quick
+/// scan finds the signal, and only when it is unsure is the policy parsed
+/// now rather than on the first call.
 #[cold]
 #[inline(never)]
 fn initialise() {
@@ -106,13 +107,19 @@ fn initialise() {
         crate::dump::remember_owner();
         // SAFETY: registering a plain function; glibc keeps it per DSO.
         unsafe { libc::pthread_atfork(None, None, Some(after_fork_in_child)) };
-        let signal = if policy_path().is_some() {
+        let signal = match policy_path() {
+            None => Some(DumpConfig::default().signal),
+            // The signal is all start-up needs from the file; when a quick
+            // scan is sure of it, the full parse waits for the first call.
+            Some(path) => std::fs::read(path)
+                .ok()
+                .and_then(|text| quick_dump_signal(&text)),
+        };
+        let signal = signal.unwrap_or_else(|| {
             load_policy();
             crate::active::with_current(|policy| policy.signal)
-        } else {
-            None
-        };
-        let signal = signal.unwrap_or(DumpConfig::default().signal);
+                .unwrap_or(DumpConfig::default().signal)
+        });
         if let Some(number) = signal.number() {
             crate::signals::install(number);
         }

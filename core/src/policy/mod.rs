@@ -15,7 +15,7 @@ use globset::{Glob, GlobSet, GlobSetBuilder};
 
 use crate::call::{Advice, Call};
 
-pub use parse::{parse_policy, parse_policy_bytes, PolicyError};
+pub use parse::{parse_policy, parse_policy_bytes, quick_dump_signal, PolicyError};
 
 /// Where the policy comes from when `FADVISE_SHIM_POLICY` is not set.
 pub const SYSTEM_POLICY_PATH: &str = "/etc/fadvise-shim/policy.toml";

@@ -8,9 +8,12 @@
 
 mod fields;
 mod globs;
+mod quick;
 mod rule;
 mod signal;
 mod suggest;
+
+pub use quick::quick_dump_signal;
 
 use std::fmt;
 use std::path::PathBuf;
