@@ -228,8 +228,8 @@ dump: signal SIGRTMIN+2, dir /var/tmp/dumps, at exit: yes
 host-wide limits kept in /dev/shm/fadvise-shim
 rules (the first that matches decides):
   1. old-glog: drop posix_fadvise(dontneed) in exe *falcon* for paths /var/log/**
-  2. line 15: limit fsync, fdatasync to 100 calls/s, burst 20, shared by every process on the host
-  3. line 22: pass every call
+  2. sync-budget: limit fsync, fdatasync to 100 calls/s, burst 20, shared by every process on the host
+  3. line 23: pass every call
   no match: pass
 ";
     assert_eq!(stdout, expected);

@@ -299,10 +299,10 @@ fn roots_the_library_cannot_load_in_are_refused_before_anything_is_written() {
 
     let root = fake_glibc_root();
     let triplet = format!("{}-linux-gnu", std::env::consts::ARCH);
-    std::fs::remove_file(root.path().join(format!("usr/lib/{triplet}/libgcc_s.so.1"))).unwrap();
+    std::fs::remove_file(root.path().join(format!("usr/lib/{triplet}/libc.so.6"))).unwrap();
     let run = install(root.path(), &["--preload", "global"]);
     assert_eq!(run.code, Some(1), "{run}");
-    assert!(run.stderr.contains("no libgcc_s.so.1"), "{run}");
+    assert!(run.stderr.contains("no libc.so.6"), "{run}");
     assert!(!root.path().join(PRELOAD).exists());
 }
 
