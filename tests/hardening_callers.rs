@@ -297,7 +297,6 @@ fn program_that_closes_every_descriptor_first() {
 /// The same program when its dump cannot be written: the shim's one line
 /// for stderr must not land in the file that now holds descriptor 2.
 #[test]
-#[ignore = "bug: the dump warning is written to whatever descriptor 2 now is (reported to the preload author)"]
 fn warning_never_lands_in_a_file_that_took_descriptor_2() {
     let scratch = Scratch::new();
     let files = scratch.file("files");

@@ -333,7 +333,6 @@ fn dump_signal_none_installs_no_handler() {
 /// `rename` is held back by `strace` fault injection so that the exit
 /// happens while it is writing.
 #[test]
-#[ignore = "bug: the exit dump is skipped while another thread writes a signal dump (reported to the preload author)"]
 fn exit_while_another_thread_writes_a_dump() {
     let scratch = Scratch::new();
     let program = hardening::program("exit_during_dump");
@@ -376,7 +375,6 @@ fn exit_while_another_thread_writes_a_dump() {
 /// the shim remembers as the parent's handler. Found by Python's own
 /// `test_signal` (signalinterproctester) hanging under the shim.
 #[test]
-#[ignore = "bug: a vfork child's sigaction on the dump signal overwrites the parent's handler (reported to the preload author)"]
 fn vfork_child_resetting_sigusr1_keeps_the_parents_handler() {
     let scratch = Scratch::new();
     let program = hardening::program("vfork_sigaction");

@@ -274,6 +274,7 @@ pub fn parse_dump(text: &str) -> Result<Dump, DumpError> {
             if !layout_seen {
                 return Err(error(number, "no histogram layout line".into()));
             }
+            check_totals(&dump.stats).map_err(|message| error(number, message))?;
             return Ok(dump);
         }
         let (key, rest) = line.split_once(' ').unwrap_or((line, ""));
@@ -326,6 +327,33 @@ pub fn parse_dump(text: &str) -> Result<Dump, DumpError> {
         text.lines().count(),
         "dump is cut short (no `end` line)".into(),
     ))
+}
+
+/// Refuses counts no process can have written: totals past `u64` (which
+/// merging could not add up) and more failed calls than passed ones (the
+/// writer reads `errors` before the histogram, so it never writes that).
+fn check_totals(stats: &Snapshot) -> Result<(), String> {
+    for (call, stats) in Call::ALL.iter().zip(&stats.calls) {
+        let passed = stats
+            .buckets
+            .iter()
+            .try_fold(0u64, |total, &count| total.checked_add(count));
+        let count = passed
+            .and_then(|passed| passed.checked_add(stats.dropped))
+            .and_then(|count| count.checked_add(stats.limited));
+        match (passed, count) {
+            (Some(passed), Some(_)) if stats.errors <= passed => {}
+            (Some(passed), Some(_)) => {
+                return Err(format!(
+                    "{}: {} errors but only {passed} passed calls",
+                    call.name(),
+                    stats.errors
+                ))
+            }
+            _ => return Err(format!("{}: counts overflow", call.name())),
+        }
+    }
+    Ok(())
 }
 
 /// `rate=R burst=B admitted=N refused=M name=NAME` (the name runs to the

@@ -34,12 +34,18 @@ impl Default for CallStats {
 }
 
 impl CallStats {
+    // Sums saturate: a report merging absurd (hand-made) dumps must not
+    // panic or wrap around.
     pub fn passed(&self) -> u64 {
-        self.buckets.iter().sum()
+        self.buckets
+            .iter()
+            .fold(0u64, |total, &count| total.saturating_add(count))
     }
 
     pub fn count(&self) -> u64 {
-        self.passed() + self.dropped + self.limited
+        self.passed()
+            .saturating_add(self.dropped)
+            .saturating_add(self.limited)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -47,11 +53,11 @@ impl CallStats {
     }
 
     pub fn merge(&mut self, other: &CallStats) {
-        self.dropped += other.dropped;
-        self.limited += other.limited;
-        self.errors += other.errors;
+        self.dropped = self.dropped.saturating_add(other.dropped);
+        self.limited = self.limited.saturating_add(other.limited);
+        self.errors = self.errors.saturating_add(other.errors);
         for (mine, theirs) in self.buckets.iter_mut().zip(&other.buckets) {
-            *mine += theirs;
+            *mine = mine.saturating_add(*theirs);
         }
     }
 

@@ -67,16 +67,36 @@ pub fn on_signal() {
     dump(Reason::Signal);
 }
 
-/// At exit, if the policy asks for it.
+/// At exit, if the policy asks for it. The last dump must not be lost: if
+/// another thread is writing one, wait for it (a bounded while: it may be
+/// this very thread, interrupted by a handler that calls `exit`).
 pub fn at_exit() {
-    if active::with_current(|policy| policy.on_exit) == Some(true) {
-        dump(Reason::Exit);
+    if active::with_current(|policy| policy.on_exit) != Some(true) {
+        return;
     }
+    for _ in 0..2000 {
+        if !WRITING.load(Ordering::Acquire) {
+            break;
+        }
+        let pause = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 1_000_000,
+        };
+        // SAFETY: a valid timespec; an interrupted sleep just loops.
+        unsafe { libc::nanosleep(&pause, std::ptr::null_mut()) };
+    }
+    dump(Reason::Exit);
+}
+
+/// Whether this process owns the shim's memory: false in a `vfork` child,
+/// which shares it with its parent until it execs or exits.
+pub fn is_owner() -> bool {
+    // SAFETY: getpid has no preconditions.
+    (unsafe { libc::getpid() }) as u32 == OWNER_PID.load(Ordering::Relaxed)
 }
 
 fn dump(reason: Reason) {
-    // SAFETY: getpid has no preconditions.
-    if unsafe { libc::getpid() } as u32 != OWNER_PID.load(Ordering::Relaxed) {
+    if !is_owner() {
         return;
     }
     let _errno = ErrnoGuard::save();

@@ -105,6 +105,7 @@ fn initialise() {
     let _ = std::panic::catch_unwind(|| {
         crate::clock::start();
         crate::dump::remember_owner();
+        crate::sys::remember_stderr();
         // SAFETY: registering a plain function; glibc keeps it per DSO.
         unsafe { libc::pthread_atfork(None, None, Some(after_fork_in_child)) };
         let signal = match policy_path() {

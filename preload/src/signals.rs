@@ -158,7 +158,11 @@ pub unsafe extern "C-unwind" fn sigaction(
     );
     // SAFETY: a non-null `action` points to the caller's sigaction.
     if let Some(new) = unsafe { action.as_ref() } {
-        let result = if new.sa_sigaction == SIG_IGN {
+        // A vfork child shares our memory but not our signal table: its
+        // action goes to its own table as it is, and what we remember of
+        // the parent's stays the parent's.
+        let owner = crate::dump::is_owner();
+        let result = if !owner || new.sa_sigaction == SIG_IGN {
             // SAFETY: the caller's arguments, passed on.
             unsafe { real_sigaction(signal, new, ptr::null_mut()) }
         } else {
@@ -167,8 +171,10 @@ pub unsafe extern "C-unwind" fn sigaction(
         if result != 0 {
             return result;
         }
-        PROGRAM_FLAGS.store(new.sa_flags | RESTORER_ADDED, Ordering::SeqCst);
-        PROGRAM_HANDLER.store(new.sa_sigaction, Ordering::SeqCst);
+        if owner {
+            PROGRAM_FLAGS.store(new.sa_flags | RESTORER_ADDED, Ordering::SeqCst);
+            PROGRAM_HANDLER.store(new.sa_sigaction, Ordering::SeqCst);
+        }
     }
     // SAFETY: a non-null `old` points to the caller's buffer.
     if let Some(old) = unsafe { old.as_mut() } {

@@ -2,6 +2,8 @@
 //! `errno` access, a one-line stderr message written with `write(2)`, and a
 //! guard that keeps thread cancellation out of the shim's own slow paths.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use libc::c_int;
 
 use fadvise_shim_core::text::Sink;
@@ -125,10 +127,38 @@ impl Sink for FdSink<'_> {
     }
 }
 
-/// Writes one line to stderr: `fadvise-shim: ` followed by `parts`.
+/// Identity (device, inode) of the process's stderr at start-up, so that a
+/// warning never lands in a file that took descriptor 2 since (a daemon that
+/// closed its standard descriptors and opened its data files).
+static STDERR_IDENTITY: (AtomicU64, AtomicU64) = (AtomicU64::new(0), AtomicU64::new(0));
+
+fn descriptor_identity(fd: c_int) -> Option<(u64, u64)> {
+    // SAFETY: `stat` is plain data; fstat fills it or fails.
+    let mut status: libc::stat = unsafe { std::mem::zeroed() };
+    (unsafe { libc::fstat(fd, &mut status) } == 0).then_some((status.st_dev, status.st_ino))
+}
+
+/// Notes what stderr is; called at start-up.
+pub fn remember_stderr() {
+    let _errno = ErrnoGuard::save();
+    if let Some((device, inode)) = descriptor_identity(libc::STDERR_FILENO) {
+        STDERR_IDENTITY.0.store(device, Ordering::Relaxed);
+        STDERR_IDENTITY.1.store(inode, Ordering::Relaxed);
+    }
+}
+
+/// Writes one line to stderr: `fadvise-shim: ` followed by `parts`, if
+/// descriptor 2 is still the stderr the process started with.
 /// Async-signal-safe; `errno` is preserved.
 pub fn warn(parts: &[&[u8]]) {
     let _errno = ErrnoGuard::save();
+    let started_with = (
+        STDERR_IDENTITY.0.load(Ordering::Relaxed),
+        STDERR_IDENTITY.1.load(Ordering::Relaxed),
+    );
+    if descriptor_identity(libc::STDERR_FILENO) != Some(started_with) {
+        return;
+    }
     let mut buffer = [0u8; 512];
     let mut sink = FdSink::new(libc::STDERR_FILENO, &mut buffer);
     sink.put(b"fadvise-shim: ");
