@@ -9,6 +9,7 @@ mod check;
 mod cli;
 mod doctor;
 mod dump_cmd;
+mod elf;
 mod install;
 mod output;
 mod report;

@@ -5,7 +5,6 @@
 //! A target of digits is a process when `/proc/PID` exists; anything else
 //! is a program, examined from its file by `program`.
 
-mod elf;
 pub mod process;
 mod program;
 

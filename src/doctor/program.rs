@@ -17,7 +17,7 @@ use std::process::ExitCode;
 
 use fadvise_shim_core::call::Call;
 
-use super::elf::{self, ElfFacts, Loader};
+use crate::elf::{self, ElfFacts, Loader};
 use crate::{output, Failure, Outcome};
 
 /// Interpreters of interpreters: a chain longer than this is a loop.

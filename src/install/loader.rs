@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 
 use object::Architecture;
 
-use super::elf::{self, ElfInfo};
 use super::root::Root;
+use crate::elf::{self, ElfFacts};
 use crate::run::LIBRARY_NAME;
 use crate::Failure;
 
@@ -27,7 +27,9 @@ pub fn check(root: &Root, library: &[u8]) -> Result<String, Failure> {
             root.dir().display()
         ))
     };
-    let library = elf::read(library).ok_or_else(|| refuse(format!("{LIBRARY_NAME} is not ELF")))?;
+    let library = elf::read_facts(library)
+        .ok()
+        .ok_or_else(|| refuse(format!("{LIBRARY_NAME} is not ELF")))?;
     let Some((program_path, program)) = reference_program(root) else {
         if let Some(musl) = musl_loader(root) {
             return Err(refuse(musl_reason(&musl)));
@@ -105,10 +107,10 @@ fn musl_reason(loader: &str) -> String {
 }
 
 /// The first reference program that is an ELF file, with its path inside.
-fn reference_program(root: &Root) -> Option<(&'static str, ElfInfo)> {
+fn reference_program(root: &Root) -> Option<(&'static str, ElfFacts)> {
     REFERENCE_PROGRAMS.into_iter().find_map(|path| {
         let bytes = std::fs::read(root.resolve(path)).ok()?;
-        Some((path, elf::read(&bytes)?))
+        Some((path, elf::read_facts(&bytes).ok()?))
     })
 }
 
@@ -124,7 +126,7 @@ fn musl_loader(root: &Root) -> Option<String> {
 
 /// `name` in the root's system library directories, built for the same
 /// machine as `like` (a 32-bit `/lib` on a multilib root does not count).
-fn find_library(root: &Root, name: &str, like: &ElfInfo) -> Option<(PathBuf, ElfInfo)> {
+fn find_library(root: &Root, name: &str, like: &ElfFacts) -> Option<(PathBuf, ElfFacts)> {
     let mut directories = Vec::new();
     if let Some(triplet) = multiarch_triplet(like.architecture) {
         directories.push(format!("/lib/{triplet}"));
@@ -133,7 +135,7 @@ fn find_library(root: &Root, name: &str, like: &ElfInfo) -> Option<(PathBuf, Elf
     directories.extend(["/lib64", "/usr/lib64", "/lib", "/usr/lib"].map(String::from));
     directories.iter().find_map(|directory| {
         let path = root.resolve(&format!("{directory}/{name}"));
-        let info = elf::read(&std::fs::read(&path).ok()?)?;
+        let info = elf::read_facts(&std::fs::read(&path).ok()?).ok()?;
         let same_machine = (info.architecture, info.bits) == (like.architecture, like.bits);
         same_machine.then_some((path, info))
     })
@@ -153,7 +155,7 @@ fn multiarch_triplet(architecture: Architecture) -> Option<&'static str> {
     }
 }
 
-fn describe_machine(info: &ElfInfo) -> String {
+fn describe_machine(info: &ElfFacts) -> String {
     format!("{:?} ({}-bit)", info.architecture, info.bits).to_lowercase()
 }
 

@@ -12,7 +12,6 @@
 //! policy. Progress goes to stderr; stdout carries only the `ENV` lines of
 //! `--preload env`, ready for a Dockerfile.
 
-mod elf;
 mod files;
 mod loader;
 mod manifest;

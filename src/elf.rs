@@ -1,6 +1,9 @@
-//! What an ELF file tells about reaching it with `LD_PRELOAD`: its loader
-//! (`PT_INTERP`), the libraries it needs and where it looks for them, the
-//! functions it imports, and whether it is a Go program.
+//! What an ELF file tells about loading `libfadvise_shim.so` with it: its
+//! machine, its loader (`PT_INTERP`), the libraries it needs and where it
+//! looks for them, the functions it imports, whether it is a Go program, and
+//! the symbol versions it needs (`.gnu.version_r`) and defines
+//! (`.gnu.version_d`, e.g. every `GLIBC_2.x` of a `libc.so.6`). `doctor`
+//! reads programs with it, `install` an image's loader and libc.
 //!
 //! Only the file is read; nothing is executed (unlike `ldd`, which runs the
 //! loader and must never be pointed at a setuid program).
@@ -12,9 +15,11 @@ use object::elf;
 use object::read::elf::{Dyn, ElfFile, ElfFile32, ElfFile64, FileHeader, ProgramHeader};
 use object::{Architecture, Endianness, Object, ObjectSymbol};
 
-/// The facts `doctor` needs from one ELF file.
+/// What one ELF file says.
 pub struct ElfFacts {
     pub architecture: Architecture,
+    /// 32 or 64.
+    pub bits: u8,
     /// `PT_INTERP`: the loader's path; `None` for a static program.
     pub interpreter: Option<String>,
     /// `DT_NEEDED` entries, in order.
@@ -25,6 +30,10 @@ pub struct ElfFacts {
     pub imports: BTreeSet<String>,
     /// Go's runtime makes system calls itself, bypassing libc.
     pub is_go: bool,
+    /// For each needed file, the version names required from it.
+    pub version_needs: Vec<(String, Vec<String>)>,
+    /// The version names this file defines.
+    pub version_definitions: Vec<String>,
 }
 
 /// Whether `bytes` start like an ELF file.
@@ -36,14 +45,14 @@ pub fn is_elf(bytes: &[u8]) -> bool {
 pub fn read_facts(bytes: &[u8]) -> Result<ElfFacts, String> {
     // e_ident[EI_CLASS], the byte after the magic, tells 32 from 64 bits.
     let facts = if bytes.get(4) == Some(&elf::ELFCLASS32) {
-        ElfFile32::<Endianness>::parse(bytes).and_then(|file| facts_of(&file))
+        ElfFile32::<Endianness>::parse(bytes).and_then(|file| facts_of(&file, 32))
     } else {
-        ElfFile64::<Endianness>::parse(bytes).and_then(|file| facts_of(&file))
+        ElfFile64::<Endianness>::parse(bytes).and_then(|file| facts_of(&file, 64))
     };
     facts.map_err(|error| format!("not a readable ELF file: {error}"))
 }
 
-fn facts_of<'data, Elf>(file: &ElfFile<'data, Elf>) -> object::Result<ElfFacts>
+fn facts_of<'data, Elf>(file: &ElfFile<'data, Elf>, bits: u8) -> object::Result<ElfFacts>
 where
     Elf: FileHeader<Endian = Endianness>,
 {
@@ -77,12 +86,14 @@ where
         .filter_map(|symbol| symbol.name().ok().map(str::to_string))
         .filter(|name| !name.is_empty())
         .collect();
+    let (version_needs, version_definitions) = versions(file)?;
     let is_go = file.section_by_name(".go.buildinfo").is_some()
         || file
             .symbols()
             .any(|symbol| symbol.name() == Ok("runtime.main"));
     Ok(ElfFacts {
         architecture: file.architecture(),
+        bits,
         interpreter,
         needed,
         search_path: search_path
@@ -93,7 +104,44 @@ where
             .collect(),
         imports,
         is_go,
+        version_needs,
+        version_definitions,
     })
+}
+
+type Versions = (Vec<(String, Vec<String>)>, Vec<String>);
+
+/// The symbol versions `file` needs, per library, and those it defines.
+fn versions<Elf>(file: &ElfFile<'_, Elf>) -> object::Result<Versions>
+where
+    Elf: FileHeader<Endian = Endianness>,
+{
+    let (endian, data) = (file.endian(), file.data());
+    let sections = file.elf_section_table();
+    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+    let mut needs = Vec::new();
+    if let Some((mut files, strings_index)) = sections.gnu_verneed(endian, data)? {
+        let strings = sections.strings(endian, data, strings_index)?;
+        while let Some((need, mut versions)) = files.next()? {
+            let mut names = Vec::new();
+            while let Some(version) = versions.next()? {
+                names.push(text(version.name(endian, strings)?));
+            }
+            needs.push((text(need.file(endian, strings)?), names));
+        }
+    }
+    let mut definitions = Vec::new();
+    if let Some((mut defined, strings_index)) = sections.gnu_verdef(endian, data)? {
+        let strings = sections.strings(endian, data, strings_index)?;
+        while let Some((_, mut names)) = defined.next()? {
+            // The first auxiliary entry is the version's own name; the
+            // others are the versions it inherits from.
+            if let Some(name) = names.next()? {
+                definitions.push(text(name.name(endian, strings)?));
+            }
+        }
+    }
+    Ok((needs, definitions))
 }
 
 /// The architecture this tool (and so the library next to it) was built for.
@@ -152,5 +200,37 @@ mod tests {
         assert!(facts.needed.iter().any(|name| name.starts_with("libc.so")));
         assert!(!facts.is_go);
         assert_eq!(Some(facts.architecture), host_architecture());
+    }
+
+    #[test]
+    fn this_test_binary_needs_glibc_versions_its_libc_defines() {
+        let program =
+            read_facts(&std::fs::read(std::env::current_exe().unwrap()).unwrap()).unwrap();
+        let (_, needs) = program
+            .version_needs
+            .iter()
+            .find(|(file, _)| file == "libc.so.6")
+            .expect("needs versions from libc.so.6");
+        let libc_path = [
+            "/lib/x86_64-linux-gnu/libc.so.6",
+            "/lib/aarch64-linux-gnu/libc.so.6",
+        ]
+        .into_iter()
+        .find(|path| std::path::Path::new(path).exists())
+        .expect("a Debian libc.so.6");
+        let libc = read_facts(&std::fs::read(libc_path).unwrap()).unwrap();
+        assert!(needs
+            .iter()
+            .all(|version| libc.version_definitions.contains(version)));
+        assert!(libc
+            .version_definitions
+            .iter()
+            .any(|name| name == "GLIBC_2.2.5" || name == "GLIBC_2.17"));
+    }
+
+    #[test]
+    fn other_bytes_are_not_elf() {
+        assert!(!is_elf(b"#!/bin/sh\n"));
+        assert!(read_facts(b"#!/bin/sh\n").is_err());
     }
 }
