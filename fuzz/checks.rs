@@ -47,13 +47,29 @@ pub fn policy(bytes: &[u8]) {
 }
 
 /// A dump file's bytes (read as `fadvise-shim report` reads them, lossily):
-/// a dump that parses can be summarised, merged, and written back to the
-/// same statistics.
+/// a dump that parses holds counts a process could have written, and can
+/// be summarised, merged, and written back to the same statistics.
 pub fn dump(bytes: &[u8]) {
     let text = String::from_utf8_lossy(bytes);
     let Ok(dump) = parse_dump(&text) else {
         return;
     };
+    // What the reader accepts, a process could have written: exact totals
+    // and no more failed calls than passed ones.
+    for stats in &dump.stats.calls {
+        let passed = stats
+            .buckets
+            .iter()
+            .try_fold(0u64, |total, &count| total.checked_add(count));
+        let count = passed
+            .and_then(|passed| passed.checked_add(stats.dropped))
+            .and_then(|count| count.checked_add(stats.limited));
+        assert!(count.is_some(), "accepted totals past u64");
+        assert!(
+            stats.errors <= stats.passed(),
+            "accepted more errors than passed calls"
+        );
+    }
     for (_, stats) in dump.stats.made() {
         let _ = (stats.count(), stats.passed(), stats.min(), stats.max());
         for quantile in [0.0, 0.5, 0.9, 0.99, 0.999, 1.0] {
@@ -72,17 +88,6 @@ pub fn dump(bytes: &[u8]) {
         unix_time: dump.unix_time,
         budgets: &budgets,
     };
-    // The writer cannot express errors without a passed call to fail (the
-    // reader accepts them: reported separately), so only consistent
-    // statistics must survive a round trip.
-    let consistent = dump
-        .stats
-        .calls
-        .iter()
-        .all(|stats| stats.errors <= stats.passed());
-    if !consistent {
-        return;
-    }
     let mut written = Vec::new();
     write_dump(&mut written, &header, &dump.stats);
     let written = String::from_utf8(written).expect("the writer writes UTF-8");
