@@ -199,11 +199,13 @@ fn serve(scratch: &Scratch, shim: Shim) -> (Vec<String>, Vec<u32>) {
     let mut command = scratch.command(hardening::program("server"), shim);
     command.arg(scratch.file("data"));
     let mut running = Running::start(&mut command);
-    let mut workers = Vec::new();
+    // Workers may report ready in any order: keep each pid at its index.
+    let mut workers = vec![0u32; 3];
     for _ in 0..3 {
         let line = running.wait_for_line(TIMEOUT, |line| line.ends_with(" ready"));
-        let pid: u32 = line.split(' ').nth(3).unwrap().parse().unwrap();
-        workers.push(pid);
+        let cells: Vec<&str> = line.split(' ').collect();
+        let index: usize = cells[1].parse().unwrap();
+        workers[index] = cells[3].parse().unwrap();
     }
     for &pid in &workers {
         // SAFETY: kill() has no memory-safety requirements; the worker
