@@ -20,22 +20,32 @@ pub struct Cli {
 #[derive(Subcommand)]
 pub enum Command {
     /// Run a program and all its children under the shim, then print the merged table
-    #[command(after_help = "Example:\n  fadvise-shim run --policy drop.toml -- dd if=/dev/zero of=out bs=64k count=2000 oflag=nocache\n\nExits with the program's status.")]
+    #[command(
+        after_help = "Example:\n  fadvise-shim run --policy drop.toml -- dd if=/dev/zero of=out bs=64k count=2000 oflag=nocache\n\nExits with the program's status."
+    )]
     Run(RunArgs),
     /// Merge dump files (or directories of them) into one report
-    #[command(after_help = "Examples:\n  fadvise-shim report /tmp/fadvise-shim\n  fadvise-shim report --format prometheus --output /var/lib/node_exporter/fadvise.prom /tmp/fadvise-shim")]
+    #[command(
+        after_help = "Examples:\n  fadvise-shim report /tmp/fadvise-shim\n  fadvise-shim report --format prometheus --output /var/lib/node_exporter/fadvise.prom /tmp/fadvise-shim"
+    )]
     Report(ReportArgs),
     /// Validate a policy file: errors as FILE:LINE:COL, or a summary
-    #[command(after_help = "Example:\n  fadvise-shim check /etc/fadvise-shim/policy.toml\n\nExit status: 0 valid, 1 invalid.")]
+    #[command(
+        after_help = "Example:\n  fadvise-shim check /etc/fadvise-shim/policy.toml\n\nExit status: 0 valid, 1 invalid."
+    )]
     Check(CheckArgs),
     /// Make a running process dump now and print its table
     #[command(after_help = "Example:\n  fadvise-shim dump 1234")]
     Dump(DumpArgs),
     /// Say whether the shim can reach a program, or is loaded in a process
-    #[command(after_help = "Examples:\n  fadvise-shim doctor /usr/bin/postgres\n  fadvise-shim doctor 1234")]
+    #[command(
+        after_help = "Examples:\n  fadvise-shim doctor /usr/bin/postgres\n  fadvise-shim doctor 1234"
+    )]
     Doctor(DoctorArgs),
     /// Install library, CLI and policy into an image's root file system
-    #[command(after_help = "Example:\n  fadvise-shim install --root /build/rootfs --preload global")]
+    #[command(
+        after_help = "Example:\n  fadvise-shim install --root /build/rootfs --preload global"
+    )]
     Install(InstallArgs),
     /// Take out exactly what `install` put into an image's root
     #[command(after_help = "Example:\n  fadvise-shim uninstall --root /build/rootfs")]
