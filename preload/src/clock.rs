@@ -83,12 +83,6 @@ impl Clock {
     }
 }
 
-/// Current monotonic time in nanoseconds, by the best clock available.
-pub fn now_ns() -> u64 {
-    let clock = Clock::current();
-    clock.to_ns(clock.read())
-}
-
 /// Takes the reference point; called once per process image at start-up.
 /// Whether the TSC can be trusted is asked later, at calibration: CPUID
 /// traps to the hypervisor in a VM, and start-up must stay cheap.

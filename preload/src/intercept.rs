@@ -14,7 +14,7 @@ use std::path::Path;
 use fadvise_shim_core::call::Call;
 
 use crate::active;
-use crate::clock::{self, Clock};
+use crate::clock::Clock;
 use crate::compile::{self, BY_PATH, DROP, KIND_MASK, LIMIT};
 use crate::counters;
 use crate::limiter;
@@ -58,18 +58,23 @@ pub fn intercept(
         entry = entry_by_path(call, raw_advice, file);
     }
     let kind = entry & KIND_MASK;
-    let passes = match kind {
-        DROP => false,
-        LIMIT => limiter::admit((entry >> 8) as usize, clock::now_ns()),
-        _ => true,
-    };
-    if passes {
-        return pass(call, real, failed);
+    if kind != DROP {
+        // One clock reading serves the limiter and the start of the timing.
+        let clock = Clock::current();
+        let start = clock.read();
+        let admitted = kind != LIMIT || limiter::admit((entry >> 8) as usize, clock.to_ns(start));
+        if admitted {
+            return pass(call, clock, start, real, failed);
+        }
     }
-    let limited = kind == LIMIT;
     active::reload_if_due_by_wall_clock();
+    let record = if kind == LIMIT {
+        counters::record_limited
+    } else {
+        counters::record_dropped
+    };
     if let Some(error) = argument_error() {
-        counters::record_dropped(call);
+        record(call);
         return Outcome::ArgumentError(error);
     }
     if cancellation_point {
@@ -77,18 +82,18 @@ pub fn intercept(
         // from here exactly as from the real call.
         unsafe { crate::sys::pthread_testcancel() };
     }
-    if limited {
-        counters::record_limited(call);
-    } else {
-        counters::record_dropped(call);
-    }
+    record(call);
     Outcome::Answered
 }
 
 #[inline(always)]
-fn pass(call: Call, real: impl FnOnce() -> i64, failed: impl FnOnce(i64) -> bool) -> Outcome {
-    let clock = Clock::current();
-    let start = clock.read();
+fn pass(
+    call: Call,
+    clock: Clock,
+    start: u64,
+    real: impl FnOnce() -> i64,
+    failed: impl FnOnce(i64) -> bool,
+) -> Outcome {
     let result = real();
     let end = clock.read();
     counters::record_passed(call, clock.elapsed_ns(start, end), failed(result));
