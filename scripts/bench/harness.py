@@ -38,6 +38,10 @@ POLICIES = {
     "path-rule": '[[rule]]\ncall = "posix_fadvise"\npath = ["/nonexistent/**"]\naction = "drop"\n',
     "exe-rule": '[[rule]]\ncall = "posix_fadvise"\nexe = ["nomatch"]\naction = "drop"\n',
     "limit-rule": '[[rule]]\ncall = "posix_fadvise"\naction = "limit"\nrate = 1000000000\nburst = 1000000000\n',
+    # Case 7: the same limit (every call passes) with one budget per process,
+    # and with one budget for the host ({limits} becomes the work directory).
+    "process-budget": '[[rule]]\nname = "bench"\ncall = "posix_fadvise"\naction = "limit"\nrate = 1000000000\nburst = 1000000000\n',
+    "host-budget": '[limits]\ndir = "{limits}"\n\n[[rule]]\nname = "bench"\ncall = "posix_fadvise"\naction = "limit"\nrate = 1000000000\nburst = 1000000000\nscope = "host"\n',
 }
 
 
@@ -59,7 +63,7 @@ class Bench:
         self.policies = {}
         for name, text in POLICIES.items():
             path = self.work / f"{name}.toml"
-            path.write_text(text)
+            path.write_text(text.replace("{limits}", str(self.work / "budgets")))
             self.policies[name] = str(path)
         self.check_policies()
 
@@ -206,6 +210,39 @@ class Bench:
         if real is not None and median(s["drop"]) is not None:
             self.notes.append(f"Case 2: the dropped call costs {median(s['drop']) / real:.1%} "
                               f"of the real call ({real:.0f} ns).")
+
+    def pair_loop_arm(self, env):
+        """ns/call of two call_loop processes running at once (the mean of
+        the two): the cost of a limit check under contention."""
+        iterations = str(self.size["loop"] // 2)
+
+        def measure():
+            argv = [str(self.bin / "call_loop"), "fadvise", str(self.work / "page.dat"), iterations]
+            pair = [subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                    for _ in range(2)]
+            values = []
+            for process in pair:
+                out, err = process.communicate(timeout=300)
+                if process.returncode != 0:
+                    raise RuntimeError(f"call_loop exited {process.returncode}: {err.strip()[-300:]}")
+                values.append(float(re.search(r"^(\d+(?:\.\d+)?)$", out, re.M).group(1)))
+            return sum(values) / len(values)
+
+        return measure
+
+    def case_host_budget(self):
+        """Case 7: a host-scope limit check against a process-scope one,
+        two processes calling at once."""
+        arms = [
+            ("process", self.pair_loop_arm(self.env(self.shim, "process-budget"))),
+            ("host", self.pair_loop_arm(self.env(self.shim, "host-budget"))),
+        ]
+        log(f"case 7: {len(arms)} arms x {self.size['rounds']} rounds")
+        s = self.alternate(arms, self.size["rounds"])
+        self.ratio_rows("7 host budget", s, "process",
+                        {"process": "2 processes at once, `limit` rule, scope = \"process\" (all pass)",
+                         "host": "2 processes at once, same rule, scope = \"host\": one shared word"},
+                        "ns", {"host": ("≤ 2×", lambda v, r: r <= 2.0)})
 
     def case_fdatasync(self):
         arms = [
@@ -520,7 +557,7 @@ def main():
     load_before = os.getloadavg()[0]
     bench = Bench(args)
     for case in (bench.case_loop, bench.case_fdatasync, bench.case_scenario, bench.case_tools,
-                 bench.case_startup):
+                 bench.case_startup, bench.case_host_budget):
         case()
         log(f"{time.monotonic() - started:.0f} s so far")
     bench.notes.append(f"Loops make up to {bench.size['loop']:,} calls per run, fewer when a call is slow "
