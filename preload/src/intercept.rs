@@ -68,10 +68,12 @@ pub fn intercept(
         }
     }
     active::reload_if_due_by_wall_clock();
-    let record = if kind == LIMIT {
-        counters::record_limited
-    } else {
-        counters::record_dropped
+    let record = |call| {
+        if kind == LIMIT {
+            counters::record_limited(call);
+        } else {
+            counters::record_dropped(call);
+        }
     };
     if let Some(error) = argument_error() {
         record(call);
