@@ -15,7 +15,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
-#include "deny.h"
+#include "../c/deny.h"
 
 #define SENTINEL 12345
 

@@ -12,7 +12,7 @@
 #include <limits.h>
 #include <string.h>
 
-#include "deny.h"
+#include "../c/deny.h"
 
 #define SENTINEL 12345
 

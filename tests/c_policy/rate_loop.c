@@ -10,7 +10,7 @@
 #include <pthread.h>
 #include <time.h>
 
-#include "deny.h"
+#include "../c/deny.h"
 
 struct tally {
     long calls, kernel, answered, other;

@@ -12,7 +12,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "deny.h"
+#include "../c/deny.h"
 
 int main(int argc, char **argv)
 {

@@ -50,19 +50,29 @@ pub fn library() -> PathBuf {
 }
 
 /// The C program `tests/c/NAME.c`, compiled with `cc` on first use. Its
-/// file name is NAME, so its dumps are `NAME.<pid>.dump`. Binaries are kept
-/// under the target directory, keyed by the source's content, so that test
-/// binaries share them and an edited source is compiled again.
+/// file name is NAME, so its dumps are `NAME.<pid>.dump`.
 pub fn c_program(name: &str) -> PathBuf {
+    compile_c("c", name, name, &[])
+}
+
+/// `tests/DIR/NAME.c` compiled into a file named `output` (its dumps are
+/// `<output>.<pid>.dump`), with `extra` arguments after the source
+/// (libraries, `-shared`…). Binaries are kept under the target directory,
+/// keyed by the sources' content and the arguments, so that test binaries
+/// share them and an edited source (or header) is compiled again.
+pub fn compile_c(dir: &str, name: &str, output: &str, extra: &[&str]) -> PathBuf {
     static COMPILING: Mutex<()> = Mutex::new(());
-    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/c/{name}.c"));
+    let tests = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests");
+    let source = tests.join(dir).join(format!("{name}.c"));
     let text =
         std::fs::read(&source).unwrap_or_else(|error| panic!("{}: {error}", source.display()));
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    (&text, CC_FLAGS).hash(&mut hasher);
+    (&text, CC_FLAGS, extra, output).hash(&mut hasher);
+    // The shared header every directory includes.
+    std::fs::read(tests.join("c/deny.h")).ok().hash(&mut hasher);
     let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("c-programs");
-    let dir = root.join(format!("{name}-{:016x}", hasher.finish()));
-    let binary = dir.join(name);
+    let dir = root.join(format!("{output}-{:016x}", hasher.finish()));
+    let binary = dir.join(output);
     // Within one test binary, parallel tests wait for one compilation.
     let _compiling = COMPILING
         .lock()
@@ -73,21 +83,22 @@ pub fn c_program(name: &str) -> PathBuf {
     // Other test binaries may compile the same program at the same time:
     // each builds in a directory of its own and renames it into place.
     std::fs::create_dir_all(&root).expect("create C program directory");
-    let staging = root.join(format!(".{name}-{}", std::process::id()));
+    let staging = root.join(format!(".{output}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&staging);
     std::fs::create_dir(&staging).expect("create staging directory");
-    let output = Command::new("cc")
+    let compiled = Command::new("cc")
         .args(CC_FLAGS)
         .arg("-o")
-        .arg(staging.join(name))
+        .arg(staging.join(output))
         .arg(&source)
+        .args(extra)
         .output()
         .expect("cc runs");
     assert!(
-        output.status.success(),
+        compiled.status.success(),
         "compiling {}:\n{}",
         source.display(),
-        String::from_utf8_lossy(&output.stderr)
+        String::from_utf8_lossy(&compiled.stderr)
     );
     if std::fs::rename(&staging, &dir).is_err() {
         // Another test binary won the race; its copy is the same program.

@@ -6,56 +6,21 @@
 // Each test binary includes this module and uses only part of it.
 #![allow(dead_code)]
 
-use std::collections::HashMap;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Mutex, OnceLock};
-
-use tempfile::TempDir;
 
 /// `nobody`: the unprivileged "other user" of these tests.
 pub const NOBODY: u32 = 65534;
 
-/// Compiles `tests/c_hardening/NAME.c` once per test binary run, with
-/// `extra` arguments after the source (libraries to link, `-shared`…).
-/// The output's file name is `output`, so dumps are `<output>.<pid>.dump`.
+/// Compiles `tests/c_hardening/NAME.c` on first use, with `extra`
+/// arguments after the source (libraries to link, `-shared`…). The output's
+/// file name is `output`, so dumps are `<output>.<pid>.dump`.
 pub fn build(name: &str, output: &str, extra: &[&str]) -> PathBuf {
-    static BUILT: OnceLock<(TempDir, Mutex<HashMap<String, PathBuf>>)> = OnceLock::new();
-    let (dir, built) = BUILT.get_or_init(|| {
-        let dir = tempfile::Builder::new()
-            .prefix("c-hardening-")
-            .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
-            .expect("temporary directory for C programs");
-        (dir, Mutex::new(HashMap::new()))
-    });
-    // Held while compiling, so parallel tests never race on one output.
-    let mut built = built
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    if let Some(path) = built.get(output) {
-        return path.clone();
-    }
-    let source = source_dir().join(format!("{name}.c"));
-    let binary = dir.path().join(output);
-    let result = Command::new("cc")
-        .args(["-O2", "-g", "-Wall", "-Wextra", "-pthread", "-o"])
-        .arg(&binary)
-        .arg(&source)
-        .args(extra)
-        .output()
-        .expect("cc runs");
-    assert!(
-        result.status.success(),
-        "compiling {}:\n{}",
-        source.display(),
-        String::from_utf8_lossy(&result.stderr)
-    );
-    built.insert(output.to_string(), binary.clone());
-    binary
+    crate::common::compile_c("c_hardening", name, output, extra)
 }
 
-/// `tests/c_hardening/NAME.c` as a program named NAME.
+/// A program from `tests/c_hardening/NAME.c`, named NAME.
 pub fn program(name: &str) -> PathBuf {
     build(name, name, &[])
 }

@@ -5,51 +5,16 @@
 // Each test binary includes this module and uses only part of it.
 #![allow(dead_code)]
 
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::{Mutex, OnceLock};
-
-use tempfile::TempDir;
+use std::path::PathBuf;
 
 /// The errno value the C programs set before each call: a call that leaves
 /// errno alone prints it.
 const SENTINEL: i64 = 12345;
 const EPERM: i64 = 1;
 
-/// The C program `tests/c_policy/NAME.c`, compiled once per test binary run.
+/// The C program `tests/c_policy/NAME.c`, compiled on first use.
 pub fn policy_program(name: &str) -> PathBuf {
-    static BUILT: OnceLock<(TempDir, Mutex<HashMap<String, PathBuf>>)> = OnceLock::new();
-    let (dir, built) = BUILT.get_or_init(|| {
-        let dir = tempfile::Builder::new()
-            .prefix("c-policy-")
-            .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
-            .expect("temporary directory for C programs");
-        (dir, Mutex::new(HashMap::new()))
-    });
-    // Held while compiling, so parallel tests never race on one output file.
-    let mut built = built
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    if let Some(path) = built.get(name) {
-        return path.clone();
-    }
-    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/c_policy/{name}.c"));
-    let binary = dir.path().join(name);
-    let output = Command::new("cc")
-        .args(["-O2", "-g", "-Wall", "-Wextra", "-Werror", "-pthread", "-o"])
-        .arg(&binary)
-        .arg(&source)
-        .output()
-        .expect("cc runs");
-    assert!(
-        output.status.success(),
-        "compiling {}:\n{}",
-        source.display(),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    built.insert(name.to_string(), binary.clone());
-    binary
+    crate::common::compile_c("c_policy", name, name, &["-Werror"])
 }
 
 /// Who answered a call, as the seccomp filter shows it.

@@ -1,4 +1,4 @@
-/* Shared by the policy test programs: a seccomp filter that answers EPERM
+/* Shared by the test programs: a seccomp filter that answers EPERM
  * to every system call the shim intercepts, so that a program can tell
  * from a return value whether a call reached the kernel (EPERM) or was
  * answered by the shim (success). Nothing else is affected. */
