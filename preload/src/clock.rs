@@ -10,7 +10,7 @@
 //! the kernel does not use the TSC as its clock source, `clock_gettime`
 //! stays the clock.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 
 /// Time between the reference point and calibration.
 const CALIBRATION_NS: u64 = 20_000_000;
@@ -20,8 +20,12 @@ static TICK_SCALE: AtomicU64 = AtomicU64::new(0);
 /// Reference point for calibration (and the zero of `now_ns` in TSC mode).
 static BASE_TICKS: AtomicU64 = AtomicU64::new(0);
 static BASE_NS: AtomicU64 = AtomicU64::new(0);
-/// Set when the TSC must not be used.
-static TSC_UNUSABLE: AtomicU64 = AtomicU64::new(0);
+/// Calibration: not yet tried, under way (one thread), or over (calibrated,
+/// or the TSC is not to be trusted and `clock_gettime` stays the clock).
+static CALIBRATION: AtomicU8 = AtomicU8::new(NOT_TRIED);
+const NOT_TRIED: u8 = 0;
+const UNDER_WAY: u8 = 1;
+const OVER: u8 = 2;
 
 /// The clock chosen for one measurement: both ends of an interval must be
 /// read with the same one.
@@ -74,7 +78,7 @@ impl Clock {
     /// once enough time has passed since the reference point.
     #[inline(always)]
     pub fn after_timed_call(self, now_ns: u64) {
-        if self.scale == 0 && TSC_UNUSABLE.load(Ordering::Relaxed) == 0 {
+        if self.scale == 0 && CALIBRATION.load(Ordering::Relaxed) == NOT_TRIED {
             let base_ns = BASE_NS.load(Ordering::Relaxed);
             if now_ns.wrapping_sub(base_ns) >= CALIBRATION_NS {
                 calibrate(base_ns);
@@ -91,25 +95,37 @@ pub fn start() {
     BASE_TICKS.store(ticks(), Ordering::Relaxed);
 }
 
+/// A calibration under way in another thread at `fork` never finishes in
+/// the child: let the child try again.
+pub fn after_fork_in_child() {
+    let _ =
+        CALIBRATION.compare_exchange(UNDER_WAY, NOT_TRIED, Ordering::Relaxed, Ordering::Relaxed);
+}
+
 #[cold]
 #[inline(never)]
 fn calibrate(base_ns: u64) {
-    if !tsc_is_invariant() || !kernel_uses_tsc() {
-        TSC_UNUSABLE.store(1, Ordering::Relaxed);
+    if CALIBRATION
+        .compare_exchange(NOT_TRIED, UNDER_WAY, Ordering::AcqRel, Ordering::Relaxed)
+        .is_err()
+    {
         return;
     }
-    let now_ticks = ticks();
-    let now_ns = monotonic_ns();
-    let elapsed_ticks = now_ticks.wrapping_sub(BASE_TICKS.load(Ordering::Relaxed));
-    if elapsed_ticks == 0 || now_ns <= base_ns {
-        TSC_UNUSABLE.store(1, Ordering::Relaxed);
-        return;
+    // Reading sysfs goes through cancellation points.
+    let _no_cancel = crate::sys::NoCancel::new();
+    if tsc_is_invariant() && kernel_uses_tsc() {
+        let now_ticks = ticks();
+        let now_ns = monotonic_ns();
+        let elapsed_ticks = now_ticks.wrapping_sub(BASE_TICKS.load(Ordering::Relaxed));
+        if elapsed_ticks != 0 && now_ns > base_ns {
+            let scale = ((u128::from(now_ns - base_ns) << 32) / u128::from(elapsed_ticks)) as u64;
+            // Re-base at this point so `to_ns` needs no long extrapolation.
+            BASE_TICKS.store(now_ticks, Ordering::Relaxed);
+            BASE_NS.store(now_ns, Ordering::Relaxed);
+            TICK_SCALE.store(scale.max(1), Ordering::Release);
+        }
     }
-    let scale = ((u128::from(now_ns - base_ns) << 32) / u128::from(elapsed_ticks)) as u64;
-    // Re-base at this point so `to_ns` needs no long extrapolation.
-    BASE_TICKS.store(now_ticks, Ordering::Relaxed);
-    BASE_NS.store(now_ns, Ordering::Relaxed);
-    TICK_SCALE.store(scale.max(1), Ordering::Release);
+    CALIBRATION.store(OVER, Ordering::Release);
 }
 
 /// Whether the kernel's clock source is the TSC: if it distrusts the TSC

@@ -215,6 +215,7 @@ fn executable() -> PathBuf {
 
 /// In a forked child: statistics, budgets and dump state start afresh.
 extern "C" fn after_fork_in_child() {
+    crate::clock::after_fork_in_child();
     crate::counters::reset();
     crate::limiter::reset();
     crate::active::after_fork_in_child();
