@@ -157,16 +157,17 @@ pub unsafe extern "C-unwind" fn sigaction(
         PROGRAM_FLAGS.load(Ordering::SeqCst),
     );
     // SAFETY: a non-null `action` points to the caller's sigaction.
-    if let Some(new) = unsafe { action.as_ref() } {
+    // Copied: `action` and `old` may be the same struct.
+    if let Some(new) = unsafe { action.as_ref() }.copied() {
         // A vfork child shares our memory but not our signal table: its
         // action goes to its own table as it is, and what we remember of
         // the parent's stays the parent's.
         let owner = crate::dump::is_owner();
         let result = if !owner || new.sa_sigaction == SIG_IGN {
-            // SAFETY: the caller's arguments, passed on.
-            unsafe { real_sigaction(signal, new, ptr::null_mut()) }
+            // SAFETY: the caller's action, passed on.
+            unsafe { real_sigaction(signal, &new, ptr::null_mut()) }
         } else {
-            install_ours(real_sigaction, signal, new, new.sa_flags)
+            install_ours(real_sigaction, signal, &new, new.sa_flags)
         };
         if result != 0 {
             return result;
