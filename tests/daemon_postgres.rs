@@ -117,6 +117,15 @@ fn postgresql_runs_and_its_processes_dump_on_sigusr1() {
     };
     let init = bench(&["-i", "-q", "postgres"]);
     let load = bench(&["-c", "2", "-T", "3", "postgres"]);
+    // A checkpoint makes the checkpointer (a long-lived worker) sync files,
+    // so at least it has calls to dump whatever else is running.
+    let psql = bin.join("psql");
+    let checkpoint = as_postgres(
+        &library,
+        &dumps,
+        &psql,
+        &["-p", &port, "-c", "checkpoint", "postgres"],
+    );
 
     // SIGUSR1 to the postmaster and every process it forked.
     let postmaster: i32 = std::fs::read_to_string(data.join("postmaster.pid"))
@@ -140,11 +149,21 @@ fn postgresql_runs_and_its_processes_dump_on_sigusr1() {
         // SAFETY: kill has no memory-safety requirement.
         unsafe { libc::kill(pid, libc::SIGUSR1) };
     }
-    std::thread::sleep(Duration::from_millis(500));
+    let dump_of = |pid: i32| {
+        std::fs::read_dir(&dumps)
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .find(|path| path.to_string_lossy().ends_with(&format!(".{pid}.dump")))
+    };
+    common::poll(Duration::from_secs(5), || {
+        pids.iter().any(|&pid| dump_of(pid).is_some()).then_some(())
+    });
+    // Workers that are still writing get a moment more.
+    std::thread::sleep(Duration::from_millis(300));
     let query = as_postgres(
         &library,
         &dumps,
-        &bin.join("psql"),
+        &psql,
         &[
             "-p",
             &port,
@@ -156,6 +175,7 @@ fn postgresql_runs_and_its_processes_dump_on_sigusr1() {
     let stopped = stop();
 
     assert_ran(&init, "pgbench -i");
+    assert_ran(&checkpoint, "checkpoint");
     assert_ran(&load, "pgbench");
     assert!(
         String::from_utf8_lossy(&load.stdout).contains("number of failed transactions: 0"),
@@ -168,10 +188,7 @@ fn postgresql_runs_and_its_processes_dump_on_sigusr1() {
     let dumped: Vec<(i32, fadvise_shim_core::dump::Dump)> = pids
         .iter()
         .filter_map(|&pid| {
-            let file = std::fs::read_dir(&dumps)
-                .unwrap()
-                .map(|entry| entry.unwrap().path())
-                .find(|path| path.to_string_lossy().ends_with(&format!(".{pid}.dump")))?;
+            let file = dump_of(pid)?;
             let text = std::fs::read_to_string(file).unwrap();
             Some((pid, fadvise_shim_core::dump::parse_dump(&text).unwrap()))
         })
