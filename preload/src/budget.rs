@@ -8,7 +8,8 @@
 //! other user can open it, let alone starve or corrupt it. It records its
 //! rate and burst; a process whose rule says otherwise keeps a budget of its
 //! own (one stderr line), as it does when the directory is unusable. A file
-//! that is corrupted is replaced whole (written aside, then renamed over); a
+//! that is corrupted is repaired in place by one process (a compare-and-swap
+//! on its magic number), so every process keeps sharing the same file; a
 //! deleted or replaced one is noticed at the next once-a-second policy check,
 //! and mapped anew. Nothing is ever unmapped while a thread might read it.
 
@@ -144,7 +145,7 @@ fn map_in(
         };
         if fd < 0 {
             match errno() {
-                libc::ENOENT => match create(dir_fd, file, rate, burst, false) {
+                libc::ENOENT => match create(dir_fd, file, rate, burst) {
                     Err(Created::Raced) => continue,
                     other => return other.map_err(Created::problem),
                 },
@@ -155,59 +156,80 @@ fn map_in(
         let opened = open_existing(fd, rate, burst);
         // SAFETY: we opened `fd`; the mapping (if any) outlives it.
         unsafe { libc::close(fd) };
-        match opened {
-            Err(Existing::Corrupt) => match create(dir_fd, file, rate, burst, true) {
-                Err(Created::Raced) => continue,
-                other => return other.map_err(Created::problem),
-            },
-            Err(Existing::Refused(problem)) => return Err(problem),
-            Ok(mapped) => return Ok(mapped),
-        }
+        return opened;
     }
     Err(b"the budget file keeps changing")
-}
-
-enum Existing {
-    Corrupt,
-    Refused(&'static [u8]),
 }
 
 fn open_existing(
     fd: c_int,
     rate: f64,
     burst: f64,
-) -> Result<(*mut SharedBudget, Identity), Existing> {
+) -> Result<(*mut SharedBudget, Identity), &'static [u8]> {
     let mut status: libc::stat = unsafe { std::mem::zeroed() };
     // SAFETY: valid fd and out-pointer; geteuid has no preconditions.
     if unsafe { libc::fstat(fd, &mut status) } != 0
         || status.st_mode & libc::S_IFMT != libc::S_IFREG
     {
-        return Err(Existing::Refused(b"the budget file is not a regular file"));
+        return Err(b"the budget file is not a regular file");
     }
     if status.st_uid != unsafe { libc::geteuid() } {
-        return Err(Existing::Refused(
-            b"the budget file belongs to another user",
-        ));
+        return Err(b"the budget file belongs to another user");
     }
-    if (status.st_size as usize) < FILE_SIZE {
-        return Err(Existing::Corrupt);
+    // A truncated file grows back to its size (idempotent: racing
+    // processes do the same), and is repaired below.
+    // SAFETY: valid fd.
+    if (status.st_size as usize) < FILE_SIZE
+        && unsafe { libc::ftruncate(fd, FILE_SIZE as libc::off_t) } != 0
+    {
+        return Err(b"cannot repair the budget file");
     }
-    let budget = map_fd(fd).ok_or(Existing::Refused(b"cannot map the budget file"))?;
+    let budget = map_fd(fd).ok_or(b"cannot map the budget file".as_slice())?;
     // SAFETY: a fresh shared mapping of FILE_SIZE bytes, never unmapped
     // once returned.
     let shared = unsafe { &*budget };
-    if shared.magic.load(Ordering::Acquire) != u64::from_ne_bytes(MAGIC) {
-        unmap(budget);
-        return Err(Existing::Corrupt);
-    }
+    repair_if_corrupt(shared, rate, burst);
     if !same_parameters(shared, rate, burst) {
         unmap(budget);
-        return Err(Existing::Refused(
-            b"other processes use this budget with another rate or burst",
-        ));
+        return Err(b"other processes use this budget with another rate or burst");
     }
     Ok((budget, (status.st_dev, status.st_ino)))
 }
+
+/// A magic number that is not ours means a corrupted file. One process
+/// (the one whose compare-and-swap wins) rewrites it as a fresh, full budget
+/// with its parameters; the others wait for it, briefly: a repairer killed
+/// midway is replaced by the next process that looks.
+fn repair_if_corrupt(shared: &SharedBudget, rate: f64, burst: f64) {
+    let magic = u64::from_ne_bytes(MAGIC);
+    for _ in 0..20 {
+        let seen = shared.magic.load(Ordering::Acquire);
+        if seen == magic {
+            return;
+        }
+        if seen != REPAIRING
+            && shared
+                .magic
+                .compare_exchange(seen, REPAIRING, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+        {
+            break;
+        }
+        let pause = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 500_000,
+        };
+        // SAFETY: a valid timespec.
+        unsafe { libc::nanosleep(&pause, std::ptr::null_mut()) };
+    }
+    shared.rate_bits.store(rate.to_bits(), Ordering::Relaxed);
+    shared.burst_bits.store(burst.to_bits(), Ordering::Relaxed);
+    shared.next_ns.store(0, Ordering::Relaxed);
+    shared.magic.store(magic, Ordering::Release);
+}
+
+/// Marks a budget file being repaired.
+const REPAIRING: u64 = u64::from_ne_bytes(*b"FSHBDGrp");
 
 enum Created {
     Raced,
@@ -223,15 +245,13 @@ impl Created {
     }
 }
 
-/// Writes a complete budget file aside, then puts it in place: with
-/// `link` (fails if another process created one first: `Raced`), or over a
-/// corrupted one with `rename` when `replace`.
+/// Writes a complete budget file aside, then links it into place (which
+/// fails if another process created one first: `Raced`).
 fn create(
     dir_fd: c_int,
     file: &CStr,
     rate: f64,
     burst: f64,
-    replace: bool,
 ) -> Result<(*mut SharedBudget, Identity), Created> {
     let mut temporary = [0u8; 300];
     let name = file.to_bytes();
@@ -272,13 +292,7 @@ fn create(
         shared
             .magic
             .store(u64::from_ne_bytes(MAGIC), Ordering::Release);
-        let placed = if replace {
-            libc::renameat(dir_fd, temporary, dir_fd, file.as_ptr()) == 0
-        } else {
-            let linked = libc::linkat(dir_fd, temporary, dir_fd, file.as_ptr(), 0) == 0;
-            libc::unlinkat(dir_fd, temporary, 0);
-            linked
-        };
+        let placed = libc::linkat(dir_fd, temporary, dir_fd, file.as_ptr(), 0) == 0;
         if !placed {
             let raced = errno() == libc::EEXIST;
             libc::unlinkat(dir_fd, temporary, 0);
@@ -289,6 +303,7 @@ fn create(
                 Created::Failed(b"cannot put the budget file in place")
             });
         }
+        libc::unlinkat(dir_fd, temporary, 0);
         Ok((budget, (status.st_dev, status.st_ino)))
     }
 }
