@@ -7,26 +7,15 @@
 //! the counts `dump` prints against what the C program is known to have
 //! called. Every test has its own temporary directory.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
+use common::{library, ENTRY_POINTS};
 use tempfile::TempDir;
-
-/// The intercepted entry points, as `nm -D` names imports.
-const ENTRY_POINTS: [&str; 10] = [
-    "posix_fadvise",
-    "posix_fadvise64",
-    "readahead",
-    "sync_file_range",
-    "fsync",
-    "fdatasync",
-    "syncfs",
-    "sync",
-    "msync",
-    "syscall",
-];
 
 /// Above the kernel's largest `pid_max` (2^22): never a live process.
 const NO_SUCH_PID: &str = "4194305";
@@ -35,18 +24,6 @@ fn cli() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_fadvise-shim"));
     command.env("LC_ALL", "C");
     command
-}
-
-/// The preload library, built next to the CLI by `cargo build --release`.
-fn library() -> PathBuf {
-    let library =
-        Path::new(env!("CARGO_BIN_EXE_fadvise-shim")).with_file_name("libfadvise_shim.so");
-    assert!(
-        library.is_file(),
-        "{} is missing: build it first with `cargo build --release --workspace`",
-        library.display()
-    );
-    library
 }
 
 fn doctor(target: impl AsRef<std::ffi::OsStr>) -> Output {

@@ -8,18 +8,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-const ENTRY_POINTS: [&str; 10] = [
-    "posix_fadvise",
-    "posix_fadvise64",
-    "readahead",
-    "sync_file_range",
-    "fsync",
-    "fdatasync",
-    "syncfs",
-    "sync",
-    "msync",
-    "syscall",
-];
+use common::ENTRY_POINTS;
 
 /// Function symbols `file` defines in its dynamic symbol table.
 fn defined_functions(file: &Path) -> Vec<String> {

@@ -11,6 +11,7 @@
 //! skipped, saying why, only where debootstrap cannot run (not root, no
 //! debootstrap, no mount namespaces).
 
+mod common;
 mod install_support;
 
 use std::io::{BufRead, BufReader};

@@ -33,6 +33,21 @@ pub const TIMEOUT: Duration = Duration::from_secs(60);
 /// A policy that drops every call.
 pub const DROP_ALL: &str = "[[rule]]\ncall = \"*\"\naction = \"drop\"\n";
 
+/// The intercepted entry points, as the library exports them and as `nm -D`
+/// names a program's imports.
+pub const ENTRY_POINTS: [&str; 10] = [
+    "posix_fadvise",
+    "posix_fadvise64",
+    "readahead",
+    "sync_file_range",
+    "fsync",
+    "fdatasync",
+    "syncfs",
+    "sync",
+    "msync",
+    "syscall",
+];
+
 /// The command-line tool under test.
 pub fn cli() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_fadvise-shim"))

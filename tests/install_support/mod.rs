@@ -18,21 +18,7 @@ use tempfile::TempDir;
 
 pub const LIBRARY_INSIDE: &str = "/usr/lib/fadvise-shim/libfadvise_shim.so";
 
-/// The command-line tool under test.
-pub fn cli() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_fadvise-shim"))
-}
-
-/// The preload library, built next to the CLI.
-pub fn library() -> PathBuf {
-    let library = cli().with_file_name("libfadvise_shim.so");
-    assert!(
-        library.is_file(),
-        "{} is missing: build it first with `cargo build --release --workspace`",
-        library.display()
-    );
-    library
-}
+pub use crate::common::{cli, library};
 
 /// A finished command, with its output as text.
 pub struct Run {
