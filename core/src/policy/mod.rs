@@ -5,16 +5,15 @@
 //! decision table (exe rules are decided there, once per process image), and
 //! `fadvise-shim check` prints its summary. The format is in PRODUCT.md.
 
+mod glob;
 mod parse;
 
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-
-use std::sync::OnceLock;
-
-use globset::{Glob, GlobSet, GlobSetBuilder};
 
 use crate::call::{Advice, Call};
 
+pub use glob::{Glob, GlobError};
 pub use parse::{parse_policy, parse_policy_bytes, quick_dump_signal, PolicyError};
 
 /// Where the policy comes from when `FADVISE_SHIM_POLICY` is not set.
@@ -202,65 +201,46 @@ pub enum Scope {
     Host,
 }
 
-/// Validated globs with the patterns they came from. They are compiled
-/// into matchers on first use, not when the policy is read: a policy is read
-/// by every process at start-up, and most never meet a `path` rule.
+/// Validated globs with the patterns they came from.
 #[derive(Clone, Debug)]
 pub struct Globs {
     pub patterns: Vec<String>,
     globs: Vec<Glob>,
-    matchers: OnceLock<Matchers>,
-}
-
-#[derive(Clone, Debug)]
-struct Matchers {
-    /// Every pattern, matched against a full path (`*` stops at `/`).
-    full: GlobSet,
-    /// Patterns without a `/`, matched against a file name.
-    name_only: GlobSet,
+    /// For each glob, whether its pattern has no `/` (an `exe` pattern
+    /// without one is matched against the file name too).
+    name_only: Vec<bool>,
 }
 
 impl Globs {
-    /// Globs from patterns already parsed (with `*` not crossing `/`).
+    /// Globs from patterns already compiled, in the same order.
     pub fn new(patterns: Vec<String>, globs: Vec<Glob>) -> Globs {
+        let name_only = patterns
+            .iter()
+            .map(|pattern| !pattern.contains('/'))
+            .collect();
         Globs {
             patterns,
             globs,
-            matchers: OnceLock::new(),
+            name_only,
         }
-    }
-
-    fn matchers(&self) -> &Matchers {
-        self.matchers.get_or_init(|| {
-            let mut full = GlobSetBuilder::new();
-            let mut name_only = GlobSetBuilder::new();
-            for glob in &self.globs {
-                if !glob.glob().contains('/') {
-                    name_only.add(glob.clone());
-                }
-                full.add(glob.clone());
-            }
-            // Building fails only past the regex engine's size limit; then
-            // the globs match nothing rather than everything.
-            Matchers {
-                full: full.build().unwrap_or_else(|_| GlobSet::empty()),
-                name_only: name_only.build().unwrap_or_else(|_| GlobSet::empty()),
-            }
-        })
     }
 
     /// Whether an executable's full path, or its file name for patterns
     /// without a `/`, matches.
     pub fn matches_exe(&self, exe: &Path) -> bool {
-        let matchers = self.matchers();
-        matchers.full.is_match(exe)
-            || exe
-                .file_name()
-                .is_some_and(|name| matchers.name_only.is_match(name))
+        let name = exe.file_name().map(OsStrExt::as_bytes);
+        self.globs
+            .iter()
+            .zip(&self.name_only)
+            .any(|(glob, &name_only)| {
+                glob.is_match(exe.as_os_str().as_bytes())
+                    || (name_only && name.is_some_and(|name| glob.is_match(name)))
+            })
     }
 
     /// Whether a file's path matches.
     pub fn matches_path(&self, path: &Path) -> bool {
-        self.matchers().full.is_match(path)
+        let path = path.as_os_str().as_bytes();
+        self.globs.iter().any(|glob| glob.is_match(path))
     }
 }

@@ -6,9 +6,7 @@
 //! `/` nor `*` nor `{` cannot match, nor can a `path` pattern without any
 //! `/`. An `exe` pattern without `/` is matched against the file name too.
 
-use globset::GlobBuilder;
-
-use crate::policy::Globs;
+use crate::policy::{Glob, Globs};
 
 use super::fields::Errors;
 
@@ -32,7 +30,7 @@ pub(super) fn compile(
             errors.at(at, message);
             continue;
         }
-        match GlobBuilder::new(pattern).literal_separator(true).build() {
+        match Glob::new(pattern) {
             Ok(glob) => globs.push(glob),
             Err(error) => errors.at(at, format!("invalid glob: {error}")),
         }
@@ -56,6 +54,11 @@ fn reachable(kind: GlobKind, pattern: &str) -> Result<(), String> {
         GlobKind::Exe => "exe",
         GlobKind::Path => "path",
     };
+    if pattern.len() > 1 && pattern.ends_with('/') {
+        return Err(format!(
+            "{key} glob `{pattern}` cannot match: no file's path ends with `/`; write `{pattern}**` for everything below it"
+        ));
+    }
     let anchored = pattern.starts_with(['/', '{']) || pattern.starts_with("**");
     if anchored {
         return Ok(());
@@ -107,12 +110,17 @@ mod tests {
 
     #[test]
     fn refuses_malformed_and_unreachable_globs() {
-        let errors = globs(GlobKind::Path, &["/var/[log", "*.log", "var/log/**", ""]).unwrap_err();
-        assert_eq!(errors.len(), 4, "{errors:?}");
+        let errors = globs(
+            GlobKind::Path,
+            &["/var/[log", "*.log", "var/log/**", "", "/var/log/"],
+        )
+        .unwrap_err();
+        assert_eq!(errors.len(), 5, "{errors:?}");
         assert!(errors[0].starts_with("invalid glob:"), "{}", errors[0]);
         assert!(errors[1].contains("write `**/*.log`"), "{}", errors[1]);
         assert!(errors[2].contains("start it with `/`"), "{}", errors[2]);
         assert!(errors[3].contains("empty glob"), "{}", errors[3]);
+        assert!(errors[4].contains("write `/var/log/**`"), "{}", errors[4]);
         assert!(globs(GlobKind::Exe, &["bin/db"]).is_err());
         assert!(globs(GlobKind::Exe, &["db", "{/usr,/opt}/bin/*"]).is_ok());
     }
