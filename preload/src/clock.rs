@@ -3,10 +3,10 @@
 //! calibrated we read the invariant TSC (≈ 10 ns) and scale ticks to
 //! nanoseconds with a fixed-point multiplier.
 //!
-//! Calibration never delays start-up: the first reference point is taken at
-//! initialisation and the multiplier is computed on the first timed call at
-//! least `CALIBRATION_NS` later; until then calls are timed with
-//! `clock_gettime`. Without an invariant TSC (checked with CPUID), or when
+//! Calibration never delays start-up, nor costs a process that makes no
+//! call anything: the reference point is taken at the first call and the
+//! multiplier is computed on the first timed call at least `CALIBRATION_NS`
+//! later; until then calls are timed with `clock_gettime`. Without an invariant TSC (checked with CPUID), or when
 //! the kernel does not use the TSC as its clock source, `clock_gettime`
 //! stays the clock.
 
@@ -79,20 +79,21 @@ impl Clock {
     #[inline(always)]
     pub fn after_timed_call(self, now_ns: u64) {
         if self.scale == 0 && CALIBRATION.load(Ordering::Relaxed) == NOT_TRIED {
-            let base_ns = BASE_NS.load(Ordering::Relaxed);
-            if now_ns.wrapping_sub(base_ns) >= CALIBRATION_NS {
+            let base_ns = BASE_NS.load(Ordering::Acquire);
+            // 0: no reference point yet (a call racing the first one).
+            if base_ns != 0 && now_ns.wrapping_sub(base_ns) >= CALIBRATION_NS {
                 calibrate(base_ns);
             }
         }
     }
 }
 
-/// Takes the reference point; called once per process image at start-up.
-/// Whether the TSC can be trusted is asked later, at calibration: CPUID
-/// traps to the hypervisor in a VM, and start-up must stay cheap.
+/// Takes the reference point; called once per process image, at its first
+/// call. Whether the TSC can be trusted is asked later, at calibration:
+/// CPUID traps to the hypervisor in a VM.
 pub fn start() {
-    BASE_NS.store(monotonic_ns(), Ordering::Relaxed);
     BASE_TICKS.store(ticks(), Ordering::Relaxed);
+    BASE_NS.store(monotonic_ns(), Ordering::Release);
 }
 
 /// A calibration under way in another thread at `fork` never finishes in

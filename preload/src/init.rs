@@ -77,6 +77,7 @@ fn first_call() {
             // at start-up, which most processes never get past.
             load_policy();
         }
+        crate::clock::start();
         crate::dump::allocate_buffer();
         let _ = STATE.compare_exchange(READY, RECORDING, Ordering::AcqRel, Ordering::Acquire);
     }
@@ -103,7 +104,6 @@ fn initialise() {
     let _errno = ErrnoGuard::save();
     let _no_cancel = NoCancel::new();
     let _ = std::panic::catch_unwind(|| {
-        crate::clock::start();
         crate::dump::remember_owner();
         crate::sys::remember_stderr();
         // SAFETY: registering a plain function; glibc keeps it per DSO.
