@@ -132,21 +132,13 @@ fn calibrate(base_ns: u64) {
 /// Whether the kernel's clock source is the TSC: if it distrusts the TSC
 /// (unstable, or a VM without a stable one), so do we.
 fn kernel_uses_tsc() -> bool {
-    let _errno = crate::sys::ErrnoGuard::save();
     let path = c"/sys/devices/system/clocksource/clocksource0/current_clocksource";
-    let mut buffer = [0u8; 16];
-    // SAFETY: valid path and buffer; the fd is closed below.
-    let read = unsafe {
-        let fd = libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
-        if fd < 0 {
-            // No sysfs (a chroot, say): trust CPUID's invariant-TSC bit.
-            return true;
-        }
-        let read = libc::read(fd, buffer.as_mut_ptr().cast(), buffer.len());
-        libc::close(fd);
-        read
-    };
-    read >= 3 && buffer.starts_with(b"tsc")
+    let mut buffer = [0u8; 64];
+    match crate::sys::read_small_file(path, &mut buffer) {
+        Some(source) => source.starts_with(b"tsc"),
+        // No sysfs (a chroot, say): trust CPUID's invariant-TSC bit.
+        None => true,
+    }
 }
 
 pub fn monotonic_ns() -> u64 {

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU8, Ordering};
 
 use fadvise_shim_core::policy::{
-    quick_dump_signal, DumpConfig, DUMP_DIR_ENV, ON_EXIT_ENV, POLICY_ENV, SYSTEM_POLICY_PATH,
+    quick_dump_signal, DumpConfig, DUMP_DIR_ENV, ON_EXIT_ENV, POLICY_ENV, SYSTEM_POLICY_FILE,
 };
 
 use crate::compile::Settings;
@@ -29,6 +29,10 @@ const READY: u8 = 2;
 /// A call was made: the dump buffer exists too.
 const RECORDING: u8 = 3;
 static STATE: AtomicU8 = AtomicU8::new(UNINITIALISED);
+
+/// Policies up to this size are scanned for their dump signal at start-up
+/// without the heap; a larger one is parsed in full there instead.
+const POLICY_SCAN_BYTES: usize = 16 * 1024;
 
 #[used]
 #[link_section = ".init_array"]
@@ -83,10 +87,11 @@ fn first_call() {
     }
 }
 
-/// Start-up, kept to what cannot wait: the dump signal. With no policy file
-/// it allocates nothing and takes the built-in signal; with one, a quick
-/// scan finds the signal, and only when it is unsure is the policy parsed
-/// now rather than on the first call.
+/// Start-up, kept to what cannot wait: the dump signal. It allocates
+/// nothing: with no policy file it takes the built-in signal; with one, it
+/// reads the file on the stack and a quick scan finds the signal. Only when
+/// the scan is unsure (or the file is large) is the policy parsed now rather
+/// than on the first call. `tests/startup.rs` holds it to this.
 #[cold]
 #[inline(never)]
 fn initialise() {
@@ -112,9 +117,12 @@ fn initialise() {
             None => Some(DumpConfig::default().signal),
             // The signal is all start-up needs from the file; when a quick
             // scan is sure of it, the full parse waits for the first call.
-            Some(path) => std::fs::read(path)
-                .ok()
-                .and_then(|text| quick_dump_signal(&text)),
+            // It is read on the stack: a process that makes no call should
+            // not have its heap set up by us.
+            Some(path) => {
+                let mut buffer = [0u8; POLICY_SCAN_BYTES];
+                crate::sys::read_small_file(path, &mut buffer).and_then(quick_dump_signal)
+            }
         };
         let signal = signal.unwrap_or_else(|| {
             load_policy();
@@ -146,7 +154,7 @@ fn environment_trusted() -> bool {
 
 /// A `FADVISE_SHIM_*` variable, if set, non-empty and trusted. Read with
 /// `getenv`, which allocates nothing.
-fn variable(name: &str) -> Option<&'static [u8]> {
+fn variable(name: &str) -> Option<&'static CStr> {
     if !environment_trusted() {
         return None;
     }
@@ -158,7 +166,7 @@ fn variable(name: &str) -> Option<&'static [u8]> {
         return None;
     }
     // SAFETY: non-null, NUL-terminated, and the environment outlives us.
-    let value = unsafe { CStr::from_ptr(value) }.to_bytes();
+    let value = unsafe { CStr::from_ptr(value) };
     (!value.is_empty()).then_some(value)
 }
 
@@ -180,23 +188,22 @@ impl NulTerminated {
 
 /// The policy file: `FADVISE_SHIM_POLICY`, else the system policy if it
 /// exists, else none (the built-in default).
-fn policy_path() -> Option<PathBuf> {
+fn policy_path() -> Option<&'static CStr> {
     if let Some(path) = variable(POLICY_ENV) {
-        return Some(PathBuf::from(OsStr::from_bytes(path)));
+        return Some(path);
     }
-    let system = NulTerminated::new(SYSTEM_POLICY_PATH.as_bytes());
     // SAFETY: a NUL-terminated path.
-    let exists = unsafe { libc::access(system.as_ptr(), libc::F_OK) } == 0;
-    exists.then(|| PathBuf::from(SYSTEM_POLICY_PATH))
+    let exists = unsafe { libc::access(SYSTEM_POLICY_FILE.as_ptr(), libc::F_OK) } == 0;
+    exists.then_some(SYSTEM_POLICY_FILE)
 }
 
 /// What the environment says, in the form the policy compiler takes.
 fn settings_from_environment() -> Settings {
-    let path_from = |bytes: &[u8]| PathBuf::from(OsStr::from_bytes(bytes));
+    let path_from = |value: &CStr| PathBuf::from(OsStr::from_bytes(value.to_bytes()));
     Settings {
-        policy_path: policy_path(),
+        policy_path: policy_path().map(path_from),
         dump_dir_override: variable(DUMP_DIR_ENV).map(path_from),
-        on_exit_forced: variable(ON_EXIT_ENV).is_some_and(|value| value != b"0"),
+        on_exit_forced: variable(ON_EXIT_ENV).is_some_and(|value| value.to_bytes() != b"0"),
         exe: executable(),
         // SAFETY: geteuid has no preconditions.
         euid: unsafe { libc::geteuid() },

@@ -84,6 +84,36 @@ pub fn write_all(fd: c_int, mut bytes: &[u8]) -> bool {
     true
 }
 
+/// Reads the whole of a small file into `buffer` with plain `open`/`read`,
+/// allocating nothing. `None` if it cannot be read or does not fit (a
+/// file that fills the buffer exactly counts as not fitting).
+pub fn read_small_file<'a>(path: &std::ffi::CStr, buffer: &'a mut [u8]) -> Option<&'a [u8]> {
+    let _errno = ErrnoGuard::save();
+    // SAFETY: NUL-terminated path; the descriptor is closed below.
+    let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return None;
+    }
+    let mut length = 0;
+    let complete = loop {
+        let free = &mut buffer[length..];
+        if free.is_empty() {
+            break false;
+        }
+        // SAFETY: reading into the unfilled, writable part of `buffer`.
+        let read = unsafe { libc::read(fd, free.as_mut_ptr().cast(), free.len()) };
+        match read {
+            0 => break true,
+            read if read > 0 => length += read as usize,
+            _ if errno() == libc::EINTR => {}
+            _ => break false,
+        }
+    };
+    // SAFETY: closing the descriptor opened above.
+    unsafe { libc::close(fd) };
+    complete.then_some(&buffer[..length])
+}
+
 /// A `Sink` over a fixed stack buffer, flushed to a file descriptor with
 /// `write(2)`: output without allocation, usable in a signal handler.
 pub struct FdSink<'a> {

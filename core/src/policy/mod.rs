@@ -17,7 +17,12 @@ pub use glob::{Glob, GlobError};
 pub use parse::{parse_policy, parse_policy_bytes, quick_dump_signal, PolicyError};
 
 /// Where the policy comes from when `FADVISE_SHIM_POLICY` is not set.
-pub const SYSTEM_POLICY_PATH: &str = "/etc/fadvise-shim/policy.toml";
+pub const SYSTEM_POLICY_PATH: &str = match std::str::from_utf8(SYSTEM_POLICY_FILE.to_bytes()) {
+    Ok(path) => path,
+    Err(_) => panic!("the system policy path is UTF-8"),
+};
+/// The same, NUL-terminated, for the preload library's libc calls.
+pub const SYSTEM_POLICY_FILE: &std::ffi::CStr = c"/etc/fadvise-shim/policy.toml";
 /// Environment variable naming the policy file.
 pub const POLICY_ENV: &str = "FADVISE_SHIM_POLICY";
 /// Environment variable overriding `[dump] dir`.

@@ -14,7 +14,8 @@ use crate::policy::{DumpConfig, DumpSignal};
 /// The dump signal `text` sets, when a line-by-line reading is sure of it.
 pub fn quick_dump_signal(text: &[u8]) -> Option<DumpSignal> {
     let text = std::str::from_utf8(text).ok()?;
-    let mut table = String::new();
+    // Allocates nothing: the preload library runs this at start-up.
+    let mut in_dump_table = false;
     let mut found = None;
     for line in text.lines() {
         if line.contains("\"\"\"") || line.contains("'''") {
@@ -30,7 +31,8 @@ pub fn quick_dump_signal(text: &[u8]) -> Option<DumpSignal> {
         }
         .trim();
         if code.starts_with('[') {
-            table = code.chars().filter(|c| !c.is_whitespace()).collect();
+            let header = code.chars().filter(|c| !c.is_whitespace());
+            in_dump_table = header.eq("[dump]".chars());
             continue;
         }
         if !code.contains("signal") {
@@ -43,7 +45,7 @@ pub fn quick_dump_signal(text: &[u8]) -> Option<DumpSignal> {
             .map(str::trim)
             .and_then(|value| value.strip_prefix('"')?.strip_suffix('"'));
         match value {
-            Some(name) if table == "[dump]" && found.is_none() && !name.contains(['"', '\\']) => {
+            Some(name) if in_dump_table && found.is_none() && !name.contains(['"', '\\']) => {
                 found = Some(parse_signal(name).ok()?);
             }
             _ => return None,

@@ -37,26 +37,37 @@ const REFUSED: &[(&[&str], &str)] = &[
 const ACCEPTED: &[&str] = &["SIGUSR1", "SIGUSR2", "SIGRTMIN", "SIGRTMIN+1", "none"];
 
 /// Parses a `signal` value; the error is a complete message.
+/// Accepted names allocate nothing: the preload library reads the signal at
+/// every process start.
 pub(super) fn parse_signal(text: &str) -> Result<DumpSignal, String> {
     if text.eq_ignore_ascii_case("none") {
         return Ok(DumpSignal::None);
     }
-    let upper = text.to_ascii_uppercase();
-    let bare = upper.strip_prefix("SIG").unwrap_or(&upper);
-    match bare {
-        "USR1" => return Ok(DumpSignal::Usr1),
-        "USR2" => return Ok(DumpSignal::Usr2),
-        _ => {}
+    let bare = strip_prefix_ignoring_case(text, "SIG").unwrap_or(text);
+    if bare.eq_ignore_ascii_case("USR1") {
+        return Ok(DumpSignal::Usr1);
     }
-    if let Some(offset) = bare.strip_prefix("RTMIN") {
+    if bare.eq_ignore_ascii_case("USR2") {
+        return Ok(DumpSignal::Usr2);
+    }
+    if let Some(offset) = strip_prefix_ignoring_case(bare, "RTMIN") {
         return realtime(text, offset);
     }
-    if let Some((_, reason)) = REFUSED.iter().find(|(names, _)| names.contains(&bare)) {
+    let refused = REFUSED
+        .iter()
+        .find(|(names, _)| names.iter().any(|name| name.eq_ignore_ascii_case(bare)));
+    if let Some((_, reason)) = refused {
         return Err(format!(
             "signal `{text}` cannot be the dump signal: {reason}"
         ));
     }
     Err(suggest::unknown("signal", text, "", ACCEPTED))
+}
+
+fn strip_prefix_ignoring_case<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = text.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| &text[prefix.len()..])
 }
 
 /// `SIGRTMIN` followed by `offset`: empty, or `+N` within `SIGRTMAX`.
