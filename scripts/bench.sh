@@ -61,10 +61,20 @@ for source in scripts/bench/*.c; do
 done
 g++ -O2 -Wall -o "$work/bin/glog_real" scripts/bench/glog_real.cc -lglog
 
+# Case 5's floors: an empty C library and an empty Rust cdylib to preload.
+mkdir "$work/floors"
+cc -O2 -shared -fPIC -o "$work/floors/empty-c.so" scripts/bench/floors/empty_preload.c
+if cargo build --release --quiet --manifest-path scripts/bench/floors/empty_cdylib/Cargo.toml \
+     --target-dir "$work/floors/target"; then
+  cp "$work/floors/target/release/libempty_cdylib.so" "$work/floors/empty-rust.so"
+else
+  echo "bench.sh: the empty Rust cdylib did not build; case 5 goes without that floor" >&2
+fi
+
 # perf trace and bpftrace read syscall tracepoints from tracefs.
 if [ ! -d /sys/kernel/tracing/events/syscalls ]; then
   mount -t tracefs nodev /sys/kernel/tracing 2>/dev/null || true
 fi
 
 python3 scripts/bench/harness.py --bin "$work/bin" --work "$work" --shim "$shim" --cli "$cli" \
-  --example-policy policy.example.toml "${quick[@]}" "${output[@]}"
+  --example-policy policy.example.toml --floors "$work/floors" "${quick[@]}" "${output[@]}"

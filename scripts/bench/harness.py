@@ -56,6 +56,7 @@ class Bench:
         self.shim = str(Path(args.shim).resolve())
         self.cli = str(Path(args.cli).resolve())
         self.example_policy = Path(args.example_policy)
+        self.floors = Path(args.floors)
         self.size = QUICK if args.quick else FULL
         self.rows = []
         self.notes = []
@@ -422,21 +423,41 @@ class Bench:
 
     def case_startup(self):
         count = self.size["spawns"]
-        spawn = [self.bin / "spawn_true", str(count)]
-        arms = [("none", lambda: float(self.run(spawn, self.env()).stdout)),
-                ("default", lambda: float(self.run(spawn, self.env(self.shim)).stdout))]
+        faults = {}
+
+        def spawn_arm(name, env):
+            def measure():
+                us, per_spawn = self.run([self.bin / "spawn_true", str(count)], env).stdout.split()
+                faults.setdefault(name, []).append(float(per_spawn))
+                return float(us)
+            return (name, measure)
+
+        arms = [spawn_arm("none", self.env()), spawn_arm("default", self.env(self.shim))]
         labels = {"none": f"posix_spawn /bin/true × {count:,}, no shim (µs per spawn)",
                   "default": "shim, built-in default"}
         if self.example_policy.is_file():
             example = str(self.example_policy.resolve())
-            arms.append(("example", lambda: float(self.run(spawn, self.env(self.shim, example)).stdout)))
+            arms.append(spawn_arm("example", self.env(self.shim, example)))
             labels["example"] = "shim, policy.example.toml"
         else:
             self.notes.append("Case 5: policy.example.toml is missing, so its arm was skipped.")
+        # What any preloaded library costs, for scale (built by bench.sh).
+        floors = {"empty-c": "floor: an empty C library preloaded",
+                  "empty-rust": "floor: an empty Rust cdylib preloaded (std, static unwinder)"}
+        for name, label in floors.items():
+            library = self.floors / f"{name}.so"
+            if library.is_file():
+                arms.append(spawn_arm(name, self.env(str(library))))
+                labels[name] = label
+            else:
+                self.notes.append(f"Case 5: {library.name} was not built, so its floor arm was skipped.")
         log(f"case 5: {len(arms)} arms x {self.size['rounds']} rounds of {count:,} spawns")
         s = self.alternate(arms, self.size["rounds"])
         startup = ("≤ 1.10×", lambda v, r: r <= 1.10)
         self.ratio_rows("5 start-up", s, "none", labels, "µs", {"default": startup, "example": startup})
+        fault_labels = {name: f"{label} (page faults per spawn)" for name, label in labels.items()}
+        fault_labels["none"] = "/bin/true, no shim (page faults per spawn)"
+        self.ratio_rows("5 start-up", faults, "none", fault_labels, "faults")
 
         rss = [self.bin / "rss_one_call", self.work / "page.dat"]
         s = self.alternate([("none", lambda: float(self.run(rss, self.env()).stdout)),
@@ -473,7 +494,7 @@ def format_value(value, unit):
         return "—"
     if unit == "s":
         return f"{value:.3f} s"
-    if unit in ("ns", "µs") and abs(value) < 100:
+    if unit in ("ns", "µs", "faults") and abs(value) < 100:
         return f"{value:.1f} {unit}"
     return f"{value:,.0f} {unit}"
 
@@ -544,6 +565,7 @@ def main():
     parser.add_argument("--shim", required=True)
     parser.add_argument("--cli", required=True)
     parser.add_argument("--example-policy", required=True)
+    parser.add_argument("--floors", required=True, help="directory of the empty libraries case 5 compares with")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--output")
     args = parser.parse_args()
