@@ -180,6 +180,7 @@ const FD_CASES: &[(&str, &[&str], Verdict)] = &[
     ("msync-other", &["msync"], Kernel),
     ("msync-match-fd-closed", &["msync"], Dropped),
     ("msync-other-fd-closed", &["msync"], Kernel),
+    ("msync-match-behind-many-mappings", &["msync"], Dropped),
     ("unlinked-match", &["posix_fadvise", "fsync"], Dropped),
     ("renamed-out-of-match", &["posix_fadvise", "fsync"], Kernel),
     ("renamed-into-match", &["posix_fadvise", "fsync"], Dropped),

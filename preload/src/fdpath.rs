@@ -41,19 +41,79 @@ pub fn with_fd_path<R>(fd: libc::c_int, use_path: impl FnOnce(Option<&Path>) -> 
 }
 
 /// Runs `use_path` with the path of the file mapped at `address`, or
-/// `None` for anonymous memory or an unmapped address.
+/// `None` for anonymous memory or an unmapped address. `/proc/self/maps` is
+/// read a buffer at a time on the stack: a process may have thousands of
+/// mappings, and this runs inside the program's `msync`, where allocating
+/// is not ours to do (it may be called from a signal handler).
 pub fn with_mapping_path<R>(address: usize, use_path: impl FnOnce(Option<&Path>) -> R) -> R {
-    let Ok(maps) = std::fs::read("/proc/self/maps") else {
-        return use_path(None);
+    let mut buffer = [0u8; 2 * PATH_MAX];
+    // SAFETY: a NUL-terminated path; the descriptor is closed below.
+    let fd = unsafe {
+        libc::open(
+            c"/proc/self/maps".as_ptr(),
+            libc::O_RDONLY | libc::O_CLOEXEC,
+        )
     };
-    let path = maps
-        .split(|&byte| byte == b'\n')
-        .find(|line| mapping_contains(line, address))
-        .and_then(|line| {
-            let start = line.iter().position(|&byte| byte == b'/')?;
-            Some(without_deleted_suffix(&line[start..]))
-        });
+    if fd < 0 {
+        return use_path(None);
+    }
+    let read_more = |free: &mut [u8]| {
+        // SAFETY: reading into a writable buffer of the given length.
+        unsafe { libc::read(fd, free.as_mut_ptr().cast(), free.len()) }
+    };
+    let line = find_line(&mut buffer, read_more, |line| {
+        mapping_contains(line, address)
+    });
+    // SAFETY: closing the descriptor opened above.
+    unsafe { libc::close(fd) };
+    let path = line.and_then(|line| {
+        let start = line.iter().position(|&byte| byte == b'/')?;
+        Some(without_deleted_suffix(&line[start..]))
+    });
     use_path(path.map(|path| Path::new(OsStr::from_bytes(path))))
+}
+
+/// The first line that `wanted` accepts, reading with `read_more` (a
+/// `read(2)`: bytes read, 0 at the end, negative on error) into `buffer`,
+/// which holds the line being read and what follows it. `None` on a read
+/// error or a line longer than `buffer`.
+fn find_line(
+    buffer: &mut [u8],
+    mut read_more: impl FnMut(&mut [u8]) -> isize,
+    wanted: impl Fn(&[u8]) -> bool,
+) -> Option<&[u8]> {
+    let mut filled = 0;
+    loop {
+        let read = read_more(&mut buffer[filled..]);
+        if read < 0 && crate::sys::errno() == libc::EINTR {
+            continue;
+        }
+        let at_end = read <= 0;
+        filled += read.max(0) as usize;
+        let mut start = 0;
+        while start < filled {
+            let Some(length) = buffer[start..filled].iter().position(|&byte| byte == b'\n') else {
+                break;
+            };
+            if wanted(&buffer[start..start + length]) {
+                return Some(&buffer[start..start + length]);
+            }
+            start += length + 1;
+        }
+        if read < 0 {
+            return None;
+        }
+        if at_end {
+            // A last line without its newline.
+            let rest = &buffer[start..filled];
+            return (!rest.is_empty() && wanted(rest)).then_some(rest);
+        }
+        buffer.copy_within(start..filled, 0);
+        filled -= start;
+        if filled == buffer.len() {
+            return None;
+        }
+    }
 }
 
 /// Whether a `/proc/self/maps` line (`start-end perms …`) covers `address`.
@@ -71,4 +131,70 @@ fn mapping_contains(line: &[u8], address: usize) -> bool {
 /// name the file had.
 fn without_deleted_suffix(path: &[u8]) -> &[u8] {
     path.strip_suffix(b" (deleted)").unwrap_or(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `text` delivered `chunk` bytes per read.
+    fn reader(text: &[u8], chunk: usize) -> impl FnMut(&mut [u8]) -> isize + '_ {
+        let mut offset = 0;
+        move |free: &mut [u8]| {
+            let length = chunk.min(free.len()).min(text.len() - offset);
+            free[..length].copy_from_slice(&text[offset..offset + length]);
+            offset += length;
+            length as isize
+        }
+    }
+
+    #[test]
+    fn finds_lines_across_reads_and_buffer_refills() {
+        let text: Vec<u8> = (0..500)
+            .flat_map(|i| format!("line {i} {}\n", "x".repeat(i % 37)).into_bytes())
+            .collect();
+        for chunk in [1, 7, 64, 4096] {
+            for buffer_size in [64, 100, 8192] {
+                let mut buffer = vec![0u8; buffer_size];
+                let found = find_line(&mut buffer, reader(&text, chunk), |line| {
+                    line.starts_with(b"line 437 ")
+                });
+                let expected = format!("line 437 {}", "x".repeat(437 % 37));
+                assert_eq!(
+                    found,
+                    Some(expected.as_bytes()),
+                    "chunk {chunk} buffer {buffer_size}"
+                );
+                let mut buffer = vec![0u8; buffer_size];
+                let missing = find_line(&mut buffer, reader(&text, chunk), |line| line == b"nope");
+                assert_eq!(missing, None);
+            }
+        }
+    }
+
+    #[test]
+    fn reads_a_last_line_without_newline_and_gives_up_on_overlong_lines() {
+        let mut buffer = [0u8; 16];
+        let found = find_line(&mut buffer, reader(b"a\nlast", 3), |line| line == b"last");
+        assert_eq!(found, Some(&b"last"[..]));
+        let mut buffer = [0u8; 8];
+        let long = find_line(
+            &mut buffer,
+            reader(b"far too long a line\nx\n", 4),
+            |line| line == b"x",
+        );
+        assert_eq!(long, None);
+    }
+
+    #[test]
+    fn mapping_lines_are_matched_by_address_range() {
+        let line = b"7f00a000-7f00b000 rw-s 00000000 fd:01 123 /data/file.db (deleted)";
+        assert!(mapping_contains(line, 0x7f00a000));
+        assert!(mapping_contains(line, 0x7f00afff));
+        assert!(!mapping_contains(line, 0x7f00b000));
+        assert_eq!(
+            without_deleted_suffix(b"/data/file.db (deleted)"),
+            b"/data/file.db"
+        );
+    }
 }

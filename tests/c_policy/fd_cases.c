@@ -188,6 +188,26 @@ static void mappings(void)
     msync_one("msync-other-fd-closed", other_map);
     munmap(match_map, sysconf(_SC_PAGESIZE));
     munmap(other_map, sysconf(_SC_PAGESIZE));
+
+    /* Far down /proc/self/maps: later mappings go below it, and alternating
+     * protections keep them from merging, so hundreds of lines (more than
+     * the shim reads at once) come before its own. */
+    enum { FILLERS = 400 };
+    static void *fillers[FILLERS];
+    long page = sysconf(_SC_PAGESIZE);
+    int deep = open_in(match_dir, "deep");
+    void *deep_map = map_of(deep);
+    for (int i = 0; i < FILLERS; i++) {
+        int protection = i % 2 ? PROT_READ : PROT_READ | PROT_WRITE;
+        fillers[i] = mmap(NULL, page, protection, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (fillers[i] == MAP_FAILED)
+            die("mmap filler");
+    }
+    msync_one("msync-match-behind-many-mappings", deep_map);
+    for (int i = 0; i < FILLERS; i++)
+        munmap(fillers[i], page);
+    munmap(deep_map, page);
+    close(deep);
 }
 
 static void names_change(void)
