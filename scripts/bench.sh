@@ -6,10 +6,12 @@
 # holds the latest table. Never run as a timed test: CI may run --quick as
 # a smoke test only.
 #
-#   scripts/bench.sh [--quick] [--output FILE] [--no-build]
+#   scripts/bench.sh [--quick] [--output FILE] [--no-build] [--cases LIST]
 #
 # --no-build uses target/release as it is (e.g. while the work tree does not
-# build); by default the workspace is built in release mode first.
+# build); by default the workspace is built in release mode first. --cases
+# runs a comma-separated subset (loop, fdatasync, scenario, tools, startup,
+# host-budget), for work on one of them; the record is a full run.
 #
 # Needs: cc, g++ with libgoogle-glog-dev, python3, eatmydata; strace, perf
 # and bpftrace are used when present (root is needed for perf trace and
@@ -20,13 +22,15 @@ cd "$(dirname "$0")/.."
 
 quick=()
 output=()
+cases=()
 build=yes
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) quick=(--quick) ;;
     --no-build) build=no ;;
     --output) output=(--output "$(realpath -m "$2")"); shift ;;
-    -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --cases) cases=(--cases "$2"); shift ;;
+    -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench.sh: unknown argument $1 (try --help)" >&2; exit 2 ;;
   esac
   shift
@@ -77,4 +81,4 @@ if [ ! -d /sys/kernel/tracing/events/syscalls ]; then
 fi
 
 python3 scripts/bench/harness.py --bin "$work/bin" --work "$work" --shim "$shim" --cli "$cli" \
-  --example-policy policy.example.toml --floors "$work/floors" "${quick[@]}" "${output[@]}"
+  --example-policy policy.example.toml --floors "$work/floors" "${quick[@]}" "${output[@]}" "${cases[@]}"

@@ -45,6 +45,11 @@ POLICIES = {
 }
 
 
+# The cases in the order a full run takes them: name for --cases, method.
+CASES = {"loop": "case_loop", "fdatasync": "case_fdatasync", "scenario": "case_scenario",
+         "tools": "case_tools", "startup": "case_startup", "host-budget": "case_host_budget"}
+
+
 def log(message):
     print(f"bench: {message}", file=sys.stderr, flush=True)
 
@@ -61,6 +66,7 @@ class Bench:
         self.rows = []
         self.notes = []
         self.dump_serial = 0
+        self.loop_samples = {}  # case 1's samples, which case 4 reads (empty if it did not run)
         self.policies = {}
         for name, text in POLICIES.items():
             path = self.work / f"{name}.toml"
@@ -168,7 +174,7 @@ class Bench:
             if value is None:
                 self.row(case, label, None, unit, target=targets.get(name, ("—",))[0], verdict="not run")
                 continue
-            ratio = None if base is None else value / base
+            ratio = paired_ratio(samples.get(name, []), samples.get(baseline, []))
             if name == baseline:
                 self.row(case, label, value, unit, ratio, "baseline")
                 continue
@@ -199,6 +205,9 @@ class Bench:
                          "observe": "shim, built-in default (observing)"},
                         "ns", {"observe": observed})
         real = median(s["none"])
+        if real and median(s["observe"]):
+            self.notes.append(f"Case 1: the ratio of the two arms' medians is {median(s['observe']) / real:.3f}× "
+                              "(the table's ratios are medians of same-round ratios).")
         self.ratio_rows("2 dropped call", s, "none",
                         {"drop": "shim, rule drops posix_fadvise"}, "ns",
                         {"drop": ("≤ 15 ns and ≤ 0.05×",
@@ -489,6 +498,19 @@ def median(values):
     return statistics.median(values) if values else None
 
 
+def paired_ratio(values, baseline):
+    """The median over rounds of value / baseline of the same round: the
+    arms of a round run one after the other, so drift on the machine (other
+    work, frequency, the host) cancels within each pair. Falls back to the
+    ratio of medians when the rounds do not pair up (an arm failed)."""
+    pairs = [(v, b) for v, b in zip(values, baseline) if v is not None and b]
+    if pairs and len(values) == len(baseline):
+        return statistics.median(v / b for v, b in pairs)
+    base = median(baseline)
+    value = median(values)
+    return None if base is None or value is None else value / base
+
+
 def format_value(value, unit):
     if value is None:
         return "—"
@@ -568,7 +590,12 @@ def main():
     parser.add_argument("--floors", required=True, help="directory of the empty libraries case 5 compares with")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--output")
+    parser.add_argument("--cases", help="comma-separated subset to run: " + ", ".join(CASES))
     args = parser.parse_args()
+    chosen = args.cases.split(",") if args.cases else list(CASES)
+    unknown = [name for name in chosen if name not in CASES]
+    if unknown:
+        parser.error(f"unknown case(s) {', '.join(unknown)}; choose from {', '.join(CASES)}")
 
     work = Path(args.work)
     (work / "dumps").mkdir(mode=0o700, exist_ok=True)
@@ -578,10 +605,11 @@ def main():
     started = time.monotonic()
     load_before = os.getloadavg()[0]
     bench = Bench(args)
-    for case in (bench.case_loop, bench.case_fdatasync, bench.case_scenario, bench.case_tools,
-                 bench.case_startup, bench.case_host_budget):
-        case()
+    for name in chosen:
+        getattr(bench, CASES[name])()
         log(f"{time.monotonic() - started:.0f} s so far")
+    bench.notes.append("Each ratio is the median over rounds of the arm's value divided by the baseline's in the "
+                       "same round (arms of a round run back to back); the median column is each arm's own median.")
     bench.notes.append(f"Loops make up to {bench.size['loop']:,} calls per run, fewer when a call is slow "
                        f"(sized by a first pilot run to about {bench.size['run_seconds']} s).")
     bench.notes.append(f"Load average (1 min) {load_before:.2f} at the start, {os.getloadavg()[0]:.2f} at the end "
