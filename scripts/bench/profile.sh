@@ -36,7 +36,7 @@ else
   command=("$work/call_loop" fadvise "$work/page.dat" 1000000)
 fi
 
-echo "ns/call (µs/spawn for spawn) under perf record:"
+echo "ns/call (for spawn: µs and page faults per spawn) under perf record:"
 env "${env[@]}" perf record -q -g -o "$work/perf.data" "${command[@]}"
 perf report -i "$work/perf.data" --no-children --stdio --sort comm,dso -g none 2>/dev/null | grep '%' | head -12
 echo
