@@ -209,14 +209,9 @@ fn class_end(chars: &[PatternChar], open: usize) -> Result<usize, GlobError> {
         at += 1;
     }
     while let Some(&(c, literal)) = chars.get(at) {
-        if !literal && c == '[' && matches!(chars.get(at + 1), Some((':', false))) {
-            // A named class: skip to its `:]`.
-            let close = (at + 2..chars.len().saturating_sub(1))
-                .find(|&i| chars[i] == (':', false) && chars[i + 1] == (']', false));
-            if let Some(close) = close {
-                at = close + 2;
-                continue;
-            }
+        if let Some(close) = named_class_close(chars, at) {
+            at = close + 2;
+            continue;
         }
         if !literal && c == ']' {
             return Ok(at + 1);
@@ -285,16 +280,12 @@ fn class(chars: &[PatternChar]) -> Result<Class, GlobError> {
     }
     let mut members = Vec::new();
     while at < chars.len() {
-        let (c, literal) = chars[at];
-        if !literal && c == '[' && matches!(chars.get(at + 1), Some((':', false))) {
-            let close = (at + 2..chars.len().saturating_sub(1))
-                .find(|&i| chars[i] == (':', false) && chars[i + 1] == (']', false));
-            if let Some(close) = close {
-                let name: String = chars[at + 2..close].iter().map(|&(c, _)| c).collect();
-                members.push(Member::Named(named_class(&name)?));
-                at = close + 2;
-                continue;
-            }
+        let c = chars[at].0;
+        if let Some(close) = named_class_close(chars, at) {
+            let name: String = chars[at + 2..close].iter().map(|&(c, _)| c).collect();
+            members.push(Member::Named(named_class(&name)?));
+            at = close + 2;
+            continue;
         }
         let is_range = matches!(chars.get(at + 1), Some(('-', false))) && at + 2 < chars.len();
         if is_range {
@@ -313,6 +304,16 @@ fn class(chars: &[PatternChar]) -> Result<Class, GlobError> {
         return Err(GlobError("empty character class `[]`".into()));
     }
     Ok(Class { negated, members })
+}
+
+/// Where the `:]` of a named class (`[:digit:]`) opening at `open` is, if
+/// `open` starts one.
+fn named_class_close(chars: &[PatternChar], open: usize) -> Option<usize> {
+    if chars.get(open) != Some(&('[', false)) || chars.get(open + 1) != Some(&(':', false)) {
+        return None;
+    }
+    (open + 2..chars.len().saturating_sub(1))
+        .find(|&i| chars[i] == (':', false) && chars[i + 1] == (']', false))
 }
 
 fn named_class(name: &str) -> Result<NamedClass, GlobError> {
