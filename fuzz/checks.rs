@@ -7,7 +7,7 @@ use std::path::Path;
 
 use fadvise_shim_core::call::{Advice, Call};
 use fadvise_shim_core::dump::{parse_dump, write_dump, Budget, BudgetUse, Budgets, Header, Reason};
-use fadvise_shim_core::policy::{parse_policy_bytes, Action};
+use fadvise_shim_core::policy::{parse_policy_bytes, Action, Glob};
 
 /// A policy file's bytes: valid ones are used as the shim uses them; invalid
 /// ones must come with at least one error at a real position.
@@ -123,5 +123,33 @@ impl Budgets for ParsedBudgets<'_> {
                 refused: budget.refused,
             });
         }
+    }
+}
+
+/// A glob pattern, a newline, then a path: compiling and matching never
+/// panic, and a pattern with no special character matches exactly itself.
+pub fn glob(bytes: &[u8]) {
+    let split = bytes
+        .iter()
+        .position(|&byte| byte == b'\n')
+        .unwrap_or(bytes.len());
+    let (pattern, path) = (&bytes[..split], bytes.get(split + 1..).unwrap_or_default());
+    let Ok(pattern) = std::str::from_utf8(pattern) else {
+        return;
+    };
+    let Ok(glob) = Glob::new(pattern) else {
+        return;
+    };
+    let matched = glob.is_match(path);
+    if !pattern.contains(['*', '?', '[', ']', '{', '}', ',', '\\']) {
+        assert!(
+            glob.is_match(pattern.as_bytes()),
+            "{pattern:?} does not match itself"
+        );
+        assert_eq!(
+            matched,
+            path == pattern.as_bytes(),
+            "{pattern:?} against {path:?}"
+        );
     }
 }

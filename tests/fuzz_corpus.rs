@@ -42,6 +42,11 @@ fn dump_corpus_never_panics() {
     replay("dump", checks::dump);
 }
 
+#[test]
+fn glob_corpus_never_panics() {
+    replay("glob", checks::glob);
+}
+
 /// A real dump with its `buckets` line for posix_fadvise replaced.
 fn dump_with_buckets(buckets: &str) -> String {
     let seed = corpus("dump")

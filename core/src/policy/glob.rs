@@ -21,6 +21,9 @@ const MAX_TOKENS: usize = 255;
 const STATE_WORDS: usize = (MAX_TOKENS + 1).div_ceil(64);
 /// Alternatives one pattern may expand to (`{a,b}{c,d}` is four).
 const MAX_ALTERNATIVES: usize = 256;
+/// Tokens in all of a pattern's alternatives: matching costs at most this
+/// many steps per character of the path (a few ms for the longest path).
+const MAX_TOTAL_TOKENS: usize = 2048;
 
 /// One compiled pattern.
 #[derive(Clone, Debug, PartialEq)]
@@ -91,6 +94,11 @@ impl Glob {
             .iter()
             .map(|alternative| tokens(alternative))
             .collect::<Result<Vec<_>, _>>()?;
+        if alternatives.iter().map(Vec::len).sum::<usize>() > MAX_TOTAL_TOKENS {
+            return Err(GlobError(format!(
+                "too long: braces expand to more than {MAX_TOTAL_TOKENS} characters in all"
+            )));
+        }
         Ok(Glob { alternatives })
     }
 
@@ -562,6 +570,13 @@ mod tests {
             let error = Glob::new(pattern).unwrap_err().to_string();
             assert!(error.contains(message), "{pattern}: {error}");
         }
+        let long_choice = "b".repeat(200);
+        let wide = format!(
+            "/{{{}}}/{{{}}}",
+            ["a"; 16].join(","),
+            [long_choice.as_str(); 16].join(",")
+        );
+        assert!(Glob::new(&wide).unwrap_err().to_string().contains("in all"));
         let long = format!("/{}", "a".repeat(MAX_TOKENS));
         assert!(Glob::new(&long)
             .unwrap_err()
