@@ -21,6 +21,9 @@ const MAX_TOKENS: usize = 255;
 const STATE_WORDS: usize = (MAX_TOKENS + 1).div_ceil(64);
 /// Alternatives one pattern may expand to (`{a,b}{c,d}` is four).
 const MAX_ALTERNATIVES: usize = 256;
+/// Braces within braces: the expansion recurses once per level, and a
+/// policy is read inside the host process, whose stack is not ours to spend.
+const MAX_BRACE_DEPTH: usize = 16;
 /// Tokens in all of a pattern's alternatives: matching costs at most this
 /// many steps per character of the path (a few ms for the longest path).
 const MAX_TOTAL_TOKENS: usize = 2048;
@@ -136,18 +139,24 @@ fn escaped_chars(pattern: &str) -> Result<Vec<PatternChar>, GlobError> {
 /// each still in escaped form. Braces and commas inside `[...]` are literal.
 fn expand_braces(pattern: &str) -> Result<Vec<Vec<PatternChar>>, GlobError> {
     let chars = escaped_chars(pattern)?;
-    let (alternatives, end) = expand_sequence(&chars, 0, false)?;
+    let (alternatives, end) = expand_sequence(&chars, 0, 0)?;
     debug_assert_eq!(end, chars.len());
     Ok(alternatives)
 }
 
-/// Expands from `start` until the end, or (inside braces) until an
+/// Expands from `start` until the end, or (inside `depth` braces) until an
 /// unbracketed `,` or `}`; returns the alternatives and where it stopped.
 fn expand_sequence(
     chars: &[PatternChar],
     start: usize,
-    in_braces: bool,
+    depth: usize,
 ) -> Result<(Vec<Vec<PatternChar>>, usize), GlobError> {
+    if depth > MAX_BRACE_DEPTH {
+        return Err(GlobError(format!(
+            "braces nested more than {MAX_BRACE_DEPTH} deep"
+        )));
+    }
+    let in_braces = depth > 0;
     let mut alternatives = vec![Vec::new()];
     let mut at = start;
     while at < chars.len() {
@@ -167,7 +176,7 @@ fn expand_sequence(
             let mut choices = Vec::new();
             let mut next = at + 1;
             loop {
-                let (mut inner, stop) = expand_sequence(chars, next, true)?;
+                let (mut inner, stop) = expand_sequence(chars, next, depth + 1)?;
                 choices.append(&mut inner);
                 match chars.get(stop) {
                     Some((',', false)) => next = stop + 1,
@@ -570,6 +579,10 @@ mod tests {
             let error = Glob::new(pattern).unwrap_err().to_string();
             assert!(error.contains(message), "{pattern}: {error}");
         }
+        let deep = format!("/{}{}", "{a,".repeat(17), "}".repeat(17));
+        assert!(Glob::new(&deep).unwrap_err().to_string().contains("nested"));
+        let nested = format!("/{}{}", "{a,".repeat(16), "}".repeat(16));
+        assert!(Glob::new(&nested).is_ok());
         let long_choice = "b".repeat(200);
         let wide = format!(
             "/{{{}}}/{{{}}}",
