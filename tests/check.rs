@@ -65,6 +65,8 @@ const BAD: &[Bad] = &[
     bad("rate-on-drop", b"[[rule]]\ncall = \"fsync\"\naction = \"drop\"\nburst = 5\n", 4, Some(1), "`burst` applies only to action = \"limit\""),
     bad("malformed-glob", b"[[rule]]\ncall = \"fsync\"\npath = [\"/var/log/**\", \"/srv/[log\"]\naction = \"drop\"\n", 3, Some(24), "invalid glob"),
     bad("unreachable-glob", b"[[rule]]\ncall = \"fsync\"\npath = \"*.log\"\naction = \"drop\"\n", 3, Some(8), "write `**/*.log`"),
+    bad("unclosed-brace-glob", b"[[rule]]\ncall = \"fsync\"\nexe = \"/usr/{bin,sbin/db\"\naction = \"drop\"\n", 3, Some(7), "unclosed `{`"),
+    bad("directory-glob", b"[[rule]]\ncall = \"fsync\"\npath = \"/var/log/\"\naction = \"drop\"\n", 3, Some(8), "write `/var/log/**`"),
     bad("path-on-sync", b"[[rule]]\ncall = \"sync\"\npath = \"/var/**\"\naction = \"drop\"\n", 3, Some(1), "`sync`, which has no file"),
     bad("missing-call", b"# first rule\n[[rule]]\naction = \"drop\"\n", 2, Some(1), "has no `call`"),
     bad("missing-action", b"[[rule]]\ncall = \"fsync\"\n", 1, Some(1), "has no `action`"),
