@@ -139,15 +139,26 @@ const BAD: &[Bad] = &[
         text: b"",
         first_error: None,
     },
+    // Opening a FIFO for reading waits for a writer: the shim must not,
+    // or every process (`timeout` and `kill` too) hangs at start-up.
+    Bad {
+        name: "fifo",
+        text: b"",
+        first_error: None,
+    },
 ];
 
 /// Where `case`'s policy is: a file holding its bytes, a path with nothing
-/// behind it, or a directory.
+/// behind it, a directory, or a FIFO nobody writes to.
 fn policy_path(scratch: &Scratch, case: &Bad) -> PathBuf {
     let path = scratch.file(&format!("{}.toml", case.name));
     match case.name {
         "missing-file" => {}
         "directory" => std::fs::create_dir(&path).expect("policy directory"),
+        "fifo" => {
+            let status = std::process::Command::new("mkfifo").arg(&path).status();
+            assert!(status.is_ok_and(|status| status.success()), "mkfifo");
+        }
         _ => std::fs::write(&path, case.text).expect("write policy"),
     }
     path

@@ -215,8 +215,8 @@ fn read_policy(path: &Path, stamp: u64) -> Result<Policy, String> {
     if stamp == 0 {
         return Err(format!("{shown}: cannot read the policy: no such file"));
     }
-    let bytes =
-        std::fs::read(path).map_err(|error| format!("{shown}: cannot read the policy: {error}"))?;
+    let bytes = crate::sys::read_regular_file(path)
+        .map_err(|error| format!("{shown}: cannot read the policy: {error}"))?;
     parse_policy_bytes(&bytes).map_err(|errors| match errors.first() {
         Some(first) => format!("{shown}:{}:{}: {}", first.line, first.column, first.message),
         None => format!("{shown}: invalid policy"),

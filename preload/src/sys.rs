@@ -84,34 +84,59 @@ pub fn write_all(fd: c_int, mut bytes: &[u8]) -> bool {
     true
 }
 
-/// Reads the whole of a small file into `buffer` with plain `open`/`read`,
-/// allocating nothing. `None` if it cannot be read or does not fit (a
-/// file that fills the buffer exactly counts as not fitting).
+/// Opening a file the shim reads (a policy, a sysfs value): never blocks,
+/// so a FIFO or a device named there cannot hang every process at start-up.
+/// `read_*` below then refuse anything but a regular file.
+const READ_FLAGS: c_int = libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NONBLOCK;
+
+/// Reads the whole of a small regular file into `buffer` with plain
+/// `open`/`read`, allocating nothing. `None` if it cannot be read, is not a
+/// regular file, or does not fit (a file that fills the buffer exactly
+/// counts as not fitting).
 pub fn read_small_file<'a>(path: &std::ffi::CStr, buffer: &'a mut [u8]) -> Option<&'a [u8]> {
     let _errno = ErrnoGuard::save();
     // SAFETY: NUL-terminated path; the descriptor is closed below.
-    let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+    let fd = unsafe { libc::open(path.as_ptr(), READ_FLAGS) };
     if fd < 0 {
         return None;
     }
+    let regular = is_regular_file(fd);
     let mut length = 0;
-    let complete = loop {
-        let free = &mut buffer[length..];
-        if free.is_empty() {
-            break false;
-        }
-        // SAFETY: reading into the unfilled, writable part of `buffer`.
-        let read = unsafe { libc::read(fd, free.as_mut_ptr().cast(), free.len()) };
-        match read {
-            0 => break true,
-            read if read > 0 => length += read as usize,
-            _ if errno() == libc::EINTR => {}
-            _ => break false,
-        }
-    };
+    let complete = regular
+        && loop {
+            let free = &mut buffer[length..];
+            if free.is_empty() {
+                break false;
+            }
+            // SAFETY: reading into the unfilled, writable part of `buffer`.
+            let read = unsafe { libc::read(fd, free.as_mut_ptr().cast(), free.len()) };
+            match read {
+                0 => break true,
+                read if read > 0 => length += read as usize,
+                _ if errno() == libc::EINTR => {}
+                _ => break false,
+            }
+        };
     // SAFETY: closing the descriptor opened above.
     unsafe { libc::close(fd) };
     complete.then_some(&buffer[..length])
+}
+
+/// Reads a whole regular file (the policy, when it is compiled), opened as
+/// `read_small_file` opens one.
+pub fn read_regular_file(path: &std::path::Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(READ_FLAGS)
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)?;
+    Ok(bytes)
 }
 
 /// A `Sink` over a fixed stack buffer, flushed to a file descriptor with
@@ -162,10 +187,19 @@ impl Sink for FdSink<'_> {
 /// closed its standard descriptors and opened its data files).
 static STDERR_IDENTITY: (AtomicU64, AtomicU64) = (AtomicU64::new(0), AtomicU64::new(0));
 
-fn descriptor_identity(fd: c_int) -> Option<(u64, u64)> {
-    // SAFETY: `stat` is plain data; fstat fills it or fails.
+fn descriptor_status(fd: c_int) -> Option<libc::stat> {
+    // SAFETY: `stat` is plain data, valid all zero; fstat fills it or fails.
     let mut status: libc::stat = unsafe { std::mem::zeroed() };
-    (unsafe { libc::fstat(fd, &mut status) } == 0).then_some((status.st_dev, status.st_ino))
+    // SAFETY: a valid out-pointer; a bad descriptor only makes it fail.
+    (unsafe { libc::fstat(fd, &mut status) } == 0).then_some(status)
+}
+
+fn descriptor_identity(fd: c_int) -> Option<(u64, u64)> {
+    descriptor_status(fd).map(|status| (status.st_dev, status.st_ino))
+}
+
+fn is_regular_file(fd: c_int) -> bool {
+    descriptor_status(fd).is_some_and(|status| status.st_mode & libc::S_IFMT == libc::S_IFREG)
 }
 
 /// Notes what stderr is; called at start-up.
