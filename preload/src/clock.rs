@@ -6,9 +6,9 @@
 //! Calibration never delays start-up, nor costs a process that makes no
 //! call anything: the reference point is taken at the first call and the
 //! multiplier is computed on the first timed call at least `CALIBRATION_NS`
-//! later; until then calls are timed with `clock_gettime`. Without an invariant TSC (checked with CPUID), or when
-//! the kernel does not use the TSC as its clock source, `clock_gettime`
-//! stays the clock.
+//! later; until then calls are timed with `clock_gettime`. Without an
+//! invariant TSC (checked with CPUID), or when the kernel does not use the
+//! TSC as its clock source, `clock_gettime` stays the clock.
 
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 

@@ -57,13 +57,11 @@ pub fn with_mapping_path<R>(address: usize, use_path: impl FnOnce(Option<&Path>)
     if fd < 0 {
         return use_path(None);
     }
-    let read_more = |free: &mut [u8]| {
-        // SAFETY: reading into a writable buffer of the given length.
-        unsafe { libc::read(fd, free.as_mut_ptr().cast(), free.len()) }
-    };
-    let line = find_line(&mut buffer, read_more, |line| {
-        mapping_contains(line, address)
-    });
+    let line = find_line(
+        &mut buffer,
+        |free| crate::sys::read_some(fd, free),
+        |line| mapping_contains(line, address),
+    );
     // SAFETY: closing the descriptor opened above.
     unsafe { libc::close(fd) };
     let path = line.and_then(|line| {
@@ -73,10 +71,10 @@ pub fn with_mapping_path<R>(address: usize, use_path: impl FnOnce(Option<&Path>)
     use_path(path.map(|path| Path::new(OsStr::from_bytes(path))))
 }
 
-/// The first line that `wanted` accepts, reading with `read_more` (a
-/// `read(2)`: bytes read, 0 at the end, negative on error) into `buffer`,
-/// which holds the line being read and what follows it. `None` on a read
-/// error or a line longer than `buffer`.
+/// The first line that `wanted` accepts, reading with `read_more` (as
+/// `sys::read_some`: bytes read, 0 at the end, negative on error) into
+/// `buffer`, which holds the line being read and what follows it. `None` on
+/// a read error or a line longer than `buffer`.
 fn find_line(
     buffer: &mut [u8],
     mut read_more: impl FnMut(&mut [u8]) -> isize,
@@ -85,9 +83,6 @@ fn find_line(
     let mut filled = 0;
     loop {
         let read = read_more(&mut buffer[filled..]);
-        if read < 0 && crate::sys::errno() == libc::EINTR {
-            continue;
-        }
         let at_end = read <= 0;
         filled += read.max(0) as usize;
         let mut start = 0;

@@ -84,6 +84,18 @@ pub fn write_all(fd: c_int, mut bytes: &[u8]) -> bool {
     true
 }
 
+/// One `read(2)` into `buffer`, retried on `EINTR`: bytes read, 0 at the
+/// end, negative on any other error. Async-signal-safe.
+pub fn read_some(fd: c_int, buffer: &mut [u8]) -> isize {
+    loop {
+        // SAFETY: `buffer` is a valid writable buffer of the given length.
+        let read = unsafe { libc::read(fd, buffer.as_mut_ptr().cast(), buffer.len()) };
+        if read >= 0 || errno() != libc::EINTR {
+            return read;
+        }
+    }
+}
+
 /// Opening a file the shim reads (a policy, a sysfs value): never blocks,
 /// so a FIFO or a device named there cannot hang every process at start-up.
 /// `read_*` below then refuse anything but a regular file.
@@ -108,12 +120,9 @@ pub fn read_small_file<'a>(path: &std::ffi::CStr, buffer: &'a mut [u8]) -> Optio
             if free.is_empty() {
                 break false;
             }
-            // SAFETY: reading into the unfilled, writable part of `buffer`.
-            let read = unsafe { libc::read(fd, free.as_mut_ptr().cast(), free.len()) };
-            match read {
+            match read_some(fd, free) {
                 0 => break true,
                 read if read > 0 => length += read as usize,
-                _ if errno() == libc::EINTR => {}
                 _ => break false,
             }
         };
