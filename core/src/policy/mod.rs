@@ -211,23 +211,12 @@ pub enum Scope {
 pub struct Globs {
     pub patterns: Vec<String>,
     globs: Vec<Glob>,
-    /// For each glob, whether its pattern has no `/` (an `exe` pattern
-    /// without one is matched against the file name too).
-    name_only: Vec<bool>,
 }
 
 impl Globs {
     /// Globs from patterns already compiled, in the same order.
     pub fn new(patterns: Vec<String>, globs: Vec<Glob>) -> Globs {
-        let name_only = patterns
-            .iter()
-            .map(|pattern| !pattern.contains('/'))
-            .collect();
-        Globs {
-            patterns,
-            globs,
-            name_only,
-        }
+        Globs { patterns, globs }
     }
 
     /// Whether an executable's full path, or its file name for patterns
@@ -236,10 +225,10 @@ impl Globs {
         let name = exe.file_name().map(OsStrExt::as_bytes);
         self.globs
             .iter()
-            .zip(&self.name_only)
-            .any(|(glob, &name_only)| {
+            .zip(&self.patterns)
+            .any(|(glob, pattern)| {
                 glob.is_match(exe.as_os_str().as_bytes())
-                    || (name_only && name.is_some_and(|name| glob.is_match(name)))
+                    || (!pattern.contains('/') && name.is_some_and(|name| glob.is_match(name)))
             })
     }
 
