@@ -8,7 +8,7 @@ set -euo pipefail
 packages=(
   build-essential strace sqlite3 libsqlite3-dev eatmydata nocache
   libgoogle-glog-dev prometheus debootstrap hyperfine linux-perf postgresql
-  python3 python3-pip util-linux coreutils xxd
+  python3 python3-pip util-linux coreutils xxd libjemalloc2 libtcmalloc-minimal4
 )
 missing=()
 for package in "${packages[@]}"; do

@@ -6,28 +6,28 @@
 //!
 //! It lives inside other people's processes, so: it never panics across the
 //! C boundary, never aborts, keeps every call's return value and `errno`,
-//! takes no lock and allocates nothing on the hot path, and does only
-//! async-signal-safe work in its signal handler. One file per concern; the
-//! whole exported ABI is the `pub use` list at the end.
+//! never calls the program's allocator (it has its own heap, `heap.rs`),
+//! takes no lock anywhere a signal handler could re-enter it, and makes no
+//! system call on the hot path beyond the real one and the clock.
+//!
+//! Folders by concern, with imports that only go down: `sys` (system
+//! wrappers) and `heap` at the bottom; `stats` (counters) and `policy` (the
+//! policy in force) above them; `dump` (dump files and the dump signal);
+//! `init` (first call, fork, exit); `hooks` (the exported functions) and
+//! `startup` (constructor) at the top. The whole exported ABI is the
+//! `pub use` list at the end.
 
-mod active;
-mod budget;
-mod clock;
-mod compile;
-mod counters;
 mod dump;
-mod fdpath;
+mod heap;
 mod hooks;
 mod init;
-mod intercept;
-mod limiter;
-mod real;
-mod safedir;
-mod signals;
+mod policy;
+mod startup;
+mod stats;
 mod sys;
 
-pub use hooks::{
+pub use dump::signals::{bsd_signal, sigaction, signal, sysv_signal};
+pub use hooks::exports::{
     _Exit, _exit, fdatasync, fsync, msync, posix_fadvise, posix_fadvise64, readahead, sync,
     sync_file_range, syncfs, syscall,
 };
-pub use signals::{bsd_signal, sigaction, signal, sysv_signal};

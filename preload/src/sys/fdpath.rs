@@ -19,7 +19,7 @@ pub fn with_fd_path<R>(fd: libc::c_int, use_path: impl FnOnce(Option<&Path>) -> 
     let prefix = b"/proc/self/fd/";
     link[..prefix.len()].copy_from_slice(prefix);
     let mut digits = [0u8; 20];
-    let digits = crate::sys::decimal(u64::try_from(fd).unwrap_or(0), &mut digits);
+    let digits = super::io::decimal(u64::try_from(fd).unwrap_or(0), &mut digits);
     link[prefix.len()..prefix.len() + digits.len()].copy_from_slice(digits);
     let mut target = [0u8; PATH_MAX];
     // SAFETY: `link` is NUL-terminated (zero-filled past the digits) and
@@ -59,7 +59,7 @@ pub fn with_mapping_path<R>(address: usize, use_path: impl FnOnce(Option<&Path>)
     }
     let line = find_line(
         &mut buffer,
-        |free| crate::sys::read_some(fd, free),
+        |free| super::io::read_some(fd, free),
         |line| mapping_contains(line, address),
     );
     // SAFETY: closing the descriptor opened above.

@@ -113,7 +113,7 @@ fn calibrate(base_ns: u64) {
         return;
     }
     // Reading sysfs goes through cancellation points.
-    let _no_cancel = crate::sys::NoCancel::new();
+    let _no_cancel = super::NoCancel::new();
     if tsc_is_invariant() && kernel_uses_tsc() {
         let now_ticks = ticks();
         let now_ns = monotonic_ns();
@@ -134,7 +134,7 @@ fn calibrate(base_ns: u64) {
 fn kernel_uses_tsc() -> bool {
     let path = c"/sys/devices/system/clocksource/clocksource0/current_clocksource";
     let mut buffer = [0u8; 64];
-    match crate::sys::read_small_file(path, &mut buffer) {
+    match super::io::read_small_file(path, &mut buffer) {
         Some(source) => source.starts_with(b"tsc"),
         // No sysfs (a chroot, say): trust CPUID's invariant-TSC bit.
         None => true,

@@ -1,14 +1,19 @@
-//! The next definition of each intercepted function, found lazily with
+//! The next definition of each intercepted function, found with
 //! `dlsym(RTLD_NEXT, …)` and cached in an atomic pointer: no lock, no
 //! `Once` to poison, and a missing symbol is an answer ("missing"), not an
 //! abort. "Next" matters: with another preload library after ours (say
 //! libeatmydata), a call we pass goes on to it, not straight to libc.
+//!
+//! `dlsym` takes the loader's lock and may allocate, so every definition is
+//! looked up at start-up (`resolve`, from the constructor); the lazy path in
+//! `address` serves only calls that other libraries' constructors make
+//! before ours has run, which is still start-up.
 
 use std::ffi::{c_void, CStr};
 use std::ptr;
 use std::sync::atomic::{AtomicPtr, Ordering};
 
-use crate::sys::ErrnoGuard;
+use super::errno::ErrnoGuard;
 
 /// Marks a symbol that `dlsym` did not find.
 const MISSING: *mut c_void = 1 as *mut c_void;
@@ -39,9 +44,10 @@ impl Real {
         }
     }
 
+    /// Looks the definition up now; called at start-up for every one.
     #[cold]
     #[inline(never)]
-    fn resolve(&self) -> Option<*mut c_void> {
+    pub fn resolve(&self) -> Option<*mut c_void> {
         let _errno = ErrnoGuard::save();
         // SAFETY: `name` is a NUL-terminated string; RTLD_NEXT is valid from
         // code inside a shared object. Two threads may race here: both store
@@ -58,8 +64,8 @@ impl Real {
 /// gives `REAL_FSYNC.get() -> Option<unsafe extern "C-unwind" fn(c_int) -> c_int>`.
 macro_rules! real {
     ($static:ident, $name:literal, fn($($arg:ty),*) $(-> $ret:ty)?) => {
-        pub static $static: $crate::real::Typed<unsafe extern "C-unwind" fn($($arg),*) $(-> $ret)?> =
-            $crate::real::Typed::new($crate::real::Real::new($name));
+        pub static $static: $crate::sys::real::Typed<unsafe extern "C-unwind" fn($($arg),*) $(-> $ret)?> =
+            $crate::sys::real::Typed::new($crate::sys::real::Real::new($name));
     };
 }
 pub(crate) use real;
@@ -80,6 +86,11 @@ impl<F: Copy> Typed<F> {
             real,
             _type: std::marker::PhantomData,
         }
+    }
+
+    /// Looks the definition up now (at start-up).
+    pub fn resolve(&self) {
+        self.real.resolve();
     }
 
     #[inline(always)]

@@ -13,11 +13,10 @@ use std::path::Path;
 
 use fadvise_shim_core::call::Call;
 
-use crate::active;
-use crate::clock::Clock;
-use crate::compile::{self, BY_PATH, DROP, KIND_MASK, LIMIT};
-use crate::counters;
-use crate::limiter;
+use crate::policy::compile::{self, BY_PATH, DROP, KIND_MASK, LIMIT};
+use crate::policy::{active, limits, load};
+use crate::stats::counters;
+use crate::sys::clock::Clock;
 
 /// The file behind a call, for `path` rules.
 #[derive(Clone, Copy)]
@@ -62,12 +61,12 @@ pub fn intercept(
         // One clock reading serves the limiter and the start of the timing.
         let clock = Clock::current();
         let start = clock.read();
-        let admitted = kind != LIMIT || limiter::admit((entry >> 8) as usize, clock.to_ns(start));
+        let admitted = kind != LIMIT || limits::admit((entry >> 8) as usize, clock.to_ns(start));
         if admitted {
             return pass(call, clock, start, real, failed);
         }
     }
-    active::reload_if_due_by_wall_clock();
+    load::reload_if_due_by_wall_clock();
     let record = |call| {
         if kind == LIMIT {
             counters::record_limited(call);
@@ -82,7 +81,7 @@ pub fn intercept(
     if cancellation_point {
         // SAFETY: plain libc call; if the thread is cancelled it unwinds
         // from here exactly as from the real call.
-        unsafe { crate::sys::pthread_testcancel() };
+        unsafe { crate::sys::cancel::pthread_testcancel() };
     }
     record(call);
     Outcome::Answered
@@ -101,7 +100,7 @@ fn pass(
     counters::record_passed(call, clock.elapsed_ns(start, end), failed(result));
     let now_ns = clock.to_ns(end);
     clock.after_timed_call(now_ns);
-    active::reload_if_due(now_ns);
+    load::reload_if_due(now_ns);
     Outcome::Passed(result)
 }
 
@@ -118,8 +117,8 @@ fn entry_by_path(call: Call, raw_advice: libc::c_int, file: File) -> u32 {
     // A panic in the lookup must not reach the host: the call passes.
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match file {
         File::None => decide(None),
-        File::Fd(fd) => crate::fdpath::with_fd_path(fd, decide),
-        File::Mapping(address) => crate::fdpath::with_mapping_path(address, decide),
+        File::Fd(fd) => crate::sys::fdpath::with_fd_path(fd, decide),
+        File::Mapping(address) => crate::sys::fdpath::with_mapping_path(address, decide),
     }))
     .unwrap_or(compile::PASS)
 }

@@ -6,12 +6,12 @@
 //! `r·t + b` calls pass.
 //!
 //! A process-scope rule keeps its word here; a host-scope rule keeps it in a
-//! shared budget file (`budget.rs`), mapped on first use, and falls back to
-//! its word here when the file cannot be used.
+//! shared budget file (`budget.rs`, mapped by `limits.rs` on first use), and
+//! falls back to its word here when the file cannot be used.
 
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
 
-use crate::budget::{self, SharedBudget};
+use super::budget::SharedBudget;
 
 /// Most `limit` rules one policy may hold; rules past this pass.
 pub const MAX_LIMITERS: usize = 64;
@@ -25,7 +25,7 @@ pub struct Limiter {
     /// How far ahead of now the next arrival may run: (burst - 1) intervals.
     tolerance_ns: AtomicU64,
     /// Whether the rule has `scope = "host"`.
-    host: AtomicBool,
+    pub host: AtomicBool,
     /// The mapped budget of a host-scope rule: null until first used,
     /// `budget::FALLBACK` when it cannot be used.
     pub shared: AtomicPtr<SharedBudget>,
@@ -69,33 +69,28 @@ pub fn configure(index: usize, rate: f64, burst: f64, host: bool, unchanged: boo
     }
 }
 
-/// Whether a call at `now_ns` is within limiter `index`'s budget; if so it
-/// is counted against it.
-pub fn admit(index: usize, now_ns: u64) -> bool {
-    let Some(limiter) = LIMITERS.get(index) else {
-        return true;
-    };
-    let interval = limiter.interval_ns.load(Ordering::Relaxed);
-    let tolerance = limiter.tolerance_ns.load(Ordering::Relaxed);
-    if limiter.host.load(Ordering::Acquire) {
-        if let Some(shared) = budget::shared(index, limiter) {
-            let admitted = conforms(&shared.next_ns, interval, tolerance, now_ns);
-            let tally = if admitted {
-                &shared.admitted
-            } else {
-                &shared.refused
-            };
-            tally.fetch_add(1, Ordering::Relaxed);
-            return admitted;
-        }
+impl Limiter {
+    /// The rule's (interval, tolerance) in ns.
+    #[inline(always)]
+    pub fn parameters(&self) -> (u64, u64) {
+        (
+            self.interval_ns.load(Ordering::Relaxed),
+            self.tolerance_ns.load(Ordering::Relaxed),
+        )
     }
-    conforms(&limiter.next_ns, interval, tolerance, now_ns)
+
+    /// Admits a call at `now_ns` against this process's own budget.
+    #[inline(always)]
+    pub fn admit_local(&self, now_ns: u64) -> bool {
+        let (interval, tolerance) = self.parameters();
+        conforms(&self.next_ns, interval, tolerance, now_ns)
+    }
 }
 
 /// One GCRA step on `next`: admits the call and moves the arrival time on,
 /// or refuses it. An arrival time further ahead than any conforming history
 /// can put it (a corrupted shared word, or another host's clock) is reset.
-fn conforms(next: &AtomicU64, interval: u64, tolerance: u64, now_ns: u64) -> bool {
+pub fn conforms(next: &AtomicU64, interval: u64, tolerance: u64, now_ns: u64) -> bool {
     let impossible = now_ns
         .saturating_add(tolerance)
         .saturating_add(interval)

@@ -4,16 +4,17 @@
 //! depend on the file (`path` rules), which only the calls they concern
 //! consult.
 
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use fadvise_shim_core::call::{Advice, Call};
 use fadvise_shim_core::policy::{
     default_dump_dir, Action, DumpSignal, Policy, Rule, Scope, DEFAULT_LIMITS_DIR,
 };
 
-use crate::limiter::{self, MAX_LIMITERS};
+use super::limiter::{self, MAX_LIMITERS};
+use super::settings::Settings;
 
 /// Table entry: the call goes to the kernel.
 pub const PASS: u32 = 0;
@@ -39,18 +40,6 @@ pub fn table_index(call: Call, raw_advice: libc::c_int) -> usize {
     };
     let slot = advice.map_or(ADVICE_SLOTS - 1, Advice::index);
     call.index() * ADVICE_SLOTS + slot
-}
-
-/// What stays fixed for a process image: where the policy comes from and
-/// what the environment overrides.
-pub struct Settings {
-    /// The policy file watched for changes, or `None` for the built-in.
-    pub policy_path: Option<PathBuf>,
-    pub dump_dir_override: Option<PathBuf>,
-    pub on_exit_forced: bool,
-    /// The executable's full path, for `exe` rules and dump names.
-    pub exe: PathBuf,
-    pub euid: u32,
 }
 
 /// A `limit` rule as its limiter sees it.
@@ -115,7 +104,7 @@ pub struct Compiled {
 }
 
 impl Compiled {
-    pub fn new(policy: &Policy, source: Option<&Path>, settings: &Settings) -> Compiled {
+    pub fn new(policy: &Policy, source: Option<&CStr>, settings: &Settings) -> Compiled {
         let mut limits = Vec::new();
         let mut rules = Vec::new();
         for rule in policy
@@ -179,10 +168,7 @@ impl Compiled {
             on_exit: policy.dump.on_exit || settings.on_exit_forced,
             signal: policy.dump.signal,
             signal_name: policy.dump.signal.name(),
-            source: source.map_or_else(
-                || b"built-in".to_vec(),
-                |path| path.as_os_str().as_bytes().to_vec(),
-            ),
+            source: source.map_or_else(|| b"built-in".to_vec(), |path| path.to_bytes().to_vec()),
         }
     }
 

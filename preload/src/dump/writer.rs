@@ -13,26 +13,24 @@
 //! are created with `O_EXCL | O_NOFOLLOW`.
 
 use std::cell::UnsafeCell;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::OnceLock;
+use std::ptr;
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, Ordering};
 
 use libc::c_int;
 
 use fadvise_shim_core::dump::{write_dump, BudgetUse, Budgets, Header, Reason, FILE_SUFFIX};
 use fadvise_shim_core::stats::Snapshot;
 
-use crate::active;
-use crate::sys::{warn, ErrnoGuard, FdSink, NoCancel};
+use crate::policy::{active, limits, settings};
+use crate::sys::io::{decimal, FdSink};
+use crate::sys::{warn, ErrnoGuard, NoCancel};
 
-/// The copy of the statistics a dump is written from, allocated at start-up
-/// (a signal handler cannot allocate) and used only by the thread that holds
-/// `WRITING`.
+/// The copy of the statistics a dump is written from, allocated at the
+/// first call (from the library's own heap; its pages stay untouched until a
+/// dump) and used only by the thread that holds `WRITING`.
 struct SnapshotBuffer(UnsafeCell<Snapshot>);
 
-// SAFETY: access is serialised by `WRITING`.
-unsafe impl Sync for SnapshotBuffer {}
-
-static BUFFER: OnceLock<SnapshotBuffer> = OnceLock::new();
+static BUFFER: AtomicPtr<SnapshotBuffer> = AtomicPtr::new(ptr::null_mut());
 static WRITING: AtomicBool = AtomicBool::new(false);
 static PENDING: AtomicBool = AtomicBool::new(false);
 /// Whether the "cannot write a dump" line was printed (once per process).
@@ -51,7 +49,19 @@ pub fn remember_owner() {
 /// intercepted call (a process that makes none never dumps, and most
 /// processes make none: they should not pay for it).
 pub fn allocate_buffer() {
-    BUFFER.get_or_init(|| SnapshotBuffer(UnsafeCell::new(Snapshot::default())));
+    if !BUFFER.load(Ordering::Acquire).is_null() {
+        return;
+    }
+    let fresh = Box::into_raw(Box::new(SnapshotBuffer(UnsafeCell::new(
+        Snapshot::default(),
+    ))));
+    if BUFFER
+        .compare_exchange(ptr::null_mut(), fresh, Ordering::AcqRel, Ordering::Acquire)
+        .is_err()
+    {
+        // SAFETY: `fresh` was never published.
+        drop(unsafe { Box::from_raw(fresh) });
+    }
 }
 
 /// A forked child dumps under its own pid.
@@ -126,17 +136,19 @@ fn dump(reason: Reason) {
 
 /// Writes one dump; called with `WRITING` held.
 fn write_one(reason: Reason) {
-    let Some(buffer) = BUFFER.get() else {
+    // SAFETY: a non-null buffer was published by `allocate_buffer` and is
+    // never freed.
+    let Some(buffer) = (unsafe { BUFFER.load(Ordering::Acquire).as_ref() }) else {
         return;
     };
     // SAFETY: we hold `WRITING`, so no one else touches the buffer.
     let snapshot = unsafe { &mut *buffer.0.get() };
-    crate::counters::snapshot_into(snapshot);
+    crate::stats::counters::snapshot_into(snapshot);
     if snapshot.is_empty() {
         return;
     }
     active::with_current(|policy| {
-        let Some(settings) = active::settings() else {
+        let Some(settings) = settings::get() else {
             return;
         };
         let exe = settings.exe.as_os_str();
@@ -166,7 +178,7 @@ struct HostBudgetsInUse;
 
 impl Budgets for HostBudgetsInUse {
     fn each(&self, visit: &mut dyn FnMut(&BudgetUse)) {
-        crate::budget::for_each_in_use(|name, rate, burst, admitted, refused| {
+        limits::for_each_host_budget_in_use(|name, rate, burst, admitted, refused| {
             visit(&BudgetUse {
                 name,
                 rate,
@@ -233,9 +245,9 @@ fn write_file(
     header: &Header,
     snapshot: &Snapshot,
 ) -> Result<(), &'static [u8]> {
-    let dir_fd = crate::safedir::open_trusted_dir(dir, 0o755)?;
+    let dir_fd = crate::sys::safedir::open_trusted_dir(dir, 0o755)?;
     let mut digits = [0u8; 20];
-    let pid = crate::sys::decimal(header.pid.into(), &mut digits);
+    let pid = decimal(header.pid.into(), &mut digits);
     let final_name = Name::new(&[exe_name, b".", pid, FILE_SUFFIX.as_bytes()]);
     let temp_name = Name::new(&[b".", exe_name, b".", pid, FILE_SUFFIX.as_bytes(), b".tmp"]);
     let result = write_into(dir_fd, &temp_name, &final_name, header, snapshot);

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
 
 use libc::{c_int, c_void, sighandler_t, siginfo_t, SIG_DFL, SIG_ERR, SIG_IGN};
 
-use crate::real::real;
+use crate::sys::real::real;
 use crate::sys::ErrnoGuard;
 
 real!(
@@ -56,6 +56,14 @@ const RESTORER_ADDED: c_int = if cfg!(target_arch = "x86_64") {
 };
 /// Not exported by the `libc` crate; the kernel's value.
 const SA_RESTORER: c_int = 0x0400_0000;
+
+/// Looks up the real functions; called at start-up.
+pub fn resolve_next_definitions() {
+    REAL_SIGACTION.resolve();
+    REAL_SIGNAL.resolve();
+    REAL_BSD_SIGNAL.resolve();
+    REAL_SYSV_SIGNAL.resolve();
+}
 
 /// Takes over `signal` for dumps, keeping whatever disposition it has now
 /// as the program's. A signal ignored at start stays ignored (no dumps).
@@ -106,7 +114,7 @@ extern "C" fn on_dump_signal(signal: c_int, info: *mut siginfo_t, context: *mut 
     let flags = PROGRAM_FLAGS.load(Ordering::SeqCst);
     {
         let _errno = ErrnoGuard::save();
-        crate::dump::on_signal();
+        super::writer::on_signal();
     }
     if flags & libc::SA_RESETHAND != 0 {
         PROGRAM_HANDLER.store(SIG_DFL, Ordering::SeqCst);
@@ -162,7 +170,7 @@ pub unsafe extern "C-unwind" fn sigaction(
         // A vfork child shares our memory but not our signal table: its
         // action goes to its own table as it is, and what we remember of
         // the parent's stays the parent's.
-        let owner = crate::dump::is_owner();
+        let owner = super::writer::is_owner();
         let result = if !owner || new.sa_sigaction == SIG_IGN {
             // SAFETY: the caller's action, passed on.
             unsafe { real_sigaction(signal, &new, ptr::null_mut()) }

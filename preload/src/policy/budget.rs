@@ -11,24 +11,22 @@
 //! that is corrupted is repaired in place by one process (a compare-and-swap
 //! on its magic number), so every process keeps sharing the same file; a
 //! deleted or replaced one is noticed at the next once-a-second policy check,
-//! and mapped anew. Nothing is ever unmapped while a thread might read it.
+//! and mapped anew (`limits.rs`). Nothing is ever unmapped while a thread
+//! might read it. This file knows only the budget file itself.
 
 use std::ffi::CStr;
 use std::ptr;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use libc::c_int;
 
-use crate::limiter::{Limiter, LIMITERS, MAX_LIMITERS};
-use crate::sys::{errno, warn, ErrnoGuard, NoCancel};
+use crate::sys::errno;
 
 const MAGIC: [u8; 8] = *b"FSHBDG01";
 /// Bytes mapped: one page, whatever is used of it.
 const FILE_SIZE: usize = 4096;
 /// Marks a host limiter that uses its per-process word instead.
 pub const FALLBACK: *mut SharedBudget = 1 as *mut SharedBudget;
-/// Re-mappings allowed per limiter (each keeps its old page mapped).
-const MAX_REMAPS: u32 = 16;
 
 /// The shared file's layout. Every field is atomic: other processes update
 /// them at any time.
@@ -45,83 +43,17 @@ pub struct SharedBudget {
     pub refused: AtomicU64,
 }
 
-/// Identity (device, inode) of each limiter's mapped file, to notice a
-/// file that was deleted or replaced.
-static MAPPED: [(AtomicU64, AtomicU64); MAX_LIMITERS] =
-    [const { (AtomicU64::new(0), AtomicU64::new(0)) }; MAX_LIMITERS];
-static REMAPS: [AtomicU32; MAX_LIMITERS] = [const { AtomicU32::new(0) }; MAX_LIMITERS];
-static WARNED: [AtomicBool; MAX_LIMITERS] = [const { AtomicBool::new(false) }; MAX_LIMITERS];
-
-/// The shared budget of host limiter `index`, mapping it on first use;
-/// `None` when this process keeps its own budget instead.
-#[inline(always)]
-pub fn shared(index: usize, limiter: &Limiter) -> Option<&'static SharedBudget> {
-    let mut mapped = limiter.shared.load(Ordering::Acquire);
-    if mapped.is_null() {
-        mapped = attach(index, limiter);
-    }
-    // SAFETY: a pointer other than null and FALLBACK is a live shared
-    // mapping of FILE_SIZE bytes, never unmapped (see `attach`).
-    (mapped != FALLBACK).then(|| unsafe { &*mapped })
-}
-
-#[cold]
-#[inline(never)]
-fn attach(index: usize, limiter: &Limiter) -> *mut SharedBudget {
-    let _errno = ErrnoGuard::save();
-    let _no_cancel = NoCancel::new();
-    let outcome = std::panic::catch_unwind(|| {
-        crate::active::with_current(|policy| {
-            let limit = policy.limits.get(index)?;
-            let host = limit.host.as_ref()?;
-            Some(
-                map(&host.dir, &host.file, limit.rate, limit.burst).map_err(|problem| {
-                    if !WARNED[index].swap(true, Ordering::Relaxed) {
-                        warn(&[
-                            b"host budget ",
-                            host.name.as_bytes(),
-                            b" in ",
-                            host.dir.to_bytes(),
-                            b": ",
-                            problem,
-                            b"; this process keeps a budget of its own",
-                        ]);
-                    }
-                }),
-            )
-        })
-        .flatten()
-    });
-    let mapped = match outcome {
-        Ok(Some(Ok((budget, identity)))) => {
-            MAPPED[index].0.store(identity.0, Ordering::Relaxed);
-            MAPPED[index].1.store(identity.1, Ordering::Relaxed);
-            budget
-        }
-        _ => FALLBACK,
-    };
-    match limiter.shared.compare_exchange(
-        ptr::null_mut(),
-        mapped,
-        Ordering::AcqRel,
-        Ordering::Acquire,
-    ) {
-        Ok(_) => mapped,
-        // Another thread attached first; ours stays mapped but unused.
-        Err(theirs) => theirs,
-    }
-}
-
-type Identity = (u64, u64);
+/// A file's (device, inode).
+pub type Identity = (u64, u64);
 
 /// Opens (or creates) and maps the budget file `file` in `dir`.
-fn map(
+pub fn map(
     dir: &CStr,
     file: &CStr,
     rate: f64,
     burst: f64,
 ) -> Result<(*mut SharedBudget, Identity), &'static [u8]> {
-    let dir_fd = crate::safedir::open_trusted_dir(dir.to_bytes(), 0o1777)?;
+    let dir_fd = crate::sys::safedir::open_trusted_dir(dir.to_bytes(), 0o1777)?;
     let result = map_in(dir_fd, file, rate, burst);
     // SAFETY: we opened `dir_fd`.
     unsafe { libc::close(dir_fd) };
@@ -257,7 +189,7 @@ fn create(
     let name = file.to_bytes();
     let mut pid_digits = [0u8; 20];
     // SAFETY: getpid has no preconditions.
-    let pid = crate::sys::decimal(unsafe { libc::getpid() } as u64, &mut pid_digits);
+    let pid = crate::sys::io::decimal(unsafe { libc::getpid() } as u64, &mut pid_digits);
     let parts: [&[u8]; 4] = [b".", name, b".", pid];
     let mut length = 0;
     for part in parts.iter().chain([&&b".tmp"[..]]) {
@@ -332,63 +264,4 @@ fn map_fd(fd: c_int) -> Option<*mut SharedBudget> {
 fn unmap(budget: *mut SharedBudget) {
     // SAFETY: `budget` came from `map_fd` and no one else has seen it.
     unsafe { libc::munmap(budget.cast(), FILE_SIZE) };
-}
-
-/// Once a second (from the policy check): a budget file that was deleted or
-/// replaced since it was mapped is mapped anew on next use.
-pub fn notice_replaced_files() {
-    let _ = crate::active::with_current(|policy| {
-        for (index, limit) in policy.limits.iter().enumerate() {
-            let (Some(host), Some(limiter)) = (&limit.host, LIMITERS.get(index)) else {
-                continue;
-            };
-            let mapped = limiter.shared.load(Ordering::Acquire);
-            if mapped.is_null()
-                || mapped == FALLBACK
-                || REMAPS[index].load(Ordering::Relaxed) >= MAX_REMAPS
-            {
-                continue;
-            }
-            let mut path = host.dir.to_bytes().to_vec();
-            path.push(b'/');
-            path.extend_from_slice(host.file.to_bytes());
-            let current = std::ffi::CString::new(path).ok().and_then(|path| {
-                let mut status: libc::stat = unsafe { std::mem::zeroed() };
-                // SAFETY: valid path and out-pointer.
-                (unsafe { libc::lstat(path.as_ptr(), &mut status) } == 0)
-                    .then_some((status.st_dev, status.st_ino))
-            });
-            let known = (
-                MAPPED[index].0.load(Ordering::Relaxed),
-                MAPPED[index].1.load(Ordering::Relaxed),
-            );
-            if current != Some(known) {
-                REMAPS[index].fetch_add(1, Ordering::Relaxed);
-                limiter.shared.store(ptr::null_mut(), Ordering::Release);
-            }
-        }
-    });
-}
-
-/// What a dump reports of each host budget this process uses.
-pub fn for_each_in_use(mut report: impl FnMut(&[u8], f64, f64, u64, u64)) {
-    let _ = crate::active::with_current(|policy| {
-        for (index, limit) in policy.limits.iter().enumerate() {
-            let (Some(host), Some(limiter)) = (&limit.host, LIMITERS.get(index)) else {
-                continue;
-            };
-            let mapped = limiter.shared.load(Ordering::Acquire);
-            if !mapped.is_null() && mapped != FALLBACK {
-                // SAFETY: see `shared`.
-                let shared = unsafe { &*mapped };
-                report(
-                    host.name.as_bytes(),
-                    limit.rate,
-                    limit.burst,
-                    shared.admitted.load(Ordering::Relaxed),
-                    shared.refused.load(Ordering::Relaxed),
-                );
-            }
-        }
-    });
 }

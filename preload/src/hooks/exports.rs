@@ -17,8 +17,8 @@ use libc::{c_int, c_long, c_void, off64_t, off_t, size_t, ssize_t};
 use fadvise_shim_core::args;
 use fadvise_shim_core::call::Call;
 
-use crate::intercept::{intercept, File, Outcome};
-use crate::real::real;
+use super::intercept::{intercept, File, Outcome};
+use crate::sys::real::{real, Real};
 use crate::sys::set_errno;
 
 real!(
@@ -55,8 +55,24 @@ real!(REAL_EXIT_UPPER, c"_Exit", fn(c_int));
 
 /// The real `syscall()`. It is C-variadic: declared so, Rust passes the
 /// arguments as a C caller would.
-static REAL_SYSCALL: crate::real::Real = crate::real::Real::new(c"syscall");
+static REAL_SYSCALL: Real = Real::new(c"syscall");
 type SyscallFn = unsafe extern "C" fn(c_long, ...) -> c_long;
+
+/// Looks up every real function; called at start-up.
+pub fn resolve_next_definitions() {
+    for typed in [&REAL_FSYNC, &REAL_FDATASYNC, &REAL_SYNCFS] {
+        typed.resolve();
+    }
+    REAL_POSIX_FADVISE.resolve();
+    REAL_POSIX_FADVISE64.resolve();
+    REAL_READAHEAD.resolve();
+    REAL_SYNC_FILE_RANGE.resolve();
+    REAL_SYNC.resolve();
+    REAL_MSYNC.resolve();
+    REAL_EXIT.resolve();
+    REAL_EXIT_UPPER.resolve();
+    REAL_SYSCALL.resolve();
+}
 
 /// For calls that report errors as -1 and `errno`.
 fn with_errno(outcome: Outcome) -> i64 {

@@ -63,7 +63,7 @@ fn open_component(
     // SAFETY: valid fd, NUL-terminated name, out-pointer.
     let mut found =
         unsafe { libc::fstatat(dir, name, &mut status, libc::AT_SYMLINK_NOFOLLOW) } == 0;
-    if !found && crate::sys::errno() == libc::ENOENT {
+    if !found && super::errno() == libc::ENOENT {
         // SAFETY: as above. A racing creator is fine: we re-check below.
         // A shared sticky directory (01777) must not lose bits to the umask.
         let created = unsafe { libc::mkdirat(dir, name, mode) } == 0;

@@ -1,0 +1,200 @@
+//! Putting the policy file in force: at the first call, and again whenever
+//! the file changes.
+//!
+//! Reloading needs no thread and no per-call `stat`: calls carry the time
+//! they already read, and at most once a second one of them looks at the
+//! file's metadata and, if it changed, reads, parses and publishes it. All of
+//! it is safe wherever a call arrives, a signal handler included: the file is
+//! read with plain system calls, the parse allocates from the library's own
+//! heap, and a call that finds a reload under way (another thread's, or the
+//! one its handler interrupted) simply goes on with the policy in force.
+
+use std::ffi::CStr;
+use std::ptr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use fadvise_shim_core::policy::{parse_policy_bytes, Policy};
+
+use super::active::publish;
+use super::compile::Compiled;
+use super::limits;
+use super::settings::{self, Settings};
+use crate::sys::clock::monotonic_ns;
+use crate::sys::io::{path_status, read_whole_file};
+use crate::sys::{warn, ErrnoGuard, NoCancel};
+
+/// A policy file larger than this is refused (one stderr line).
+const MAX_POLICY_BYTES: usize = 1 << 20;
+/// How often the policy file's metadata is looked at.
+const CHECK_INTERVAL_NS: u64 = 1_000_000_000;
+static NEXT_CHECK_NS: AtomicU64 = AtomicU64::new(u64::MAX);
+/// The same deadline in wall-clock seconds, for calls that read no clock.
+static NEXT_CHECK_SECONDS: AtomicU64 = AtomicU64::new(u64::MAX);
+/// Held by the one thread loading or reloading the policy.
+static LOADING: AtomicBool = AtomicBool::new(false);
+/// Identity of the file version last looked at (0: none yet).
+static SEEN_STAMP: AtomicU64 = AtomicU64::new(0);
+static LOADED: AtomicBool = AtomicBool::new(false);
+
+/// Whether the first policy has been put in force.
+pub fn loaded() -> bool {
+    LOADED.load(Ordering::Acquire)
+}
+
+/// Reads the settings and the policy and puts them in force, unless another
+/// load is under way (then it returns false at once: the caller goes on with
+/// the built-in verdicts). Any problem with the file costs one stderr line,
+/// and the built-in default applies.
+pub fn load_initial() -> bool {
+    if LOADING.swap(true, Ordering::Acquire) {
+        return false;
+    }
+    let _errno = ErrnoGuard::save();
+    let _no_cancel = NoCancel::new();
+    if !loaded() {
+        // A panic must not reach the host: the built-in default stays.
+        let _ = std::panic::catch_unwind(|| {
+            let settings = settings::read();
+            let (stamp, policy) = match &settings.policy_path {
+                None => (0, Policy::default()),
+                Some(path) => {
+                    let stamp = file_stamp(path);
+                    let policy = read_policy(path, stamp).unwrap_or_else(|problem| {
+                        warn(&[problem.as_bytes(), b"; passing every call"]);
+                        Policy::default()
+                    });
+                    (stamp, policy)
+                }
+            };
+            SEEN_STAMP.store(stamp, Ordering::Relaxed);
+            let source = settings.policy_path.as_deref().filter(|_| stamp != 0);
+            publish(Box::new(Compiled::new(&policy, source, settings)));
+            schedule_next_check(monotonic_ns());
+        });
+        LOADED.store(true, Ordering::Release);
+    }
+    LOADING.store(false, Ordering::Release);
+    true
+}
+
+/// Called by calls with the time they read: at most once per interval, one
+/// of them looks at the policy file and reloads it if it changed.
+#[inline(always)]
+pub fn reload_if_due(now_ns: u64) {
+    if now_ns >= NEXT_CHECK_NS.load(Ordering::Relaxed) {
+        reload(now_ns);
+    }
+}
+
+/// For calls answered without the kernel, which read no clock: `time()` goes
+/// through the vDSO to one memory load (≈ 2 ns), and its one-second
+/// resolution is all a once-a-second check needs.
+#[inline(always)]
+pub fn reload_if_due_by_wall_clock() {
+    let now = wall_clock_seconds();
+    let next = NEXT_CHECK_SECONDS.load(Ordering::Relaxed);
+    // The wall clock can be stepped back (NTP, `date -s`): a deadline more
+    // than a check interval ahead is one that time went back from.
+    if now >= next || now.saturating_add(2) < next {
+        reload(monotonic_ns());
+    }
+}
+
+#[inline(always)]
+fn wall_clock_seconds() -> u64 {
+    // SAFETY: `time` with a null pointer only returns the time.
+    unsafe { libc::time(ptr::null_mut()) }.max(0) as u64
+}
+
+/// Sets when the policy file is next looked at: a second from now.
+fn schedule_next_check(now_ns: u64) {
+    NEXT_CHECK_NS.store(now_ns.saturating_add(CHECK_INTERVAL_NS), Ordering::Relaxed);
+    NEXT_CHECK_SECONDS.store(wall_clock_seconds() + 1, Ordering::Relaxed);
+}
+
+#[cold]
+#[inline(never)]
+fn reload(now_ns: u64) {
+    if LOADING.swap(true, Ordering::Acquire) {
+        return;
+    }
+    schedule_next_check(now_ns);
+    let _errno = ErrnoGuard::save();
+    let _no_cancel = NoCancel::new();
+    if let Some(settings) = settings::get() {
+        // A panic here must not reach the host: keep the old policy.
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            if let Some(path) = &settings.policy_path {
+                reload_from(path, settings);
+            }
+            limits::notice_replaced_files();
+        }));
+    }
+    LOADING.store(false, Ordering::Release);
+}
+
+fn reload_from(path: &CStr, settings: &Settings) {
+    let stamp = file_stamp(path);
+    if stamp == SEEN_STAMP.load(Ordering::Relaxed) {
+        return;
+    }
+    SEEN_STAMP.store(stamp, Ordering::Relaxed);
+    if stamp == 0 {
+        // The file went away; a config tool may be replacing it. Keep the
+        // policy in force until a new version appears.
+        return;
+    }
+    match read_policy(path, stamp) {
+        Ok(policy) => {
+            if !publish(Box::new(Compiled::new(&policy, Some(path), settings))) {
+                // Every free slot is being read: try again at the next check.
+                SEEN_STAMP.store(0, Ordering::Relaxed);
+            }
+        }
+        Err(problem) => warn(&[problem.as_bytes(), b"; keeping the previous policy"]),
+    }
+}
+
+/// Reads and validates the policy file, or says (in one line) why not.
+fn read_policy(path: &CStr, stamp: u64) -> Result<Policy, String> {
+    let shown = String::from_utf8_lossy(path.to_bytes());
+    if stamp == 0 {
+        return Err(format!("{shown}: cannot read the policy: no such file"));
+    }
+    let bytes = read_whole_file(path, MAX_POLICY_BYTES)
+        .map_err(|problem| format!("{shown}: cannot read the policy: {problem}"))?;
+    parse_policy_bytes(&bytes).map_err(|errors| match errors.first() {
+        Some(first) => format!("{shown}:{}:{}: {}", first.line, first.column, first.message),
+        None => format!("{shown}: invalid policy"),
+    })
+}
+
+/// A number that changes whenever the file at `path` is replaced or
+/// rewritten (device, inode, size, modification and change times), or 0 if
+/// there is no file there.
+fn file_stamp(path: &CStr) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let Some(status) = path_status(path) else {
+        return 0;
+    };
+    // SipHash with fixed keys: no randomness to fetch, nothing allocated.
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    (
+        status.st_dev,
+        status.st_ino,
+        status.st_size,
+        status.st_mtime,
+        status.st_mtime_nsec,
+        status.st_ctime,
+        status.st_ctime_nsec,
+        status.st_mode & libc::S_IFMT,
+    )
+        .hash(&mut hasher);
+    hasher.finish().max(1)
+}
+
+/// A load under way in another thread at `fork` never finishes in the
+/// child: let the child's calls load again.
+pub fn after_fork_in_child() {
+    LOADING.store(false, Ordering::Relaxed);
+}

@@ -1,0 +1,137 @@
+//! What stays fixed for a process image: where the policy comes from, what
+//! the environment overrides, and the executable. Read from the environment
+//! (`getenv`, which allocates nothing) and `/proc/self/exe`, once per process
+//! image, on its first call; published with one compare-and-swap so that a
+//! handler re-entering the first call never waits for it.
+
+use std::ffi::{CStr, CString, OsStr, OsString};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::PathBuf;
+use std::ptr;
+use std::sync::atomic::{AtomicPtr, Ordering};
+
+use fadvise_shim_core::policy::{DUMP_DIR_ENV, ON_EXIT_ENV, POLICY_ENV, SYSTEM_POLICY_FILE};
+
+pub struct Settings {
+    /// The policy file watched for changes, or `None` for the built-in.
+    pub policy_path: Option<CString>,
+    pub dump_dir_override: Option<PathBuf>,
+    pub on_exit_forced: bool,
+    /// The executable's full path, for `exe` rules and dump names.
+    pub exe: PathBuf,
+    pub euid: u32,
+}
+
+static SETTINGS: AtomicPtr<Settings> = AtomicPtr::new(ptr::null_mut());
+
+/// The settings of this process image, once read.
+pub fn get() -> Option<&'static Settings> {
+    // SAFETY: a non-null pointer came from `Box::into_raw` in `read` and is
+    // never freed: settings live as long as the process image.
+    unsafe { SETTINGS.load(Ordering::Acquire).as_ref() }
+}
+
+/// The settings, read from the environment on first use.
+pub fn read() -> &'static Settings {
+    if let Some(settings) = get() {
+        return settings;
+    }
+    let fresh = Box::into_raw(Box::new(from_environment()));
+    match SETTINGS.compare_exchange(ptr::null_mut(), fresh, Ordering::AcqRel, Ordering::Acquire) {
+        // SAFETY: just published; never freed.
+        Ok(_) => unsafe { &*fresh },
+        Err(theirs) => {
+            // SAFETY: `fresh` was never published; `theirs` is never freed.
+            unsafe {
+                drop(Box::from_raw(fresh));
+                &*theirs
+            }
+        }
+    }
+}
+
+fn from_environment() -> Settings {
+    let path_from = |value: &CStr| PathBuf::from(OsStr::from_bytes(value.to_bytes()));
+    Settings {
+        policy_path: policy_path().map(CStr::to_owned),
+        dump_dir_override: variable(DUMP_DIR_ENV).map(path_from),
+        on_exit_forced: variable(ON_EXIT_ENV).is_some_and(|value| value.to_bytes() != b"0"),
+        exe: executable(),
+        // SAFETY: geteuid has no preconditions.
+        euid: unsafe { libc::geteuid() },
+    }
+}
+
+/// Whether the process may trust its environment: not in secure execution
+/// (setuid, setgid, file capabilities), where only the system policy applies.
+fn environment_trusted() -> bool {
+    // SAFETY: getauxval has no preconditions.
+    (unsafe { libc::getauxval(libc::AT_SECURE) }) == 0
+}
+
+/// A `FADVISE_SHIM_*` variable, if set, non-empty and trusted.
+pub fn variable(name: &str) -> Option<&'static CStr> {
+    if !environment_trusted() {
+        return None;
+    }
+    let name = NulTerminated::new(name.as_bytes());
+    // SAFETY: `name` is NUL-terminated; a non-null result is a C string in
+    // the environment.
+    let value = unsafe { libc::getenv(name.as_ptr()) };
+    if value.is_null() {
+        return None;
+    }
+    // SAFETY: non-null, NUL-terminated, and the environment outlives us.
+    let value = unsafe { CStr::from_ptr(value) };
+    (!value.is_empty()).then_some(value)
+}
+
+/// A short string made NUL-terminated on the stack, for libc.
+struct NulTerminated([u8; 64]);
+
+impl NulTerminated {
+    fn new(text: &[u8]) -> Self {
+        let mut bytes = [0u8; 64];
+        let length = text.len().min(bytes.len() - 1);
+        bytes[..length].copy_from_slice(&text[..length]);
+        NulTerminated(bytes)
+    }
+
+    fn as_ptr(&self) -> *const libc::c_char {
+        self.0.as_ptr().cast()
+    }
+}
+
+/// The policy file: `FADVISE_SHIM_POLICY`, else the system policy if it
+/// exists, else none (the built-in default).
+pub fn policy_path() -> Option<&'static CStr> {
+    if let Some(path) = variable(POLICY_ENV) {
+        return Some(path);
+    }
+    // SAFETY: a NUL-terminated path.
+    let exists = unsafe { libc::access(SYSTEM_POLICY_FILE.as_ptr(), libc::F_OK) } == 0;
+    exists.then_some(SYSTEM_POLICY_FILE)
+}
+
+fn executable() -> PathBuf {
+    let mut target = [0u8; 4096];
+    // SAFETY: a NUL-terminated link name and a writable buffer.
+    let length = unsafe {
+        libc::readlink(
+            c"/proc/self/exe".as_ptr(),
+            target.as_mut_ptr().cast(),
+            target.len(),
+        )
+    };
+    match usize::try_from(length) {
+        Ok(length) if length > 0 && length < target.len() => {
+            PathBuf::from(OsStr::from_bytes(&target[..length]))
+        }
+        // No /proc (a chroot): the name the program was started with.
+        _ => PathBuf::from(
+            std::env::args_os()
+                .next()
+                .unwrap_or_else(|| OsString::from_vec(b"unknown".to_vec())),
+        ),
+    }
+}
