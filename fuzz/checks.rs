@@ -7,6 +7,7 @@ use std::path::Path;
 
 use fadvise_shim_core::call::{Advice, Call};
 use fadvise_shim_core::dump::{parse_dump, write_dump, Budget, BudgetUse, Budgets, Header, Reason};
+use fadvise_shim_core::origin::OriginRef;
 use fadvise_shim_core::policy::{parse_policy_bytes, Action, Glob};
 
 /// A policy file's bytes: valid ones are used as the shim uses them; invalid
@@ -78,15 +79,28 @@ pub fn dump(bytes: &[u8]) {
         let _ = stats.approximate_sum_ns();
     }
     let budgets = ParsedBudgets(&dump.budgets);
+    let origin = &dump.origin;
     let header = Header {
-        pid: dump.pid,
+        origin: OriginRef {
+            exe: origin.exe.as_bytes(),
+            pid: origin.pid,
+            outer_pid: origin.outer_pid,
+            pid_namespace: origin.pid_namespace,
+            start_ticks: origin.start_ticks,
+            uid: origin.uid,
+            cgroup: origin.cgroup.as_bytes(),
+            container_id: origin.container_id.as_bytes(),
+            pod_uid: origin.pod_uid.as_bytes(),
+            hostname: origin.hostname.as_bytes(),
+        },
         ppid: dump.ppid,
-        exe: dump.exe.as_bytes(),
         policy: dump.policy.as_bytes(),
         signal: &dump.signal,
         reason: Reason::Signal,
         unix_time: dump.unix_time,
         budgets: &budgets,
+        processes: dump.processes,
+        absorbed: &dump.absorbed,
     };
     let mut written = Vec::new();
     write_dump(&mut written, &header, &dump.stats);
@@ -96,6 +110,11 @@ pub fn dump(bytes: &[u8]) {
     assert_eq!(
         again.stats, dump.stats,
         "statistics changed on a round trip"
+    );
+    assert_eq!(again.origin, dump.origin, "origin changed on a round trip");
+    assert_eq!(
+        again.absorbed, dump.absorbed,
+        "absorbed changed on a round trip"
     );
     let counts = |budgets: &[Budget]| -> Vec<(u64, u64)> {
         budgets.iter().map(|b| (b.admitted, b.refused)).collect()

@@ -80,20 +80,22 @@ pub enum GroupBy {
     Call,
     Exe,
     Process,
+    Container,
+    Pod,
 }
 
 #[derive(Args)]
 pub struct ReportArgs {
     #[arg(long, value_enum, default_value = "table")]
     pub format: Format,
-    /// Rows of the table: per call, per executable and call, or per process and call
+    /// Rows of the table (and JSON `groups`): per call, or per executable, process, container or pod, and call
     #[arg(long, value_enum, default_value = "call")]
     pub by: GroupBy,
     /// Write to FILE atomically (temporary file + rename) instead of stdout
     #[arg(long, value_name = "FILE")]
     pub output: Option<PathBuf>,
-    /// Dump files, or directories holding them
-    #[arg(required = true, value_name = "PATH")]
+    /// Dump files, stats files, or directories holding them (default: this user's stats and dump directories)
+    #[arg(value_name = "PATH")]
     pub paths: Vec<PathBuf>,
 }
 

@@ -48,7 +48,7 @@ pub fn request_dump(process: &ShimProcess) -> Result<(PathBuf, Dump), Failure> {
     };
     require_handler(pid, signal, &signal_name)?;
     let dir = process.seen_from_here(&process.dump_dir);
-    let suffix = format!(".{}{FILE_SUFFIX}", process.inner_pid);
+    let suffix = dump_name_suffix(process)?;
     let earlier: HashSet<FileIdentity> = dump_candidates(&dir, &suffix)
         .iter()
         .filter_map(|path| FileIdentity::of(path))
@@ -69,7 +69,7 @@ pub fn request_dump(process: &ShimProcess) -> Result<(PathBuf, Dump), Failure> {
                 continue;
             };
             if let Ok(dump) = parse_dump(&text) {
-                if dump.pid == process.inner_pid {
+                if dump.origin.pid == process.inner_pid {
                     let name = path.file_name().unwrap_or_default();
                     return Ok((process.dump_dir.join(name), dump));
                 }
@@ -127,9 +127,34 @@ impl FileIdentity {
     }
 }
 
-/// Files in `dir` whose names end with `.PID.dump`. Normally there is one,
-/// `<exe>.PID.dump`, but the name the shim read at start can differ from
-/// today's `/proc/PID/exe` (a renamed or replaced executable).
+/// The end of the process's dump name, `.PID.NAMESPACE-START.dump` (its pid
+/// as it sees it, its pid namespace and its start time), from the kernel.
+fn dump_name_suffix(process: &ShimProcess) -> Result<String, Failure> {
+    let pid = process.pid;
+    let unreadable = |what: &str| Failure(format!("cannot read the {what} of process {pid}"));
+    let namespace = std::fs::read_link(format!("/proc/{pid}/ns/pid"))
+        .map_err(|_| unreadable("pid namespace"))?;
+    let namespace = namespace.to_string_lossy();
+    let namespace = namespace
+        .strip_prefix("pid:[")
+        .and_then(|rest| rest.strip_suffix(']'))
+        .ok_or_else(|| unreadable("pid namespace"))?
+        .to_owned();
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map_err(|_| unreadable("start time"))?;
+    let start = stat
+        .rfind(')')
+        .and_then(|close| stat[close + 1..].split_whitespace().nth(19))
+        .ok_or_else(|| unreadable("start time"))?;
+    Ok(format!(
+        ".{}.{namespace}-{start}{FILE_SUFFIX}",
+        process.inner_pid
+    ))
+}
+
+/// Files in `dir` whose names end with the process's suffix. Normally there
+/// is one, but the name the shim read at start can differ from today's
+/// `/proc/PID/exe` (a renamed or replaced executable).
 fn dump_candidates(dir: &Path, suffix: &str) -> Vec<PathBuf> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();

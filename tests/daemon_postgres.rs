@@ -153,7 +153,10 @@ fn postgresql_runs_and_its_processes_dump_on_sigusr1() {
         std::fs::read_dir(&dumps)
             .unwrap()
             .map(|entry| entry.unwrap().path())
-            .find(|path| path.to_string_lossy().ends_with(&format!(".{pid}.dump")))
+            .find(|path| {
+                let name = path.file_name().unwrap().to_string_lossy();
+                common::is_dump_of(&name, "postgres", pid as u32)
+            })
     };
     common::poll(Duration::from_secs(5), || {
         pids.iter().any(|&pid| dump_of(pid).is_some()).then_some(())
@@ -202,7 +205,7 @@ fn postgresql_runs_and_its_processes_dump_on_sigusr1() {
         pids.len()
     );
     for (pid, dump) in &dumped {
-        assert_eq!(dump.pid as i32, *pid);
+        assert_eq!(dump.origin.pid as i32, *pid);
         assert_eq!(dump.reason, "signal");
     }
     let syncs: u64 = dumped

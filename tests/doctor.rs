@@ -354,7 +354,10 @@ fn dump_prints_the_table_of_a_live_process() {
         text(&output.stderr)
     );
     let header = stdout.lines().next().unwrap();
-    let file = dir.path().join(format!("dumps/fsync_then_wait.{pid}.dump"));
+    let file = dir
+        .path()
+        .join("dumps")
+        .join(common::dump_name("fsync_then_wait", pid));
     assert!(
         header.starts_with(&format!("fsync_then_wait[{pid}]")),
         "{header}"

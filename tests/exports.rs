@@ -42,6 +42,12 @@ fn the_library_exports_exactly_the_hooks() {
             "signal",
             "bsd_signal",
             "sysv_signal",
+            // Guarding the stats file's lock descriptor.
+            "close",
+            "close_range",
+            "closefrom",
+            "dup2",
+            "dup3",
         ])
         .map(|name| name.to_string())
         .collect();

@@ -161,7 +161,7 @@ fn links_planted_at_the_dump_file_names_are_not_followed() {
     let mut running = Running::start(&mut command);
     running.wait_for_line(TIMEOUT, |line| line.ends_with(" ready"));
     let pid = running.pid();
-    let dump_name = format!("calls.{pid}.dump");
+    let dump_name = common::dump_name("calls", pid);
     let planted = [
         (dump_name.clone(), victims.join("victim-final")),
         (format!(".{dump_name}.tmp"), victims.join("victim-temp")),

@@ -27,7 +27,7 @@ use tempfile::TempDir;
 const PRELOAD: &str = "etc/ld.so.preload";
 /// Directories that the programs run in a root write to: not part of what
 /// install or uninstall may change.
-const VOLATILE: [&str; 2] = ["proc", "tmp"];
+const VOLATILE: [&str; 3] = ["proc", "tmp", "dev/shm"];
 
 fn install(root: &Path, extra: &[&str]) -> Run {
     let root = root.to_str().unwrap();

@@ -263,8 +263,11 @@ fn no_stat_per_call() {
         "{of_policy} stats of the policy in {seconds:.1} s"
     );
     let extra = stats(&shimmed).saturating_sub(stats(&plain));
+    // Once a second the policy and the stats file's lock are looked at; at
+    // the first call and at exit, the stats and dump directories are walked
+    // (a few dozen in all): nothing per call.
     assert!(
-        (extra as f64) <= 5.0 * seconds + 5.0,
+        (extra as f64) <= 5.0 * seconds + 40.0,
         "{extra} more stat-family calls with the shim over {CALLS} calls in {seconds:.1} s"
     );
 }

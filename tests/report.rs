@@ -12,6 +12,7 @@ use std::process::{Command, Output, Stdio};
 use fadvise_shim_core::call::Call;
 use fadvise_shim_core::dump::{write_dump, Header, NoBudgets, Reason};
 use fadvise_shim_core::histogram::index_of;
+use fadvise_shim_core::origin::OriginRef;
 use fadvise_shim_core::stats::Snapshot;
 use serde_json::Value;
 
@@ -127,14 +128,19 @@ fn write_dumps(dir: &Path) {
             stats.errors = call.errors;
         }
         let header = Header {
-            pid: process.pid,
+            origin: OriginRef {
+                pid: process.pid,
+                exe: process.exe.as_bytes(),
+                ..OriginRef::default()
+            },
             ppid: 1,
-            exe: process.exe.as_bytes(),
             policy: b"built-in",
             signal: "SIGUSR1",
             reason: Reason::Exit,
             unix_time: 1_764_000_000 + u64::from(process.pid),
             budgets: &NoBudgets,
+            processes: 1,
+            absorbed: &[],
         };
         let mut text = Vec::new();
         write_dump(&mut text, &header, &snapshot);

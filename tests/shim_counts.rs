@@ -50,7 +50,7 @@ fn assert_only(dump: &Dump, calls: &[Call]) {
         assert!(
             calls.contains(&call),
             "pid {}: unexpected {call:?}: {stats:?}",
-            dump.pid
+            dump.origin.pid
         );
     }
 }
@@ -126,8 +126,11 @@ fn forked_children_dump_only_their_own_calls() {
     assert_eq!(scratch.dump_dir_listing().len(), dumps.len(), "stray files");
     let mut wrong = Vec::new();
     for (name, dump) in &dumps {
-        let Some(&(fadvise, fdatasync)) = expected.get(&dump.pid) else {
-            wrong.push(format!("{name}: pid {} is not one of ours", dump.pid));
+        let Some(&(fadvise, fdatasync)) = expected.get(&dump.origin.pid) else {
+            wrong.push(format!(
+                "{name}: pid {} is not one of ours",
+                dump.origin.pid
+            ));
             continue;
         };
         let actual = (
@@ -146,7 +149,7 @@ fn forked_children_dump_only_their_own_calls() {
                 actual.0, actual.1
             ));
         }
-        if dump.pid != parent && dump.ppid != parent {
+        if dump.origin.pid != parent && dump.ppid != parent {
             wrong.push(format!(
                 "{name}: ppid {} is not the parent {parent}",
                 dump.ppid

@@ -30,7 +30,7 @@ fn sleeping_process_dumps_on_sigusr1_and_keeps_running() {
         .unwrap_or_else(|| panic!("no dump; stderr: {}", sleeper.stderr_text()));
     assert!(took <= DUMP_DEADLINE, "the dump took {took:?}");
     let dump = parse_dump(&text).unwrap_or_else(|error| panic!("{error}\n{text}"));
-    assert_eq!((dump.pid, dump.exe_name()), (pid, "sleeper"));
+    assert_eq!((dump.origin.pid, dump.exe_name()), (pid, "sleeper"));
     assert_eq!(
         (dump.reason.as_str(), dump.signal.as_str()),
         ("signal", "SIGUSR1")

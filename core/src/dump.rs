@@ -15,6 +15,7 @@ use std::fmt;
 
 use crate::call::Call;
 use crate::histogram::{BUCKETS, HIGHEST_VALUE, SIGNIFICANT_DIGITS};
+use crate::origin::{read_origin_line, write_origin, Origin, OriginRef};
 use crate::stats::{CallStats, Snapshot};
 use crate::text::{put_cell, put_decimal, put_sanitized, put_u64, Cell, Sink};
 
@@ -29,6 +30,8 @@ pub const FILE_SUFFIX: &str = ".dump";
 pub enum Reason {
     Signal,
     Exit,
+    /// A retained aggregate of dead processes.
+    Retired,
 }
 
 impl Reason {
@@ -36,16 +39,16 @@ impl Reason {
         match self {
             Reason::Signal => "signal",
             Reason::Exit => "exit",
+            Reason::Retired => "retired",
         }
     }
 }
 
 /// What a dump says about its process, as the writer is given it.
 pub struct Header<'a> {
-    pub pid: u32,
+    /// Who made the calls (executable, pids, container…).
+    pub origin: OriginRef<'a>,
     pub ppid: u32,
-    /// Full path of the executable (bytes: it need not be UTF-8).
-    pub exe: &'a [u8],
     /// Policy file in force, or `built-in`.
     pub policy: &'a [u8],
     /// Dump signal name, e.g. `SIGUSR1`, or `none`.
@@ -55,6 +58,12 @@ pub struct Header<'a> {
     pub unix_time: u64,
     /// The host-scope budgets the process draws from.
     pub budgets: &'a dyn Budgets,
+    /// How many processes' calls the file holds: 1 for a dump, more for a
+    /// retained aggregate of dead processes.
+    pub processes: u64,
+    /// For an aggregate: the stats files (inode, nonce) it has absorbed and
+    /// that may still be on disk, which readers must then not count again.
+    pub absorbed: &'a [(u64, u64)],
 }
 
 /// A host-scope budget as a dump reports it: shared by every process that
@@ -153,13 +162,22 @@ pub fn write_table_row(sink: &mut impl Sink, label: &[u8], label_width: usize, s
 pub fn write_dump(sink: &mut impl Sink, header: &Header, snapshot: &Snapshot) {
     sink.put_str(MAGIC);
     sink.put(b" -- read it with cat, merge dumps with `fadvise-shim report`\n");
-    put_field(sink, b"pid", |sink| put_u64(sink, header.pid.into()));
+    write_origin(sink, &header.origin);
     put_field(sink, b"ppid", |sink| put_u64(sink, header.ppid.into()));
-    put_field(sink, b"exe", |sink| put_sanitized(sink, header.exe));
     put_field(sink, b"policy", |sink| put_sanitized(sink, header.policy));
     put_field(sink, b"signal", |sink| sink.put_str(header.signal));
     put_field(sink, b"reason", |sink| sink.put_str(header.reason.name()));
     put_field(sink, b"time", |sink| put_u64(sink, header.unix_time));
+    if header.processes != 1 {
+        put_field(sink, b"processes", |sink| put_u64(sink, header.processes));
+    }
+    for &(inode, nonce) in header.absorbed {
+        put_field(sink, b"absorbed", |sink| {
+            put_u64(sink, inode);
+            sink.put(b":");
+            put_u64(sink, nonce);
+        });
+    }
     header.budgets.each(&mut |budget| {
         sink.put(b"budget rate=");
         put_decimal(sink, budget.rate);
@@ -220,26 +238,47 @@ fn put_field<S: Sink>(sink: &mut S, key: &[u8], value: impl FnOnce(&mut S)) {
 }
 
 /// A dump as read back.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Dump {
-    pub pid: u32,
+    pub origin: Origin,
     pub ppid: u32,
-    pub exe: String,
     pub policy: String,
     pub signal: String,
     pub reason: String,
     pub unix_time: u64,
     /// Host-scope budgets the process drew from.
     pub budgets: Vec<Budget>,
+    /// Processes whose calls the file holds (1 for a dump).
+    pub processes: u64,
+    /// Stats files an aggregate absorbed: (inode, nonce).
+    pub absorbed: Vec<(u64, u64)>,
     /// Header lines this reader does not know, kept for newer writers.
     pub extra: BTreeMap<String, String>,
     pub stats: Snapshot,
 }
 
+impl Default for Dump {
+    fn default() -> Self {
+        Dump {
+            origin: Origin::default(),
+            ppid: 0,
+            policy: String::new(),
+            signal: String::new(),
+            reason: String::new(),
+            unix_time: 0,
+            budgets: Vec::new(),
+            processes: 1,
+            absorbed: Vec::new(),
+            extra: BTreeMap::new(),
+            stats: Snapshot::default(),
+        }
+    }
+}
+
 impl Dump {
     /// The executable's file name.
     pub fn exe_name(&self) -> &str {
-        self.exe.rsplit('/').next().unwrap_or(&self.exe)
+        self.origin.exe_name()
     }
 }
 
@@ -279,12 +318,20 @@ pub fn parse_dump(text: &str) -> Result<Dump, DumpError> {
         }
         let (key, rest) = line.split_once(' ').unwrap_or((line, ""));
         let number_error = |what: &str| error(number, format!("bad {what}: {rest:?}"));
+        if let Some(read) = read_origin_line(&mut dump.origin, key, rest) {
+            read.map_err(|message| error(number, message))?;
+            continue;
+        }
         match key {
             "" => {}
-            "pid" => dump.pid = rest.parse().map_err(|_| number_error("pid"))?,
             "ppid" => dump.ppid = rest.parse().map_err(|_| number_error("ppid"))?,
             "time" => dump.unix_time = rest.parse().map_err(|_| number_error("time"))?,
-            "exe" => dump.exe = rest.to_string(),
+            "processes" => dump.processes = rest.parse().map_err(|_| number_error("processes"))?,
+            "absorbed" => dump.absorbed.push(
+                rest.split_once(':')
+                    .and_then(|(inode, nonce)| Some((inode.parse().ok()?, nonce.parse().ok()?)))
+                    .ok_or_else(|| number_error("absorbed"))?,
+            ),
             "policy" => dump.policy = rest.to_string(),
             "signal" => dump.signal = rest.to_string(),
             "reason" => dump.reason = rest.to_string(),
@@ -433,9 +480,12 @@ mod tests {
 
     fn written(snapshot: &Snapshot, exe: &[u8]) -> String {
         let header = Header {
-            pid: 4242,
+            origin: OriginRef {
+                pid: 4242,
+                exe,
+                ..OriginRef::default()
+            },
             ppid: 1,
-            exe,
             policy: b"built-in",
             signal: "SIGUSR1",
             reason: Reason::Signal,
@@ -447,6 +497,8 @@ mod tests {
                 admitted: 630,
                 refused: 12,
             }],
+            processes: 1,
+            absorbed: &[],
         };
         let mut out = Vec::new();
         write_dump(&mut out, &header, snapshot);
@@ -468,7 +520,7 @@ mod tests {
         };
         assert_eq!(dump.budgets, vec![budget]);
         assert_eq!(
-            (dump.pid, dump.exe_name(), dump.signal.as_str()),
+            (dump.origin.pid, dump.exe_name(), dump.signal.as_str()),
             (4242, "dd", "SIGUSR1")
         );
         assert!(text.contains("posix_fadvise"), "{text}");

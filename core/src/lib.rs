@@ -10,8 +10,12 @@
 
 pub mod args;
 pub mod call;
+pub mod compaction;
 pub mod dump;
 pub mod histogram;
+pub mod identity;
+pub mod origin;
 pub mod policy;
 pub mod stats;
+pub mod stats_file;
 pub mod text;

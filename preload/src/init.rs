@@ -13,12 +13,13 @@
 //! Policy problems cost one line on stderr and leave the built-in default;
 //! a panic anywhere in here is caught and leaves the same.
 
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::ptr;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 
 use fadvise_shim_core::policy::{quick_dump_signal, DumpConfig};
 
 use crate::policy::{active, limiter, load, settings};
-use crate::stats::counters;
+use crate::stats::{counters, file, origin};
 use crate::sys::{clock, stderr, ErrnoGuard, NoCancel};
 
 const UNINITIALISED: u8 = 0;
@@ -33,11 +34,76 @@ static STATE: AtomicU8 = AtomicU8::new(UNINITIALISED);
 /// without the heap; a larger one is parsed in full there instead.
 const POLICY_SCAN_BYTES: usize = 16 * 1024;
 
-/// Dumps at exit if the policy asks for it (`exit`, `_exit`, `_Exit`).
+/// How often the tick comes: the policy file looked at, the stats file
+/// looked after.
+const TICK_NS: u64 = 1_000_000_000;
+static NEXT_TICK_NS: AtomicU64 = AtomicU64::new(u64::MAX);
+/// The same deadline in wall-clock seconds, for calls that read no clock.
+static NEXT_TICK_SECONDS: AtomicU64 = AtomicU64::new(u64::MAX);
+static TICKING: AtomicBool = AtomicBool::new(false);
+/// Held by the one thread finishing a first call.
+static FIRST_CALL: AtomicBool = AtomicBool::new(false);
+
+/// At exit (`exit`, `_exit`, `_Exit`): the dump, if the policy asks for it,
+/// and a bounded retirement of dead neighbours' stats files.
 pub fn before_exit() {
-    if STATE.load(Ordering::Acquire) == RECORDING {
-        crate::dump::at_exit();
+    if STATE.load(Ordering::Acquire) != RECORDING || !crate::dump::writer::is_owner() {
+        return;
     }
+    crate::dump::at_exit();
+    if let Some(own) = file::own_inode() {
+        let _ = active::with_current(|policy| {
+            if let Some(dir) = &policy.stats_dir {
+                crate::stats::compact::at_exit(dir, own);
+            }
+        });
+    }
+}
+
+/// Called by calls with the time they read: at most once per interval, one
+/// of them does the tick's work.
+#[inline(always)]
+pub fn tick_if_due(now_ns: u64) {
+    if now_ns >= NEXT_TICK_NS.load(Ordering::Relaxed) {
+        tick(now_ns);
+    }
+}
+
+/// For calls answered without the kernel, which read no clock: `time()` goes
+/// through the vDSO to one memory load (≈ 2 ns), and its one-second
+/// resolution is all a once-a-second tick needs.
+#[inline(always)]
+pub fn tick_if_due_by_wall_clock() {
+    let now = wall_clock_seconds();
+    let next = NEXT_TICK_SECONDS.load(Ordering::Relaxed);
+    // The wall clock can be stepped back (NTP, `date -s`): a deadline more
+    // than a tick ahead is one that time went back from.
+    if now >= next || now.saturating_add(2) < next {
+        tick(clock::monotonic_ns());
+    }
+}
+
+#[inline(always)]
+fn wall_clock_seconds() -> u64 {
+    // SAFETY: `time` with a null pointer only returns the time.
+    unsafe { libc::time(ptr::null_mut()) }.max(0) as u64
+}
+
+fn schedule_next_tick(now_ns: u64) {
+    NEXT_TICK_NS.store(now_ns.saturating_add(TICK_NS), Ordering::Relaxed);
+    NEXT_TICK_SECONDS.store(wall_clock_seconds() + 1, Ordering::Relaxed);
+}
+
+#[cold]
+#[inline(never)]
+fn tick(now_ns: u64) {
+    if TICKING.swap(true, Ordering::Acquire) {
+        return;
+    }
+    schedule_next_tick(now_ns);
+    load::reload();
+    file::upkeep();
+    TICKING.store(false, Ordering::Release);
 }
 
 /// Called by every intercepted call: initialises on first use (a call from
@@ -66,9 +132,24 @@ fn first_call() {
     if !load::loaded() && !load::load_initial() {
         return;
     }
+    // A vfork child shares our memory: it must not make files as us.
+    if !crate::dump::writer::is_owner() || FIRST_CALL.swap(true, Ordering::Acquire) {
+        return;
+    }
     clock::start();
     crate::dump::allocate_buffer();
+    origin::gather();
+    let _ = active::with_current(|policy| {
+        if let (Some(dir), Some(settings)) = (&policy.stats_dir, settings::get()) {
+            let exe_name = settings.exe.file_name().map_or(&b"unknown"[..], |name| {
+                std::os::unix::ffi::OsStrExt::as_bytes(name)
+            });
+            file::create(dir, policy.stats_dir_configured, exe_name);
+        }
+    });
+    schedule_next_tick(clock::monotonic_ns());
     let _ = STATE.compare_exchange(READY, RECORDING, Ordering::AcqRel, Ordering::Acquire);
+    FIRST_CALL.store(false, Ordering::Release);
 }
 
 /// Start-up, kept to what cannot wait: the dump signal. With no policy file
@@ -122,10 +203,16 @@ pub fn initialise() {
     STATE.store(READY, Ordering::Release);
 }
 
-/// In a forked child: statistics, budgets and dump state start afresh.
+/// In a forked child: statistics, budgets and dump state start afresh, and
+/// its first call makes its own stats file.
 extern "C" fn after_fork_in_child() {
     clock::after_fork_in_child();
-    counters::reset();
+    counters::reset_in_child();
+    origin::after_fork_in_child();
+    file::after_fork_in_child();
+    TICKING.store(false, Ordering::Relaxed);
+    FIRST_CALL.store(false, Ordering::Relaxed);
+    let _ = STATE.compare_exchange(RECORDING, READY, Ordering::AcqRel, Ordering::Acquire);
     limiter::reset();
     active::after_fork_in_child();
     load::after_fork_in_child();

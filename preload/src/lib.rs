@@ -27,6 +27,7 @@ mod stats;
 mod sys;
 
 pub use dump::signals::{bsd_signal, sigaction, signal, sysv_signal};
+pub use hooks::descriptors::{close, close_range, closefrom, dup2, dup3};
 pub use hooks::exports::{
     _Exit, _exit, fdatasync, fsync, msync, posix_fadvise, posix_fadvise64, readahead, sync,
     sync_file_range, syncfs, syscall,

@@ -3,7 +3,7 @@
 //! inside a hook) and the shim initialises; at exit, it dumps if asked to.
 
 use crate::dump::signals;
-use crate::hooks::exports;
+use crate::hooks::{descriptors, exports};
 
 #[used]
 #[link_section = ".init_array"]
@@ -15,6 +15,7 @@ static DESTRUCTOR: extern "C" fn() = destructor;
 
 extern "C" fn constructor() {
     exports::resolve_next_definitions();
+    descriptors::resolve_next_definitions();
     signals::resolve_next_definitions();
     crate::init::initialise();
 }

@@ -23,7 +23,7 @@ pub fn render(dumps: &[Dump]) -> Vec<u8> {
         out,
         "# fadvise-shim: latency of passed calls from {} processes; values in microseconds \
          (recorded in nanoseconds, output value unit scaling ratio {UNIT_RATIO})",
-        dumps.len()
+        super::load::process_count(dumps)
     );
     for (call, stats) in total.made() {
         let _ = writeln!(out, "# call: {}", call.name());

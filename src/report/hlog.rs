@@ -30,7 +30,7 @@ pub fn render(dumps: &[Dump]) -> Result<Vec<u8>, Failure> {
          #[StartTime: {first}.000 (seconds since epoch)]\n\
          \"StartTimestamp\",\"Interval_Length\",\"Interval_Max\",\"Interval_Compressed_Histogram\"\n",
         env!("CARGO_PKG_VERSION"),
-        dumps.len(),
+        super::load::process_count(dumps),
     )
     .into_bytes();
     let mut serializer = V2DeflateSerializer::new();

@@ -5,25 +5,31 @@ use fadvise_shim_core::dump::Dump;
 use fadvise_shim_core::stats::{CallStats, Snapshot};
 use serde_json::{json, Map, Value};
 
-use super::load::{host_budgets, merged};
+use super::load::{host_budgets, merged, merged_by, process_count};
+use crate::cli::GroupBy;
 
-pub fn render(dumps: &[Dump]) -> Vec<u8> {
+pub fn render(dumps: &[Dump], by: GroupBy) -> Vec<u8> {
     let per_process: Vec<Value> = dumps
         .iter()
         .map(|dump| {
             json!({
-                "pid": dump.pid,
+                "pid": dump.origin.pid,
                 "ppid": dump.ppid,
-                "exe": dump.exe,
+                "exe": dump.origin.exe,
+                "state": dump.reason,
+                "processes": dump.processes,
+                "container_id": dump.origin.container_id,
+                "pod_uid": dump.origin.pod_uid,
+                "cgroup": dump.origin.cgroup,
                 "policy": dump.policy,
                 "signal": dump.signal,
                 "calls": calls(&dump.stats),
             })
         })
         .collect();
-    let report = json!({
+    let mut report = json!({
         "calls": calls(&merged(dumps)),
-        "processes": dumps.len(),
+        "processes": process_count(dumps),
         "per_process": per_process,
         "host_budgets": host_budgets(dumps)
             .into_iter()
@@ -38,6 +44,19 @@ pub fn render(dumps: &[Dump]) -> Vec<u8> {
             })
             .collect::<Map<String, Value>>(),
     });
+    if by != GroupBy::Call {
+        let groups: Vec<Value> = merged_by(dumps, by)
+            .into_iter()
+            .map(|(key, (processes, snapshot))| {
+                let key: Map<String, Value> = key
+                    .into_iter()
+                    .map(|(field, value)| (field.to_string(), Value::String(value)))
+                    .collect();
+                json!({ "key": key, "processes": processes, "calls": calls(&snapshot) })
+            })
+            .collect();
+        report["groups"] = Value::Array(groups);
+    }
     let mut out = serde_json::to_vec_pretty(&report).expect("a Value always serializes");
     out.push(b'\n');
     out

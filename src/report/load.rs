@@ -1,33 +1,77 @@
-//! Finding and reading dumps: the PATH arguments of `report` are dump files
-//! or directories of them (only `*.dump`, not recursive, in name order).
+//! Finding and reading what reports merge: the PATH arguments of `report`
+//! are dump files, stats files, retained aggregates, or directories of them
+//! (dump directories and stats directories, not recursive, in name order);
+//! no PATH means this user's default stats and dump directories.
 //!
-//! A file that is not a valid dump is an error, never skipped: a report that
-//! silently left a process out would misstate every total. Inside a
-//! directory only files named `*.dump` are considered, but a broken one is
-//! an error too.
+//! A dump named on the command line that is not a valid dump is an error: a
+//! report that silently left a process out would misstate every total. In a
+//! stats directory, which processes write at any time and anyone sharing it
+//! could tamper with, a bad file is skipped with one warning naming it
+//! (`stats_dir`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use fadvise_shim_core::dump::{parse_dump, Budget, Dump, FILE_SUFFIX};
+use fadvise_shim_core::policy::{default_dump_dir, default_stats_dir, DUMP_DIR_ENV, STATS_DIR_ENV};
 use fadvise_shim_core::stats::Snapshot;
+use fadvise_shim_core::stats_file::FILE_SUFFIX as STATS_SUFFIX;
 
+use crate::cli::GroupBy;
 use crate::Failure;
 
-/// Reads every dump named by `paths`, in argument order.
+/// This user's default directories: live statistics, then dumps.
+pub fn default_paths() -> Vec<PathBuf> {
+    // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc::geteuid() };
+    let stats = std::env::var_os(STATS_DIR_ENV)
+        .filter(|dir| dir != "none" && !dir.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| default_stats_dir(euid));
+    let dumps = std::env::var_os(DUMP_DIR_ENV)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| default_dump_dir(euid));
+    [stats, dumps]
+        .into_iter()
+        .filter(|dir| dir.is_dir())
+        .collect()
+}
+
+/// Reads everything named by `paths` (or the defaults), in argument order;
+/// warnings about skipped stats files go to stderr.
 pub fn load(paths: &[PathBuf]) -> Result<Vec<Dump>, Failure> {
+    let defaults;
+    let paths = if paths.is_empty() {
+        defaults = default_paths();
+        if defaults.is_empty() {
+            return Err(Failure(
+                "no statistics: this user's stats and dump directories do not exist yet".into(),
+            ));
+        }
+        &defaults[..]
+    } else {
+        paths
+    };
     let mut files = Vec::new();
+    let mut records = Vec::new();
     for path in paths {
         let metadata =
             fs::metadata(path).map_err(|error| Failure(format!("{}: {error}", path.display())))?;
         if metadata.is_dir() {
             files.extend(dump_files_in(path)?);
+            let contents = crate::stats_dir::read(path, true);
+            for warning in &contents.warnings {
+                eprintln!("fadvise-shim: {warning}");
+            }
+            records.extend(contents.records);
+        } else if path.to_string_lossy().ends_with(STATS_SUFFIX) {
+            records.extend(crate::stats_dir::read_one(path)?);
         } else {
             files.push(path.clone());
         }
     }
-    if files.is_empty() {
+    if files.is_empty() && records.is_empty() {
         let names: Vec<String> = paths
             .iter()
             .map(|path| path.display().to_string())
@@ -40,7 +84,46 @@ pub fn load(paths: &[PathBuf]) -> Result<Vec<Dump>, Failure> {
     // A dump named twice (`report DIR DIR/x.dump`) is still one process.
     let mut seen = BTreeSet::new();
     files.retain(|file| seen.insert(fs::canonicalize(file).unwrap_or_else(|_| file.clone())));
-    files.iter().map(|file| read_dump(file)).collect()
+    let mut dumps = files
+        .iter()
+        .map(|file| read_dump(file))
+        .collect::<Result<Vec<_>, _>>()?;
+    dumps.extend(records);
+    Ok(dumps)
+}
+
+/// What defines a group of `--by`: identity fields and their values.
+pub type GroupKey = Vec<(&'static str, String)>;
+
+/// The group a record belongs to.
+pub fn group_key(dump: &Dump, by: GroupBy) -> GroupKey {
+    let origin = &dump.origin;
+    match by {
+        GroupBy::Call => vec![],
+        GroupBy::Exe => vec![("exe", dump.exe_name().to_string())],
+        GroupBy::Process => vec![
+            ("exe", dump.exe_name().to_string()),
+            ("pid", origin.pid.to_string()),
+        ],
+        GroupBy::Container => vec![("container_id", origin.container_id.clone())],
+        GroupBy::Pod => vec![("pod_uid", origin.pod_uid.clone())],
+    }
+}
+
+/// Records added up by group, with how many processes each holds.
+pub fn merged_by(dumps: &[Dump], by: GroupBy) -> BTreeMap<GroupKey, (u64, Snapshot)> {
+    let mut groups: BTreeMap<GroupKey, (u64, Snapshot)> = BTreeMap::new();
+    for dump in dumps {
+        let (processes, total) = groups.entry(group_key(dump, by)).or_default();
+        *processes += dump.processes;
+        total.merge(&dump.stats);
+    }
+    groups
+}
+
+/// How many processes `dumps` hold (an aggregate holds many).
+pub fn process_count(dumps: &[Dump]) -> u64 {
+    dumps.iter().map(|dump| dump.processes).sum()
 }
 
 /// The `*.dump` files directly inside `dir`, sorted by name.
@@ -82,7 +165,7 @@ pub fn merged_by_exe(dumps: &[Dump]) -> BTreeMap<&str, (usize, Snapshot)> {
     let mut groups: BTreeMap<&str, (usize, Snapshot)> = BTreeMap::new();
     for dump in dumps {
         let (processes, total) = groups.entry(dump.exe_name()).or_default();
-        *processes += 1;
+        *processes += dump.processes as usize;
         total.merge(&dump.stats);
     }
     groups

@@ -25,7 +25,7 @@ pub fn main(args: ReportArgs) -> Outcome {
     let dumps = load::load(&args.paths)?;
     let report = match args.format {
         Format::Table => table::render(&dumps, args.by),
-        Format::Json => json::render(&dumps),
+        Format::Json => json::render(&dumps, args.by),
         Format::Hgrm => hgrm::render(&dumps),
         Format::Hlog => hlog::render(&dumps)?,
         Format::Prometheus => prometheus::render(&dumps),

@@ -4,30 +4,21 @@
 use fadvise_shim_core::dump::{write_table_heading, write_table_row, Dump};
 use fadvise_shim_core::stats::{CallStats, Snapshot};
 
-use super::load::{host_budgets, merged, merged_by_exe};
+use super::load::{host_budgets, merged, merged_by, process_count, GroupKey};
 use crate::cli::GroupBy;
 
 /// The whole table, opening with `N processes merged, M calls`.
 pub fn render(dumps: &[Dump], by: GroupBy) -> Vec<u8> {
     let total = merged(dumps);
     let calls: u64 = total.calls.iter().map(|stats| stats.count()).sum();
-    let processes = dumps.len();
+    let processes = process_count(dumps);
     let plural = if processes == 1 { "" } else { "es" };
     let mut out = format!("{processes} process{plural} merged, {calls} calls\n").into_bytes();
     let groups: Vec<(String, Snapshot)> = match by {
         GroupBy::Call => vec![(String::new(), total)],
-        GroupBy::Exe => merged_by_exe(dumps)
+        _ => merged_by(dumps, by)
             .into_iter()
-            .map(|(exe, (_, snapshot))| (format!("{exe}/"), snapshot))
-            .collect(),
-        GroupBy::Process => dumps
-            .iter()
-            .map(|dump| {
-                (
-                    format!("{}[{}]/", dump.exe_name(), dump.pid),
-                    dump.stats.clone(),
-                )
-            })
+            .map(|(key, (_, snapshot))| (prefix(&key, by), snapshot))
             .collect(),
     };
     let rows: Vec<(String, &CallStats)> = groups
@@ -47,6 +38,8 @@ pub fn render(dumps: &[Dump], by: GroupBy) -> Vec<u8> {
         GroupBy::Call => "call",
         GroupBy::Exe => "exe/call",
         GroupBy::Process => "exe[pid]/call",
+        GroupBy::Container => "container/call",
+        GroupBy::Pod => "pod/call",
     };
     write_table_heading(&mut out, heading, label_width);
     for (label, stats) in &rows {
@@ -60,4 +53,29 @@ pub fn render(dumps: &[Dump], by: GroupBy) -> Vec<u8> {
         out.extend_from_slice(line.as_bytes());
     }
     out
+}
+
+/// A group's label in front of each call name: `dd/`, `dd[42]/`, the
+/// container id (`-` for none).
+fn prefix(key: &GroupKey, by: GroupBy) -> String {
+    let value = |name: &str| {
+        key.iter()
+            .find(|(field, _)| *field == name)
+            .map(|(_, value)| {
+                if value.is_empty() {
+                    "-"
+                } else {
+                    value.as_str()
+                }
+            })
+            .unwrap_or("-")
+            .to_string()
+    };
+    match by {
+        GroupBy::Process => format!("{}[{}]/", value("exe"), value("pid")),
+        _ => key
+            .first()
+            .map(|(field, _)| format!("{}/", value(field)))
+            .unwrap_or_default(),
+    }
 }

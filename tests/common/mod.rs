@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use fadvise_shim_core::call::Call;
 use fadvise_shim_core::dump::{parse_dump, Dump, FILE_SUFFIX};
-use fadvise_shim_core::policy::{DUMP_DIR_ENV, POLICY_ENV, SYSTEM_POLICY_PATH};
+use fadvise_shim_core::policy::{DUMP_DIR_ENV, POLICY_ENV, STATS_DIR_ENV, SYSTEM_POLICY_PATH};
 use fadvise_shim_core::stats::CallStats;
 use tempfile::TempDir;
 
@@ -206,6 +206,12 @@ impl Scratch {
         self.dir.path().join("dumps")
     }
 
+    /// The live-statistics directory of the programs this test runs (made
+    /// by the shim at their first call).
+    pub fn stats_dir(&self) -> PathBuf {
+        self.dir.path().join("stats")
+    }
+
     /// Writes `text` to a new policy file and returns its path.
     pub fn policy_file(&self, text: &str) -> PathBuf {
         let mut count = self.policies.lock().unwrap();
@@ -219,6 +225,7 @@ impl Scratch {
     pub fn command(&self, program: impl AsRef<OsStr>, shim: Shim) -> Command {
         let mut command = clean_command(program);
         command.env(DUMP_DIR_ENV, self.dump_dir());
+        command.env(STATS_DIR_ENV, self.stats_dir());
         match shim {
             Shim::Off => {}
             Shim::Default => {
@@ -269,11 +276,14 @@ impl Scratch {
 
     /// The dump file of process `pid`, if there is one.
     pub fn dump_file_of(&self, pid: u32) -> Option<PathBuf> {
-        let suffix = format!(".{pid}{FILE_SUFFIX}");
         std::fs::read_dir(self.dump_dir())
             .expect("read dump dir")
             .map(|entry| entry.unwrap().path())
-            .find(|path| path.to_string_lossy().ends_with(&suffix))
+            .find(|path| {
+                let name = path.file_name().unwrap_or_default().to_string_lossy();
+                let exe = name.split('.').next().unwrap_or_default();
+                is_dump_of(&name, exe, pid)
+            })
     }
 
     /// Waits for the dump of process `pid`; returns its text and how long it
@@ -531,4 +541,33 @@ pub fn counts(stats: &CallStats) -> (u64, u64, u64, u64, u64) {
         stats.limited,
         stats.errors,
     )
+}
+
+/// Whether `name` is the dump file name of process `pid` running `exe`:
+/// `<exe>.<pid>.<pid namespace>-<start ticks>.dump`.
+pub fn is_dump_of(name: &str, exe: &str, pid: u32) -> bool {
+    let Some(rest) = name
+        .strip_prefix(&format!("{exe}.{pid}."))
+        .and_then(|rest| rest.strip_suffix(FILE_SUFFIX))
+    else {
+        return false;
+    };
+    rest.split_once('-').is_some_and(|(namespace, start)| {
+        namespace.parse::<u64>().is_ok() && start.parse::<u64>().is_ok()
+    })
+}
+
+/// The dump file name a running process `pid` (running `exe`) writes,
+/// from what the kernel says of it.
+pub fn dump_name(exe: &str, pid: u32) -> String {
+    let namespace = std::fs::read_link(format!("/proc/{pid}/ns/pid")).expect("pid namespace");
+    let namespace = namespace.to_string_lossy();
+    let namespace = namespace
+        .strip_prefix("pid:[")
+        .and_then(|rest| rest.strip_suffix(']'))
+        .expect("pid:[N]");
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
+    let after = &stat[stat.rfind(')').expect("comm") + 1..];
+    let start = after.split_whitespace().nth(19).expect("start time");
+    format!("{exe}.{pid}.{namespace}-{start}{FILE_SUFFIX}")
 }

@@ -31,6 +31,15 @@ pub const DUMP_DIR_ENV: &str = "FADVISE_SHIM_DUMP_DIR";
 pub const ON_EXIT_ENV: &str = "FADVISE_SHIM_ON_EXIT";
 /// Default directory of host-scope rate-limit budgets.
 pub const DEFAULT_LIMITS_DIR: &str = "/dev/shm/fadvise-shim";
+/// Environment variable overriding `[stats] dir` (`none`: private memory).
+pub const STATS_DIR_ENV: &str = "FADVISE_SHIM_STATS_DIR";
+
+/// The live-statistics directory used when neither the policy nor the
+/// environment names one: one per user, inside the shared (sticky)
+/// `/dev/shm/fadvise-shim`.
+pub fn default_stats_dir(uid: u32) -> PathBuf {
+    PathBuf::from(format!("{DEFAULT_LIMITS_DIR}/stats-{uid}"))
+}
 
 /// The dump directory used when neither the policy nor the environment
 /// names one: one per user, so that users never share (or fight over) it.
@@ -47,6 +56,7 @@ pub fn default_dump_dir(uid: u32) -> PathBuf {
 pub struct Policy {
     pub dump: DumpConfig,
     pub limits: LimitsConfig,
+    pub stats: StatsConfig,
     /// Tried in order; the first that matches decides. No match: pass.
     pub rules: Vec<Rule>,
 }
@@ -75,6 +85,21 @@ impl Default for DumpConfig {
 pub struct LimitsConfig {
     /// `dir` for host-scope budgets; `None` means `DEFAULT_LIMITS_DIR`.
     pub dir: Option<PathBuf>,
+}
+
+/// `[stats]`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StatsConfig {
+    /// `dir`; `None` means `default_stats_dir`.
+    pub dir: Option<StatsDir>,
+}
+
+/// Where a process keeps its live statistics.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StatsDir {
+    /// `"none"`: in private memory only (dumps still work).
+    None,
+    Path(PathBuf),
 }
 
 /// The signal that makes a process dump, or none.

@@ -20,7 +20,7 @@ use std::path::PathBuf;
 
 use toml_edit::ImDocument;
 
-use super::{DumpConfig, LimitsConfig, Policy};
+use super::{DumpConfig, LimitsConfig, Policy, StatsConfig, StatsDir};
 use fields::{Errors, Section};
 
 /// One problem in a policy file.
@@ -89,7 +89,7 @@ pub fn parse_policy(text: &str) -> Result<Policy, Vec<PolicyError>> {
 }
 
 fn policy(root: &Section, text: &str, errors: &mut Errors) -> Policy {
-    root.reject_unknown_keys(&["dump", "limits", "rule"], errors);
+    root.reject_unknown_keys(&["dump", "limits", "stats", "rule"], errors);
     let dump = root
         .get("dump")
         .and_then(|field| field.section("in [dump]", errors))
@@ -100,6 +100,11 @@ fn policy(root: &Section, text: &str, errors: &mut Errors) -> Policy {
         .and_then(|field| field.section("in [limits]", errors))
         .map(|section| limits(&section, errors))
         .unwrap_or_default();
+    let stats = root
+        .get("stats")
+        .and_then(|field| field.section("in [stats]", errors))
+        .map(|section| stats(&section, errors))
+        .unwrap_or_default();
     let rules = root
         .get("rule")
         .map(|field| rule::rules(&field, text, errors))
@@ -107,8 +112,30 @@ fn policy(root: &Section, text: &str, errors: &mut Errors) -> Policy {
     Policy {
         dump,
         limits,
+        stats,
         rules,
     }
+}
+
+/// `[stats]`: `dir` is an absolute path, or `"none"` for private memory.
+fn stats(section: &Section, errors: &mut Errors) -> StatsConfig {
+    section.reject_unknown_keys(&["dir"], errors);
+    let dir = section.get("dir").and_then(|field| {
+        let text = field.string(errors)?;
+        if text == "none" {
+            return Some(StatsDir::None);
+        }
+        let dir = PathBuf::from(text);
+        if !dir.is_absolute() {
+            errors.at(
+                field.value_at,
+                format!("`dir` must be an absolute path or \"none\", not {dir:?}"),
+            );
+            return None;
+        }
+        Some(StatsDir::Path(dir))
+    });
+    StatsConfig { dir }
 }
 
 fn dump(section: &Section, errors: &mut Errors) -> DumpConfig {
@@ -233,6 +260,7 @@ rule = 1
             let policy = parse_policy(text).unwrap();
             assert_eq!(policy.dump, DumpConfig::default());
             assert_eq!(policy.limits, LimitsConfig::default());
+            assert_eq!(policy.stats, StatsConfig::default());
             assert!(policy.rules.is_empty());
         }
     }
@@ -389,6 +417,18 @@ rule = [{ call = "sync", action = "drop" }, { call = ["msync"], action = "pass" 
 
         let wide = only_error("# é\n[[rule]]\nname = \"é\"\ncall = \"é\"\naction = \"drop\"");
         assert_eq!((wide.line, wide.column), (4, 8), "{wide}");
+    }
+
+    #[test]
+    fn stats_dir_is_absolute_or_none() {
+        let none = parse_policy("[stats]\ndir = \"none\"\n").unwrap();
+        assert_eq!(none.stats.dir, Some(StatsDir::None));
+        let path = parse_policy("[stats]\ndir = \"/dev/shm/x\"\n").unwrap();
+        assert_eq!(path.stats.dir, Some(StatsDir::Path("/dev/shm/x".into())));
+        let relative = only_error("[stats]\ndir = \"shm\"\n");
+        assert_eq!((relative.line, relative.column), (2, 7));
+        let unknown = only_error("[stats]\ndirectory = \"/x\"\n");
+        assert!(unknown.message.contains("did you mean `dir`"), "{unknown}");
     }
 
     #[test]

@@ -19,10 +19,11 @@ use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, Ordering};
 use libc::c_int;
 
 use fadvise_shim_core::dump::{write_dump, BudgetUse, Budgets, Header, Reason, FILE_SUFFIX};
+use fadvise_shim_core::origin::{write_file_stem, OriginRef};
 use fadvise_shim_core::stats::Snapshot;
 
 use crate::policy::{active, limits, settings};
-use crate::sys::io::{decimal, FdSink};
+use crate::sys::io::FdSink;
 use crate::sys::{warn, ErrnoGuard, NoCancel};
 
 /// The copy of the statistics a dump is written from, allocated at the
@@ -151,25 +152,30 @@ fn write_one(reason: Reason) {
         let Some(settings) = settings::get() else {
             return;
         };
-        let exe = settings.exe.as_os_str();
-        let header = Header {
-            pid: OWNER_PID.load(Ordering::Relaxed),
-            // SAFETY: getppid has no preconditions.
-            ppid: unsafe { libc::getppid() } as u32,
-            exe: std::os::unix::ffi::OsStrExt::as_bytes(exe),
-            policy: &policy.source,
-            signal: &policy.signal_name,
-            reason,
-            unix_time: unix_time(),
-            budgets: &HostBudgetsInUse,
-        };
-        let dir = policy.dump_dir.to_bytes();
-        let written = write_file(dir, exe_name(&settings.exe), &header, snapshot);
-        if let Err(problem) = written {
-            if !WARNED.swap(true, Ordering::Relaxed) {
-                warn(&[b"cannot write a dump into ", dir, b": ", problem]);
+        crate::stats::origin::with_origin(|origin| {
+            let header = Header {
+                origin: OriginRef {
+                    pid: OWNER_PID.load(Ordering::Relaxed),
+                    ..*origin
+                },
+                // SAFETY: getppid has no preconditions.
+                ppid: unsafe { libc::getppid() } as u32,
+                policy: &policy.source,
+                signal: &policy.signal_name,
+                reason,
+                unix_time: unix_time(),
+                budgets: &HostBudgetsInUse,
+                processes: 1,
+                absorbed: &[],
+            };
+            let dir = policy.dump_dir.to_bytes();
+            let written = write_file(dir, exe_name(&settings.exe), &header, snapshot);
+            if let Err(problem) = written {
+                if !WARNED.swap(true, Ordering::Relaxed) {
+                    warn(&[b"cannot write a dump into ", dir, b": ", problem]);
+                }
             }
-        }
+        });
     });
 }
 
@@ -219,23 +225,33 @@ impl Name {
             len: 0,
         };
         for part in parts {
-            for &byte in part.iter() {
-                // Keep room for the NUL; replace '/' so it stays one name.
-                if name.len + 1 < name.bytes.len() {
-                    name.bytes[name.len] = if byte == b'/' || byte == 0 {
-                        b'_'
-                    } else {
-                        byte
-                    };
-                    name.len += 1;
-                }
-            }
+            fadvise_shim_core::text::Sink::put(&mut name, part);
         }
         name
     }
 
     fn as_ptr(&self) -> *const libc::c_char {
         self.bytes.as_ptr().cast()
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+}
+
+impl fadvise_shim_core::text::Sink for Name {
+    fn put(&mut self, part: &[u8]) {
+        for &byte in part {
+            // Keep room for the NUL; replace '/' so it stays one name.
+            if self.len + 1 < self.bytes.len() {
+                self.bytes[self.len] = if byte == b'/' || byte == 0 {
+                    b'_'
+                } else {
+                    byte
+                };
+                self.len += 1;
+            }
+        }
     }
 }
 
@@ -246,13 +262,12 @@ fn write_file(
     snapshot: &Snapshot,
 ) -> Result<(), &'static [u8]> {
     let dir_fd = crate::sys::safedir::open_trusted_dir(dir, 0o755)?;
-    let mut digits = [0u8; 20];
-    let pid = decimal(header.pid.into(), &mut digits);
-    let final_name = Name::new(&[exe_name, b".", pid, FILE_SUFFIX.as_bytes()]);
-    let temp_name = Name::new(&[b".", exe_name, b".", pid, FILE_SUFFIX.as_bytes(), b".tmp"]);
+    let mut stem = Name::new(&[]);
+    write_file_stem(&mut stem, exe_name, &header.origin);
+    let final_name = Name::new(&[stem.as_bytes(), FILE_SUFFIX.as_bytes()]);
+    let temp_name = Name::new(&[b".", stem.as_bytes(), FILE_SUFFIX.as_bytes(), b".tmp"]);
     let result = write_into(dir_fd, &temp_name, &final_name, header, snapshot);
-    // SAFETY: we opened `dir_fd`.
-    unsafe { libc::close(dir_fd) };
+    crate::sys::raw::close(dir_fd);
     result
 }
 
@@ -265,12 +280,13 @@ fn write_into(
 ) -> Result<(), &'static [u8]> {
     let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC;
     // SAFETY: valid directory fd and NUL-terminated names.
-    let mut fd = unsafe { libc::openat(dir_fd, temp.as_ptr(), flags, 0o644) };
-    if fd < 0 && crate::sys::errno() == libc::EEXIST {
+    let opened = crate::sys::raw::openat_error(dir_fd, temp.as_ptr(), flags, 0o644);
+    let mut fd = opened.unwrap_or(-1);
+    if opened == Err(libc::EEXIST) {
         // Left over by a dump that was interrupted (or a process that died
         // mid-dump with our pid): it is ours to replace.
         unsafe { libc::unlinkat(dir_fd, temp.as_ptr(), 0) };
-        fd = unsafe { libc::openat(dir_fd, temp.as_ptr(), flags, 0o644) };
+        fd = crate::sys::raw::openat(dir_fd, temp.as_ptr(), flags, 0o644);
     }
     if fd < 0 {
         return Err(b"cannot create the dump file");
@@ -281,7 +297,7 @@ fn write_into(
     let complete = sink.flush();
     // SAFETY: we opened `fd`; names are valid.
     unsafe {
-        libc::close(fd);
+        crate::sys::raw::close(fd);
         if !complete {
             libc::unlinkat(dir_fd, temp.as_ptr(), 0);
             return Err(b"cannot write the dump file");

@@ -284,6 +284,9 @@ pub unsafe extern "C" fn syscall(
     // SAFETY: `address` is the next definition of `syscall`.
     let real: SyscallFn = unsafe { std::mem::transmute::<*mut c_void, SyscallFn>(address) };
     let Some(call) = Call::from_syscall_number(number) else {
+        if let Some(answer) = guard_descriptor_syscall(number, a1, a2, a3) {
+            return answer;
+        }
         // SAFETY: the caller's own system call, passed on unchanged.
         return unsafe { real(number, a1, a2, a3, a4, a5, a6) };
     };
@@ -320,6 +323,28 @@ pub unsafe extern "C" fn syscall(
         real_call,
         |result| result < 0,
     ))
+}
+
+/// `syscall(SYS_close, …)` and friends, as `descriptors` treats the libc
+/// calls; `None` for every other number (and for descriptors not ours).
+fn guard_descriptor_syscall(number: c_long, a1: c_long, a2: c_long, a3: c_long) -> Option<c_long> {
+    use super::descriptors::{self, is_guarded};
+    let fd = a1 as c_int;
+    // SAFETY (both calls): the caller's request, made through the hooks.
+    match number {
+        libc::SYS_close if is_guarded(fd) => Some(0),
+        libc::SYS_close_range => Some(
+            unsafe {
+                descriptors::close_range(a1 as libc::c_uint, a2 as libc::c_uint, a3 as c_int)
+            }
+            .into(),
+        ),
+        libc::SYS_dup2 | libc::SYS_dup3 if is_guarded(a2 as c_int) && a1 != a2 => {
+            crate::stats::file::move_guarded_fd();
+            None
+        }
+        _ => None,
+    }
 }
 
 /// `_exit` skips `atexit` handlers and destructors, so the dump at exit is

@@ -14,7 +14,7 @@ use std::path::Path;
 use fadvise_shim_core::call::Call;
 
 use crate::policy::compile::{self, BY_PATH, DROP, KIND_MASK, LIMIT};
-use crate::policy::{active, limits, load};
+use crate::policy::{active, limits};
 use crate::stats::counters;
 use crate::sys::clock::Clock;
 
@@ -66,7 +66,7 @@ pub fn intercept(
             return pass(call, clock, start, real, failed);
         }
     }
-    load::reload_if_due_by_wall_clock();
+    crate::init::tick_if_due_by_wall_clock();
     let record = |call| {
         if kind == LIMIT {
             counters::record_limited(call);
@@ -100,7 +100,7 @@ fn pass(
     counters::record_passed(call, clock.elapsed_ns(start, end), failed(result));
     let now_ns = clock.to_ns(end);
     clock.after_timed_call(now_ns);
-    load::reload_if_due(now_ns);
+    crate::init::tick_if_due(now_ns);
     Outcome::Passed(result)
 }
 

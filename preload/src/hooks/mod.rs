@@ -3,5 +3,6 @@
 //! asks the policy, times or answers the call, and records it. The top
 //! layer, with the start-up code: nothing below imports it.
 
+pub mod descriptors;
 pub mod exports;
 pub mod intercept;

@@ -55,8 +55,7 @@ pub fn map(
 ) -> Result<(*mut SharedBudget, Identity), &'static [u8]> {
     let dir_fd = crate::sys::safedir::open_trusted_dir(dir.to_bytes(), 0o1777)?;
     let result = map_in(dir_fd, file, rate, burst);
-    // SAFETY: we opened `dir_fd`.
-    unsafe { libc::close(dir_fd) };
+    crate::sys::raw::close(dir_fd);
     result
 }
 
@@ -67,16 +66,15 @@ fn map_in(
     burst: f64,
 ) -> Result<(*mut SharedBudget, Identity), &'static [u8]> {
     for _ in 0..4 {
-        // SAFETY: valid directory fd and NUL-terminated name.
-        let fd = unsafe {
-            libc::openat(
-                dir_fd,
-                file.as_ptr(),
-                libc::O_RDWR | libc::O_NOFOLLOW | libc::O_CLOEXEC,
-            )
-        };
-        if fd < 0 {
-            match errno() {
+        let opened = crate::sys::raw::openat_error(
+            dir_fd,
+            file.as_ptr(),
+            libc::O_RDWR | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+            0,
+        );
+        let fd = opened.unwrap_or(-1);
+        if let Err(error) = opened {
+            match error {
                 libc::ENOENT => match create(dir_fd, file, rate, burst) {
                     Err(Created::Raced) => continue,
                     other => return other.map_err(Created::problem),
@@ -86,8 +84,7 @@ fn map_in(
             }
         }
         let opened = open_existing(fd, rate, burst);
-        // SAFETY: we opened `fd`; the mapping (if any) outlives it.
-        unsafe { libc::close(fd) };
+        crate::sys::raw::close(fd);
         return opened;
     }
     Err(b"the budget file keeps changing")
@@ -205,7 +202,7 @@ fn create(
     // (the buffer is zero-filled past `length`), valid out-pointers.
     unsafe {
         libc::unlinkat(dir_fd, temporary, 0);
-        let fd = libc::openat(dir_fd, temporary, flags, 0o600);
+        let fd = crate::sys::raw::openat(dir_fd, temporary, flags, 0o600);
         if fd < 0 {
             return Err(Created::Failed(b"cannot create the budget file"));
         }
@@ -213,7 +210,7 @@ fn create(
         let sized =
             libc::ftruncate(fd, FILE_SIZE as libc::off_t) == 0 && libc::fstat(fd, &mut status) == 0;
         let budget = if sized { map_fd(fd) } else { None };
-        libc::close(fd);
+        crate::sys::raw::close(fd);
         let Some(budget) = budget else {
             libc::unlinkat(dir_fd, temporary, 0);
             return Err(Created::Failed(b"cannot size or map the budget file"));

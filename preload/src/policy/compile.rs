@@ -10,7 +10,8 @@ use std::path::Path;
 
 use fadvise_shim_core::call::{Advice, Call};
 use fadvise_shim_core::policy::{
-    default_dump_dir, Action, DumpSignal, Policy, Rule, Scope, DEFAULT_LIMITS_DIR,
+    default_dump_dir, default_stats_dir, Action, DumpSignal, Policy, Rule, Scope, StatsDir,
+    DEFAULT_LIMITS_DIR,
 };
 
 use super::limiter::{self, MAX_LIMITERS};
@@ -95,6 +96,11 @@ pub struct Compiled {
     /// Each limiter's rule, by index.
     pub limits: Vec<LimitConfig>,
     pub dump_dir: CString,
+    /// Where the live statistics go; `None`: private memory only.
+    pub stats_dir: Option<CString>,
+    /// Whether the policy or the environment named the stats directory (a
+    /// failure to use it is then worth a stderr line).
+    pub stats_dir_configured: bool,
     pub on_exit: bool,
     pub signal: DumpSignal,
     /// NUL-free name of the signal for dump headers.
@@ -160,7 +166,19 @@ impl Compiled {
             .clone()
             .or_else(|| policy.dump.dir.clone())
             .unwrap_or_else(|| default_dump_dir(settings.euid));
+        let (stats_dir, stats_dir_configured) = match settings
+            .stats_dir_override
+            .clone()
+            .or_else(|| policy.stats.dir.clone())
+        {
+            Some(StatsDir::None) => (None, true),
+            Some(StatsDir::Path(dir)) => (Some(dir), true),
+            None => (Some(default_stats_dir(settings.euid)), false),
+        };
         Compiled {
+            stats_dir: stats_dir
+                .map(|dir| CString::new(dir.as_os_str().as_bytes()).unwrap_or_default()),
+            stats_dir_configured,
             table,
             rules,
             limits,

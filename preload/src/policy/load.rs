@@ -1,17 +1,16 @@
 //! Putting the policy file in force: at the first call, and again whenever
 //! the file changes.
 //!
-//! Reloading needs no thread and no per-call `stat`: calls carry the time
-//! they already read, and at most once a second one of them looks at the
-//! file's metadata and, if it changed, reads, parses and publishes it. All of
+//! Reloading needs no thread and no per-call `stat`: at most once a second
+//! (`init`'s tick) a call looks at the file's metadata and, if it changed,
+//! reads, parses and publishes it. All of
 //! it is safe wherever a call arrives, a signal handler included: the file is
 //! read with plain system calls, the parse allocates from the library's own
 //! heap, and a call that finds a reload under way (another thread's, or the
 //! one its handler interrupted) simply goes on with the policy in force.
 
 use std::ffi::CStr;
-use std::ptr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use fadvise_shim_core::policy::{parse_policy_bytes, Policy};
 
@@ -25,12 +24,8 @@ use crate::sys::{warn, ErrnoGuard, NoCancel};
 
 /// A policy file larger than this is refused (one stderr line).
 const MAX_POLICY_BYTES: usize = 1 << 20;
-/// How often the policy file's metadata is looked at.
-const CHECK_INTERVAL_NS: u64 = 1_000_000_000;
-static NEXT_CHECK_NS: AtomicU64 = AtomicU64::new(u64::MAX);
-/// The same deadline in wall-clock seconds, for calls that read no clock.
-static NEXT_CHECK_SECONDS: AtomicU64 = AtomicU64::new(u64::MAX);
-/// Held by the one thread loading or reloading the policy.
+/// Held by the one thread reloading the policy (the first load is guarded
+/// by `LOADER`; reloads begin only after it).
 static LOADING: AtomicBool = AtomicBool::new(false);
 /// Identity of the file version last looked at (0: none yet).
 static SEEN_STAMP: AtomicU64 = AtomicU64::new(0);
@@ -41,13 +36,32 @@ pub fn loaded() -> bool {
     LOADED.load(Ordering::Acquire)
 }
 
-/// Reads the settings and the policy and puts them in force, unless another
-/// load is under way (then it returns false at once: the caller goes on with
-/// the built-in verdicts). Any problem with the file costs one stderr line,
-/// and the built-in default applies.
+/// The thread loading the first policy (`pthread_self`), 0 for none.
+static LOADER: AtomicUsize = AtomicUsize::new(0);
+/// How long a call waits for another thread's first load.
+const WAIT_FOR_LOAD_NS: u64 = 2_000_000_000;
+
+/// Reads the settings and the policy and puts them in force. If another
+/// thread is loading it, waits for that (a few hundred microseconds), so
+/// that no call of a threaded program escapes the policy; if the load under
+/// way is this thread's own — a signal handler that interrupted it — returns
+/// false at once, and the call goes on with the built-in verdicts. Any
+/// problem with the file costs one stderr line, and the built-in default
+/// applies.
 pub fn load_initial() -> bool {
-    if LOADING.swap(true, Ordering::Acquire) {
-        return false;
+    // SAFETY: pthread_self only reads this thread's descriptor.
+    let me = unsafe { libc::pthread_self() } as usize;
+    match LOADER.compare_exchange(0, me, Ordering::AcqRel, Ordering::Acquire) {
+        Ok(_) => {}
+        Err(holder) if holder == me => return false,
+        Err(_) => {
+            let deadline = monotonic_ns().saturating_add(WAIT_FOR_LOAD_NS);
+            while !loaded() && monotonic_ns() < deadline {
+                // SAFETY: sched_yield has no preconditions.
+                unsafe { libc::sched_yield() };
+            }
+            return loaded();
+        }
     }
     let _errno = ErrnoGuard::save();
     let _no_cancel = NoCancel::new();
@@ -69,56 +83,20 @@ pub fn load_initial() -> bool {
             SEEN_STAMP.store(stamp, Ordering::Relaxed);
             let source = settings.policy_path.as_deref().filter(|_| stamp != 0);
             publish(Box::new(Compiled::new(&policy, source, settings)));
-            schedule_next_check(monotonic_ns());
         });
         LOADED.store(true, Ordering::Release);
     }
-    LOADING.store(false, Ordering::Release);
+    LOADER.store(0, Ordering::Release);
     true
 }
 
-/// Called by calls with the time they read: at most once per interval, one
-/// of them looks at the policy file and reloads it if it changed.
-#[inline(always)]
-pub fn reload_if_due(now_ns: u64) {
-    if now_ns >= NEXT_CHECK_NS.load(Ordering::Relaxed) {
-        reload(now_ns);
-    }
-}
-
-/// For calls answered without the kernel, which read no clock: `time()` goes
-/// through the vDSO to one memory load (≈ 2 ns), and its one-second
-/// resolution is all a once-a-second check needs.
-#[inline(always)]
-pub fn reload_if_due_by_wall_clock() {
-    let now = wall_clock_seconds();
-    let next = NEXT_CHECK_SECONDS.load(Ordering::Relaxed);
-    // The wall clock can be stepped back (NTP, `date -s`): a deadline more
-    // than a check interval ahead is one that time went back from.
-    if now >= next || now.saturating_add(2) < next {
-        reload(monotonic_ns());
-    }
-}
-
-#[inline(always)]
-fn wall_clock_seconds() -> u64 {
-    // SAFETY: `time` with a null pointer only returns the time.
-    unsafe { libc::time(ptr::null_mut()) }.max(0) as u64
-}
-
-/// Sets when the policy file is next looked at: a second from now.
-fn schedule_next_check(now_ns: u64) {
-    NEXT_CHECK_NS.store(now_ns.saturating_add(CHECK_INTERVAL_NS), Ordering::Relaxed);
-    NEXT_CHECK_SECONDS.store(wall_clock_seconds() + 1, Ordering::Relaxed);
-}
-
-#[cold]
-#[inline(never)]
-fn reload(now_ns: u64) {
+/// Looks at the policy file and puts it in force again if it changed
+/// (called once a second by `init`'s tick); host budget files that were
+/// replaced are mapped anew. Goes on at once if a load is under way.
+pub fn reload() {
     if LOADING.swap(true, Ordering::Acquire) {
         return;
     }
-    schedule_next_check(now_ns);
     let _errno = ErrnoGuard::save();
     let _no_cancel = NoCancel::new();
     if let Some(settings) = settings::get() {
@@ -196,5 +174,6 @@ fn file_stamp(path: &CStr) -> u64 {
 /// A load under way in another thread at `fork` never finishes in the
 /// child: let the child's calls load again.
 pub fn after_fork_in_child() {
+    LOADER.store(0, Ordering::Relaxed);
     LOADING.store(false, Ordering::Relaxed);
 }

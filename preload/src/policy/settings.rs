@@ -10,12 +10,16 @@ use std::path::PathBuf;
 use std::ptr;
 use std::sync::atomic::{AtomicPtr, Ordering};
 
-use fadvise_shim_core::policy::{DUMP_DIR_ENV, ON_EXIT_ENV, POLICY_ENV, SYSTEM_POLICY_FILE};
+use fadvise_shim_core::policy::{
+    StatsDir, DUMP_DIR_ENV, ON_EXIT_ENV, POLICY_ENV, STATS_DIR_ENV, SYSTEM_POLICY_FILE,
+};
 
 pub struct Settings {
     /// The policy file watched for changes, or `None` for the built-in.
     pub policy_path: Option<CString>,
     pub dump_dir_override: Option<PathBuf>,
+    /// `FADVISE_SHIM_STATS_DIR`: a directory, or `none`.
+    pub stats_dir_override: Option<StatsDir>,
     pub on_exit_forced: bool,
     /// The executable's full path, for `exe` rules and dump names.
     pub exe: PathBuf,
@@ -55,6 +59,10 @@ fn from_environment() -> Settings {
     Settings {
         policy_path: policy_path().map(CStr::to_owned),
         dump_dir_override: variable(DUMP_DIR_ENV).map(path_from),
+        stats_dir_override: variable(STATS_DIR_ENV).map(|value| match value.to_bytes() {
+            b"none" => StatsDir::None,
+            _ => StatsDir::Path(path_from(value)),
+        }),
         on_exit_forced: variable(ON_EXIT_ENV).is_some_and(|value| value.to_bytes() != b"0"),
         exe: executable(),
         // SAFETY: geteuid has no preconditions.

@@ -1,88 +1,245 @@
 //! The live statistics: per call, atomic counters and a latency histogram in
-//! `fadvise_shim_core::histogram`'s layout. Updating them is one relaxed
-//! atomic add — no lock, no allocation — so counts stay exact under any
-//! number of threads. `snapshot_into` copies them for a dump.
+//! `fadvise_shim_core::histogram`'s layout, in an `Area` laid out exactly as
+//! a stats file (`fadvise_shim_core::stats_file`). Updating them is one
+//! relaxed atomic add — no lock, no allocation — so counts stay exact under
+//! any number of threads.
+//!
+//! The area in use is private memory (`.bss`: free until touched) until the
+//! process's stats file exists, then the file's shared mapping; the hot path
+//! reads which through one pointer. Counts made in the private area before
+//! the switch are moved into the file (each word swapped to zero, then
+//! added), so none is lost or counted twice.
+//!
+//! A stats file is sparse, and a write to a hole of a shared mapping on a
+//! full tmpfs would raise SIGBUS in the program: so each page of the file is
+//! allocated (`fallocate`) before its first write, which the hot path checks
+//! with one bit. A page that cannot be allocated is counted in the private
+//! area instead, which dumps add in; no count is lost.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::mem::offset_of;
+use std::ptr;
+use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 
 use fadvise_shim_core::call::Call;
 use fadvise_shim_core::histogram::{self, BUCKETS};
 use fadvise_shim_core::stats::Snapshot;
+use fadvise_shim_core::stats_file::{
+    bucket_word, COUNTERS_OFFSET, FILE_BYTES, FILE_WORDS, HISTOGRAMS_OFFSET,
+};
 
+#[repr(C)]
 struct CallCounters {
     dropped: AtomicU64,
     limited: AtomicU64,
     errors: AtomicU64,
-    buckets: [AtomicU64; BUCKETS],
+    _spare: AtomicU64,
 }
 
-impl CallCounters {
-    const fn new() -> Self {
-        CallCounters {
-            dropped: AtomicU64::new(0),
-            limited: AtomicU64::new(0),
-            errors: AtomicU64::new(0),
-            buckets: [const { AtomicU64::new(0) }; BUCKETS],
-        }
+/// A stats file's contents, word for word.
+#[repr(C)]
+pub struct Area {
+    header: [AtomicU64; COUNTERS_OFFSET / 8],
+    counters: [CallCounters; Call::COUNT],
+    _gap: [AtomicU64; (HISTOGRAMS_OFFSET - COUNTERS_OFFSET) / 8 - Call::COUNT * 4],
+    histograms: [[AtomicU64; BUCKETS]; Call::COUNT],
+}
+
+const _: () = {
+    assert!(offset_of!(Area, counters) == COUNTERS_OFFSET);
+    assert!(offset_of!(Area, histograms) == HISTOGRAMS_OFFSET);
+    assert!(std::mem::size_of::<Area>() == FILE_BYTES);
+};
+
+impl Area {
+    /// Every word of the area, for the file format's writer.
+    pub fn words(&self) -> &[AtomicU64] {
+        // SAFETY: `Area` is `repr(C)` and made only of `AtomicU64`s, with no
+        // padding (its size is checked above), so it is `FILE_WORDS` of them.
+        unsafe { std::slice::from_raw_parts(ptr::from_ref(self).cast::<AtomicU64>(), FILE_WORDS) }
     }
 }
 
 // Zero-initialised, so it lives in .bss and costs no memory until used.
-static COUNTERS: [CallCounters; Call::COUNT] = [const { CallCounters::new() }; Call::COUNT];
+static PRIVATE: Area = Area {
+    header: [const { AtomicU64::new(0) }; COUNTERS_OFFSET / 8],
+    counters: [const {
+        CallCounters {
+            dropped: AtomicU64::new(0),
+            limited: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            _spare: AtomicU64::new(0),
+        }
+    }; Call::COUNT],
+    _gap: [const { AtomicU64::new(0) };
+        (HISTOGRAMS_OFFSET - COUNTERS_OFFSET) / 8 - Call::COUNT * 4],
+    histograms: [const { [const { AtomicU64::new(0) }; BUCKETS] }; Call::COUNT],
+};
+
+static AREA: AtomicPtr<Area> = AtomicPtr::new(ptr::from_ref(&PRIVATE).cast_mut());
+
+const PAGES: usize = FILE_BYTES / 4096;
+const PAGE_WORDS: usize = 4096 / 8;
+/// One bit per page of the area in use that may be written: all for the
+/// private area; in a file, those allocated so far.
+static WRITABLE: [AtomicU64; PAGES.div_ceil(64)] =
+    [const { AtomicU64::new(u64::MAX) }; PAGES.div_ceil(64)];
+
+/// Allocates a page of the file in use; false if it cannot be.
+static ALLOCATE_PAGE: AtomicPtr<()> = AtomicPtr::new(ptr::null_mut());
 
 #[inline(always)]
-fn counters(call: Call) -> &'static CallCounters {
-    &COUNTERS[call.index()]
+fn writable(word: usize) -> bool {
+    let page = word / PAGE_WORDS;
+    WRITABLE[page / 64].load(Ordering::Relaxed) & (1 << (page % 64)) != 0
+}
+
+/// The area a word may be counted in: the area in use if its page is
+/// writable, else the private area.
+#[inline(always)]
+fn area_for(word: usize) -> &'static Area {
+    if writable(word) {
+        area()
+    } else {
+        allocate_or_private(word)
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn allocate_or_private(word: usize) -> &'static Area {
+    let page = word / PAGE_WORDS;
+    let allocate = ALLOCATE_PAGE.load(Ordering::Acquire);
+    if !allocate.is_null() {
+        // SAFETY: only `use_file` stores this pointer, from a
+        // `fn(usize) -> bool`.
+        let allocate: fn(usize) -> bool = unsafe { std::mem::transmute(allocate) };
+        if allocate(page) {
+            WRITABLE[page / 64].fetch_or(1 << (page % 64), Ordering::Relaxed);
+            return area();
+        }
+    }
+    &PRIVATE
+}
+
+#[inline(always)]
+fn area() -> &'static Area {
+    // SAFETY: `AREA` always points to `PRIVATE` or to a stats file mapping,
+    // which is never unmapped.
+    unsafe { &*AREA.load(Ordering::Relaxed) }
 }
 
 /// A call that went to the kernel and took `ns`.
 #[inline(always)]
 pub fn record_passed(call: Call, ns: u64, failed: bool) {
-    let counters = counters(call);
-    if let Some(bucket) = counters.buckets.get(histogram::index_of(ns)) {
-        bucket.fetch_add(1, Ordering::Relaxed);
-    }
+    let bucket = histogram::index_of(ns).min(BUCKETS - 1);
+    let word = bucket_word(call, bucket);
+    area_for(word).histograms[call.index()][bucket].fetch_add(1, Ordering::Relaxed);
     if failed {
-        counters.errors.fetch_add(1, Ordering::Relaxed);
+        // The counters' page is allocated with the file.
+        area().counters[call.index()]
+            .errors
+            .fetch_add(1, Ordering::Relaxed);
     }
 }
 
 #[inline(always)]
 pub fn record_dropped(call: Call) {
-    counters(call).dropped.fetch_add(1, Ordering::Relaxed);
+    area().counters[call.index()]
+        .dropped
+        .fetch_add(1, Ordering::Relaxed);
 }
 
 #[inline(always)]
 pub fn record_limited(call: Call) {
-    counters(call).limited.fetch_add(1, Ordering::Relaxed);
+    area().counters[call.index()]
+        .limited
+        .fetch_add(1, Ordering::Relaxed);
 }
 
-/// Copies every counter into `snapshot` (async-signal-safe: loads and
-/// stores only). Not atomic across counters; `passed` is taken from the
-/// histogram itself, so the snapshot is self-consistent.
-pub fn snapshot_into(snapshot: &mut Snapshot) {
-    for (live, copy) in COUNTERS.iter().zip(snapshot.calls.iter_mut()) {
-        copy.dropped = live.dropped.load(Ordering::Relaxed);
-        copy.limited = live.limited.load(Ordering::Relaxed);
-        copy.errors = live.errors.load(Ordering::Relaxed);
-        for (bucket, count) in live.buckets.iter().zip(copy.buckets.iter_mut()) {
-            *count = bucket.load(Ordering::Relaxed);
+/// Makes `file` (a fresh stats file's mapping, its first `allocated` pages
+/// allocated) the area in use, and moves what the private area counted into
+/// it; `allocate_page` allocates one more page of it.
+pub fn use_file(file: &'static Area, allocated: usize, allocate_page: fn(usize) -> bool) {
+    ALLOCATE_PAGE.store(allocate_page as *mut (), Ordering::Release);
+    for (index, bits) in WRITABLE.iter().enumerate() {
+        let first = index * 64;
+        let mask = match allocated.saturating_sub(first) {
+            0 => 0,
+            n if n >= 64 => u64::MAX,
+            n => (1u64 << n) - 1,
+        };
+        bits.store(mask, Ordering::Relaxed);
+    }
+    AREA.store(ptr::from_ref(file).cast_mut(), Ordering::Release);
+    sweep_private_into_file();
+}
+
+/// Moves counts that reached the private area after the switch (a thread
+/// that read the old pointer just before it) into the file.
+pub fn sweep_private_into_file() {
+    let current = area();
+    if ptr::eq(current, &PRIVATE) {
+        return;
+    }
+    let words = |area: &'static Area| {
+        area.counters
+            .iter()
+            .flat_map(|counters| [&counters.dropped, &counters.limited, &counters.errors])
+            .chain(area.histograms.iter().flatten())
+    };
+    let base = PRIVATE.words().as_ptr() as usize;
+    for (from, to) in words(&PRIVATE).zip(words(current)) {
+        // A read first: swapping would dirty every page of the area.
+        if from.load(Ordering::Relaxed) == 0 {
+            continue;
+        }
+        let word = (ptr::from_ref(from) as usize - base) / 8;
+        if writable(word) || !ptr::eq(allocate_or_private(word), &PRIVATE) {
+            to.fetch_add(from.swap(0, Ordering::AcqRel), Ordering::Relaxed);
         }
     }
 }
 
-/// Zeroes every counter: a forked child starts with its own statistics.
-/// Only non-zero counters are written, so pages the parent never touched
-/// stay shared with it.
-pub fn reset() {
-    for live in &COUNTERS {
-        let all = [&live.dropped, &live.limited, &live.errors]
-            .into_iter()
-            .chain(live.buckets.iter());
-        for counter in all {
-            if counter.load(Ordering::Relaxed) != 0 {
-                counter.store(0, Ordering::Relaxed);
+/// Copies every counter into `snapshot` (async-signal-safe: loads and
+/// stores only): the area in use, plus the private area when it is not the
+/// one (counts that found no allocatable page). Not atomic across counters;
+/// `passed` is taken from the histogram itself, so the snapshot is
+/// self-consistent.
+pub fn snapshot_into(snapshot: &mut Snapshot) {
+    let current = area();
+    let areas: &[&Area] = if ptr::eq(current, &PRIVATE) {
+        &[&PRIVATE]
+    } else {
+        &[current, &PRIVATE]
+    };
+    for (index, copy) in snapshot.calls.iter_mut().enumerate() {
+        let (mut dropped, mut limited, mut errors) = (0, 0, 0);
+        copy.buckets.fill(0);
+        for area in areas {
+            let counters = &area.counters[index];
+            dropped += counters.dropped.load(Ordering::Relaxed);
+            limited += counters.limited.load(Ordering::Relaxed);
+            errors += counters.errors.load(Ordering::Relaxed);
+            for (bucket, count) in area.histograms[index].iter().zip(copy.buckets.iter_mut()) {
+                *count += bucket.load(Ordering::Relaxed);
             }
+        }
+        (copy.dropped, copy.limited, copy.errors) = (dropped, limited, errors);
+    }
+}
+
+/// A forked child starts with its own statistics, in private memory until
+/// its own first call makes its own file. Only non-zero counters are
+/// written, so pages the parent never touched stay shared with it.
+pub fn reset_in_child() {
+    AREA.store(ptr::from_ref(&PRIVATE).cast_mut(), Ordering::Relaxed);
+    ALLOCATE_PAGE.store(ptr::null_mut(), Ordering::Relaxed);
+    for bits in &WRITABLE {
+        bits.store(u64::MAX, Ordering::Relaxed);
+    }
+    for word in PRIVATE.words() {
+        if word.load(Ordering::Relaxed) != 0 {
+            word.store(0, Ordering::Relaxed);
         }
     }
 }

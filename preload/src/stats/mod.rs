@@ -1,4 +1,10 @@
 //! This process's statistics: per call, counters and a latency histogram,
-//! updated with one relaxed atomic add per event.
+//! updated with one relaxed atomic add per event, in private memory until
+//! the first call makes the process's stats file, then in that file's
+//! shared mapping; who the process is; and, at exit, the retirement of dead
+//! neighbours' files.
 
+pub mod compact;
 pub mod counters;
+pub mod file;
+pub mod origin;

@@ -47,13 +47,11 @@ pub fn with_fd_path<R>(fd: libc::c_int, use_path: impl FnOnce(Option<&Path>) -> 
 /// is not ours to do (it may be called from a signal handler).
 pub fn with_mapping_path<R>(address: usize, use_path: impl FnOnce(Option<&Path>) -> R) -> R {
     let mut buffer = [0u8; 2 * PATH_MAX];
-    // SAFETY: a NUL-terminated path; the descriptor is closed below.
-    let fd = unsafe {
-        libc::open(
-            c"/proc/self/maps".as_ptr(),
-            libc::O_RDONLY | libc::O_CLOEXEC,
-        )
-    };
+    // Closed below.
+    let fd = crate::sys::raw::open(
+        c"/proc/self/maps".as_ptr(),
+        libc::O_RDONLY | libc::O_CLOEXEC,
+    );
     if fd < 0 {
         return use_path(None);
     }
@@ -62,8 +60,7 @@ pub fn with_mapping_path<R>(address: usize, use_path: impl FnOnce(Option<&Path>)
         |free| super::io::read_some(fd, free),
         |line| mapping_contains(line, address),
     );
-    // SAFETY: closing the descriptor opened above.
-    unsafe { libc::close(fd) };
+    crate::sys::raw::close(fd);
     let path = line.and_then(|line| {
         let start = line.iter().position(|&byte| byte == b'/')?;
         Some(without_deleted_suffix(&line[start..]))

@@ -9,18 +9,17 @@ use libc::c_int;
 
 use fadvise_shim_core::text::Sink;
 
-use super::errno::{errno, ErrnoGuard};
+use super::errno::ErrnoGuard;
 
 /// Writes all of `bytes` to `fd`, retrying on `EINTR` and short writes.
 /// Returns false on any other failure.
 pub fn write_all(fd: c_int, mut bytes: &[u8]) -> bool {
     while !bytes.is_empty() {
-        // SAFETY: `bytes` is a valid readable buffer of the given length.
-        let written = unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
+        let written = super::raw::write(fd, bytes);
+        if written == -2 {
+            continue;
+        }
         if written < 0 {
-            if errno() == libc::EINTR {
-                continue;
-            }
             return false;
         }
         bytes = &bytes[written as usize..];
@@ -32,9 +31,8 @@ pub fn write_all(fd: c_int, mut bytes: &[u8]) -> bool {
 /// end, negative on any other error.
 pub fn read_some(fd: c_int, buffer: &mut [u8]) -> isize {
     loop {
-        // SAFETY: `buffer` is a valid writable buffer of the given length.
-        let read = unsafe { libc::read(fd, buffer.as_mut_ptr().cast(), buffer.len()) };
-        if read >= 0 || errno() != libc::EINTR {
+        let read = super::raw::read(fd, buffer);
+        if read != -2 {
             return read;
         }
     }
@@ -71,7 +69,7 @@ struct ReadableFile(c_int);
 impl ReadableFile {
     fn open(path: &CStr) -> Option<ReadableFile> {
         // SAFETY: a NUL-terminated path; the descriptor is closed on drop.
-        let fd = unsafe { libc::open(path.as_ptr(), READ_FLAGS) };
+        let fd = crate::sys::raw::open(path.as_ptr(), READ_FLAGS);
         if fd < 0 {
             return None;
         }
@@ -82,8 +80,7 @@ impl ReadableFile {
 
 impl Drop for ReadableFile {
     fn drop(&mut self) {
-        // SAFETY: closing the descriptor we opened.
-        unsafe { libc::close(self.0) };
+        crate::sys::raw::close(self.0);
     }
 }
 

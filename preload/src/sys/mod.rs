@@ -10,6 +10,7 @@ pub mod clock;
 pub mod errno;
 pub mod fdpath;
 pub mod io;
+pub mod raw;
 pub mod real;
 pub mod safedir;
 pub mod stderr;

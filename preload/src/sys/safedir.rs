@@ -18,7 +18,7 @@ pub fn open_trusted_dir(path: &[u8], mode: libc::mode_t) -> Result<c_int, &'stat
     let euid = unsafe { libc::geteuid() };
     let trusted = |owner: libc::uid_t| owner == 0 || owner == euid;
     // SAFETY: a NUL-terminated literal.
-    let mut dir = unsafe { libc::open(c"/".as_ptr(), libc::O_DIRECTORY | libc::O_CLOEXEC) };
+    let mut dir = crate::sys::raw::open(c"/".as_ptr(), libc::O_DIRECTORY | libc::O_CLOEXEC);
     if dir < 0 {
         return Err(b"cannot open /");
     }
@@ -33,15 +33,13 @@ pub fn open_trusted_dir(path: &[u8], mode: libc::mode_t) -> Result<c_int, &'stat
             0o755
         };
         let next = open_component(dir, component, mode, &trusted);
-        // SAFETY: we opened `dir`.
-        unsafe { libc::close(dir) };
+        crate::sys::raw::close(dir);
         dir = next?;
     }
     let mut status = zeroed_stat();
     // SAFETY: valid fd and out-pointer.
     if unsafe { libc::fstat(dir, &mut status) } != 0 || !trusted(status.st_uid) {
-        // SAFETY: we opened `dir`.
-        unsafe { libc::close(dir) };
+        crate::sys::raw::close(dir);
         return Err(b"the directory belongs to another user");
     }
     Ok(dir)
@@ -80,8 +78,7 @@ fn open_component(
         return Err(b"its path holds a symlink that another user owns");
     }
     let follow = if is_link { 0 } else { libc::O_NOFOLLOW };
-    // SAFETY: valid fd and NUL-terminated name.
-    let next = unsafe { libc::openat(dir, name, libc::O_DIRECTORY | libc::O_CLOEXEC | follow) };
+    let next = crate::sys::raw::openat(dir, name, libc::O_DIRECTORY | libc::O_CLOEXEC | follow, 0);
     if next < 0 {
         return Err(b"cannot open the directory");
     }

@@ -1,0 +1,309 @@
+//! The live statistics file: a process's counters and histograms in shared
+//! memory, in the stats directory, so that readers see every live process
+//! without signalling it, and a process that dies leaves its counts behind.
+//! Its layout, its writer (run by the preload library on a shared mapping,
+//! word by word with atomics) and its reader (run by reports on a copy of
+//! the file), side by side.
+//!
+//! Layout, in little-endian 64-bit words (JVM hsperfdata-like: a versioned
+//! header, a flag set only once the file is complete, then fixed regions):
+//!
+//! | bytes | what |
+//! | --- | --- |
+//! | 0..128 | header words: magic, version, histogram layout, state, creation time, nonce, origin length |
+//! | 128..4096 | the origin (`origin.rs` lines: who made the calls) |
+//! | 4096.. | per call: `dropped`, `limited`, `errors`, one spare word |
+//! | 8192.. | per call: the latency histogram, `histogram::BUCKETS` words |
+//!
+//! The file is sparse: a process pays (in shared memory) only for the pages
+//! it touches, a few for a process that makes one kind of call. Liveness is
+//! not in the file: the writer holds a lock on it for its whole life (see the
+//! preload library's `stats/file.rs`). The reader refuses a file it does not
+//! understand — wrong magic, version or layout, cut short, not complete —
+//! rather than misreport it.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::call::Call;
+use crate::histogram::{BUCKETS, HIGHEST_VALUE, SIGNIFICANT_DIGITS};
+use crate::origin::{read_origin_line, write_origin, Origin, OriginRef};
+use crate::stats::Snapshot;
+
+/// File-name suffix of stats files.
+pub const FILE_SUFFIX: &str = ".stats";
+pub const MAGIC: u64 = u64::from_le_bytes(*b"FSHSTAT1");
+pub const VERSION: u64 = 1;
+
+pub const WORD_MAGIC: usize = 0;
+pub const WORD_VERSION: usize = 1;
+pub const WORD_BUCKETS: usize = 2;
+pub const WORD_HIGHEST_VALUE: usize = 3;
+pub const WORD_DIGITS_AND_CALLS: usize = 4;
+/// 0 while the writer fills the header, `COMPLETE` after.
+pub const WORD_STATE: usize = 5;
+pub const WORD_CREATED: usize = 6;
+/// A random number fixed at creation: with the file's inode, what an
+/// aggregate remembers of a file it absorbed.
+pub const WORD_NONCE: usize = 7;
+pub const WORD_ORIGIN_BYTES: usize = 8;
+pub const COMPLETE: u64 = 1;
+
+pub const ORIGIN_OFFSET: usize = 128;
+pub const ORIGIN_CAPACITY: usize = 4096 - ORIGIN_OFFSET;
+pub const COUNTERS_OFFSET: usize = 4096;
+pub const COUNTER_WORDS_PER_CALL: usize = 4;
+pub const HISTOGRAMS_OFFSET: usize = 8192;
+pub const FILE_BYTES: usize = HISTOGRAMS_OFFSET + Call::COUNT * BUCKETS * 8;
+pub const FILE_WORDS: usize = FILE_BYTES / 8;
+
+/// The writer's locks, held for its life. Liveness: an open-file-description
+/// lock (`F_OFD_SETLK`, write) on this byte, which the kernel drops only when
+/// the process's last descriptor of the file is gone — at its death — and
+/// which a compactor takes to retire the file. Identity: a POSIX record lock
+/// (`F_SETLK`, write) on `IDENTITY_BYTE`, through which `F_GETLK` names the
+/// writer's pid in the reader's pid namespace; best effort (POSIX locks go
+/// with any close of the file).
+pub const LIVENESS_BYTE: i64 = 0;
+pub const IDENTITY_BYTE: i64 = 1;
+
+/// Word index of a call's `dropped`, `limited` and `errors` counters.
+pub const fn counter_word(call: Call, counter: Counter) -> usize {
+    COUNTERS_OFFSET / 8 + call.index() * COUNTER_WORDS_PER_CALL + counter as usize
+}
+
+/// Word index of a call's histogram bucket.
+pub const fn bucket_word(call: Call, bucket: usize) -> usize {
+    HISTOGRAMS_OFFSET / 8 + call.index() * BUCKETS + bucket
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Counter {
+    Dropped = 0,
+    Limited = 1,
+    Errors = 2,
+}
+
+fn layout_word() -> u64 {
+    u64::from(SIGNIFICANT_DIGITS) | (Call::COUNT as u64) << 8
+}
+
+/// Fills a fresh file's header and origin (everything but `WORD_STATE`);
+/// `words` is the whole file. Allocates nothing.
+pub fn write_header(words: &[AtomicU64], origin: &OriginRef, nonce: u64, created: u64) {
+    let mut text = OriginText {
+        bytes: [0; ORIGIN_CAPACITY],
+        len: 0,
+    };
+    write_origin(&mut text, origin);
+    for (index, chunk) in text.bytes[..text.len].chunks(8).enumerate() {
+        let mut word = [0u8; 8];
+        word[..chunk.len()].copy_from_slice(chunk);
+        if let Some(slot) = words.get(ORIGIN_OFFSET / 8 + index) {
+            slot.store(u64::from_le_bytes(word), Ordering::Relaxed);
+        }
+    }
+    let header = [
+        (WORD_MAGIC, MAGIC),
+        (WORD_VERSION, VERSION),
+        (WORD_BUCKETS, BUCKETS as u64),
+        (WORD_HIGHEST_VALUE, HIGHEST_VALUE),
+        (WORD_DIGITS_AND_CALLS, layout_word()),
+        (WORD_CREATED, created),
+        (WORD_NONCE, nonce),
+        (WORD_ORIGIN_BYTES, text.len as u64),
+    ];
+    for (index, value) in header {
+        if let Some(slot) = words.get(index) {
+            slot.store(value, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Marks the file complete: readers take it from now on.
+pub fn mark_complete(words: &[AtomicU64]) {
+    if let Some(state) = words.get(WORD_STATE) {
+        state.store(COMPLETE, Ordering::Release);
+    }
+}
+
+/// The origin text, built on the stack; what does not fit is cut.
+struct OriginText {
+    bytes: [u8; ORIGIN_CAPACITY],
+    len: usize,
+}
+
+impl crate::text::Sink for OriginText {
+    fn put(&mut self, bytes: &[u8]) {
+        let take = bytes.len().min(self.bytes.len() - self.len);
+        self.bytes[self.len..self.len + take].copy_from_slice(&bytes[..take]);
+        self.len += take;
+    }
+}
+
+/// A stats file as read back.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LiveStats {
+    pub nonce: u64,
+    /// Creation time, seconds since the epoch.
+    pub created: u64,
+    pub origin: Origin,
+    pub stats: Snapshot,
+}
+
+/// Why a stats file was refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StatsFileError(pub String);
+
+impl std::fmt::Display for StatsFileError {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for StatsFileError {}
+
+fn word(bytes: &[u8], index: usize) -> u64 {
+    bytes
+        .get(index * 8..index * 8 + 8)
+        .and_then(|slice| slice.try_into().ok())
+        .map_or(0, u64::from_le_bytes)
+}
+
+/// Reads a copy of a stats file. A file still being created is refused
+/// (`is_incomplete` tells that case from a broken file).
+pub fn decode(bytes: &[u8]) -> Result<LiveStats, StatsFileError> {
+    let refuse = |message: String| Err(StatsFileError(message));
+    if bytes.len() < 8 || word(bytes, WORD_MAGIC) != MAGIC {
+        return refuse("not a fadvise-shim stats file".into());
+    }
+    if word(bytes, WORD_VERSION) != VERSION {
+        return refuse(format!(
+            "stats file version {} (this reader knows {VERSION})",
+            word(bytes, WORD_VERSION)
+        ));
+    }
+    if bytes.len() < FILE_BYTES {
+        return refuse(format!("cut short: {} bytes of {FILE_BYTES}", bytes.len()));
+    }
+    if word(bytes, WORD_BUCKETS) != BUCKETS as u64
+        || word(bytes, WORD_HIGHEST_VALUE) != HIGHEST_VALUE
+        || word(bytes, WORD_DIGITS_AND_CALLS) != layout_word()
+    {
+        return refuse("another histogram layout".into());
+    }
+    if word(bytes, WORD_STATE) != COMPLETE {
+        return refuse(INCOMPLETE.into());
+    }
+    let origin_bytes = word(bytes, WORD_ORIGIN_BYTES) as usize;
+    if origin_bytes > ORIGIN_CAPACITY {
+        return refuse(format!("origin of {origin_bytes} bytes"));
+    }
+    let mut origin = Origin::default();
+    let text = String::from_utf8_lossy(&bytes[ORIGIN_OFFSET..ORIGIN_OFFSET + origin_bytes]);
+    for line in text.lines() {
+        let (key, value) = line.split_once(' ').unwrap_or((line, ""));
+        if let Some(Err(message)) = read_origin_line(&mut origin, key, value) {
+            return refuse(message);
+        }
+    }
+    let mut stats = Snapshot::default();
+    for call in Call::ALL {
+        let counts = stats.call_mut(call);
+        counts.dropped = word(bytes, counter_word(call, Counter::Dropped));
+        counts.limited = word(bytes, counter_word(call, Counter::Limited));
+        for (bucket, count) in counts.buckets.iter_mut().enumerate() {
+            *count = word(bytes, bucket_word(call, bucket));
+        }
+        let total = counts
+            .buckets
+            .iter()
+            .try_fold(0u64, |total, &count| total.checked_add(count))
+            .and_then(|passed| passed.checked_add(counts.dropped))
+            .and_then(|count| count.checked_add(counts.limited));
+        if total.is_none() {
+            return refuse(format!("{}: counts overflow", call.name()));
+        }
+        // A copy taken while the process counts may catch an error before
+        // the bucket of its call: never more errors than passed calls.
+        counts.errors = word(bytes, counter_word(call, Counter::Errors)).min(counts.passed());
+    }
+    Ok(LiveStats {
+        nonce: word(bytes, WORD_NONCE),
+        created: word(bytes, WORD_CREATED),
+        origin,
+        stats,
+    })
+}
+
+const INCOMPLETE: &str = "still being created";
+
+/// Whether `decode` refused a file only because its writer has not finished
+/// creating it.
+pub fn is_incomplete(error: &StatsFileError) -> bool {
+    error.0 == INCOMPLETE
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::histogram::index_of;
+
+    fn written() -> Vec<u8> {
+        let words: Vec<AtomicU64> = (0..FILE_WORDS).map(|_| AtomicU64::new(0)).collect();
+        let origin = OriginRef {
+            exe: b"/usr/bin/dd",
+            pid: 1,
+            outer_pid: 777,
+            cgroup: b"/docker/0123",
+            ..OriginRef::default()
+        };
+        write_header(&words, &origin, 0xfeed, 1_764_000_000);
+        words[bucket_word(Call::PosixFadvise, index_of(380))].store(150, Ordering::Relaxed);
+        words[counter_word(Call::Fsync, Counter::Dropped)].store(7, Ordering::Relaxed);
+        words[counter_word(Call::PosixFadvise, Counter::Errors)].store(2, Ordering::Relaxed);
+        mark_complete(&words);
+        words
+            .iter()
+            .flat_map(|word| word.load(Ordering::Relaxed).to_le_bytes())
+            .collect()
+    }
+
+    #[test]
+    fn round_trip() {
+        let live = decode(&written()).unwrap();
+        assert_eq!(live.nonce, 0xfeed);
+        assert_eq!((live.origin.pid, live.origin.outer_pid), (1, 777));
+        assert_eq!(live.origin.exe_name(), "dd");
+        assert_eq!(live.origin.cgroup, "/docker/0123");
+        let fadvise = live.stats.call(Call::PosixFadvise);
+        assert_eq!((fadvise.passed(), fadvise.errors), (150, 2));
+        assert_eq!(live.stats.call(Call::Fsync).dropped, 7);
+    }
+
+    #[test]
+    fn refuses_what_it_does_not_understand() {
+        let good = written();
+        let mut incomplete = good.clone();
+        incomplete[WORD_STATE * 8] = 0;
+        assert!(is_incomplete(&decode(&incomplete).unwrap_err()));
+        assert!(decode(&good[..FILE_BYTES - 1]).is_err());
+        assert!(decode(b"hello").is_err());
+        assert!(decode(&[]).is_err());
+        let mut version = good.clone();
+        version[WORD_VERSION * 8] = 9;
+        assert!(decode(&version).unwrap_err().0.contains("version 9"));
+        let mut layout = good.clone();
+        layout[WORD_BUCKETS * 8] = 1;
+        assert!(decode(&layout).is_err());
+        let mut origin = good.clone();
+        origin[WORD_ORIGIN_BYTES * 8..WORD_ORIGIN_BYTES * 8 + 8]
+            .copy_from_slice(&u64::MAX.to_le_bytes());
+        assert!(decode(&origin).is_err());
+        let mut overflow = good;
+        for bucket in 0..3 {
+            let at = bucket_word(Call::Sync, bucket) * 8;
+            overflow[at..at + 8].copy_from_slice(&u64::MAX.to_le_bytes());
+        }
+        assert!(decode(&overflow).unwrap_err().0.contains("overflow"));
+    }
+}

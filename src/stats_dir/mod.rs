@@ -1,0 +1,211 @@
+//! Reading a stats directory: every live process's stats file, the files of
+//! dead processes not yet retired, and the retained aggregates — each as a
+//! `Dump`-shaped record, so every report format and `serve` use them alike.
+//!
+//! Before reading, dead processes' files are retired (compaction, see
+//! `fadvise_shim_core::compaction`); then the stats files are opened and
+//! read first and the aggregates after, so that a file retired in between is
+//! counted once (its aggregate lists it as absorbed) and never missed.
+//!
+//! Every file is hostile input: a symlink, a non-regular file, a file of
+//! another user, or one cut short or corrupted is skipped with one warning
+//! naming it. Identity comes from the kernel where it can: the holder of a
+//! live file's lock, as `F_GETLK` names it in our pid namespace, is looked up
+//! in `/proc` (executable, cgroup, container, pod), overriding what the
+//! process wrote about itself.
+
+mod directory;
+
+use std::collections::BTreeSet;
+use std::fs::File;
+use std::io::Read;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use fadvise_shim_core::compaction::{self, FileId, RETIRED_SUFFIX};
+use fadvise_shim_core::dump::{parse_dump, Dump};
+use fadvise_shim_core::identity::placement_from_cgroup_file;
+use fadvise_shim_core::stats_file::{self, FILE_BYTES, FILE_SUFFIX, IDENTITY_BYTE, LIVENESS_BYTE};
+
+pub use directory::Directory;
+
+/// A file larger than this is not a stats file or aggregate of ours.
+const MAX_FILE_BYTES: u64 = 64 << 20;
+
+/// What a stats directory holds, as records in the dump shape.
+pub struct Contents {
+    /// Live processes (reason `live`), dead ones not yet retired (`dead`),
+    /// and aggregates (`retired`, with `processes` of them).
+    pub records: Vec<Dump>,
+    /// One line per file skipped.
+    pub warnings: Vec<String>,
+}
+
+/// Reads `dir` (after retiring what is dead, if `compact`).
+pub fn read(dir: &Path, compact: bool) -> Contents {
+    let mut warnings = Vec::new();
+    if compact {
+        if let Some(mut directory) = Directory::open(dir, &mut warnings) {
+            compaction::compact(&mut directory, compaction::Budget::ALL);
+        }
+    }
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter_map(|entry| entry.file_name().into_string().ok())
+                .filter(|name| compaction::is_statistics_file(name))
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    let mut records = Vec::new();
+    let mut stats_files = Vec::new();
+    for name in names.iter().filter(|name| name.ends_with(FILE_SUFFIX)) {
+        let path = dir.join(name);
+        match read_stats_file(&path) {
+            Ok(Some(record)) => stats_files.push(record),
+            Ok(None) => {}
+            Err(problem) => warnings.push(format!("{}: {problem}; skipped", path.display())),
+        }
+    }
+    let mut absorbed: BTreeSet<FileId> = BTreeSet::new();
+    for name in names.iter().filter(|name| name.ends_with(RETIRED_SUFFIX)) {
+        let path = dir.join(name);
+        match read_regular(&path).and_then(|bytes| {
+            parse_dump(&String::from_utf8_lossy(&bytes)).map_err(|error| error.to_string())
+        }) {
+            Ok(aggregate) => {
+                absorbed.extend(aggregate.absorbed.iter().copied());
+                records.push(aggregate);
+            }
+            Err(problem) => warnings.push(format!("{}: {problem}; skipped", path.display())),
+        }
+    }
+    records.extend(
+        stats_files
+            .into_iter()
+            .filter(|(id, _)| !absorbed.contains(id))
+            .map(|(_, record)| record),
+    );
+    Contents { records, warnings }
+}
+
+/// Opens a file for reading without following a symlink, refusing anything
+/// but a regular file of ours (or root's) of a sane size.
+fn open_regular(path: &Path) -> Result<File, String> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|error| match error.raw_os_error() {
+            Some(libc::ELOOP) => "a symlink".to_string(),
+            _ => error.to_string(),
+        })?;
+    let meta = file.metadata().map_err(|error| error.to_string())?;
+    if !meta.is_file() {
+        return Err("not a regular file".into());
+    }
+    // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc::geteuid() };
+    if meta.uid() != euid && meta.uid() != 0 && euid != 0 {
+        return Err(format!("belongs to user {}, not to us", meta.uid()));
+    }
+    if meta.len() > MAX_FILE_BYTES {
+        return Err(format!("{} bytes: too large", meta.len()));
+    }
+    Ok(file)
+}
+
+fn read_regular(path: &Path) -> Result<Vec<u8>, String> {
+    let mut bytes = Vec::new();
+    open_regular(path)?
+        .read_to_end(&mut bytes)
+        .map_err(|error| error.to_string())?;
+    Ok(bytes)
+}
+
+/// A stats file as a record, with its identity; `None` for one still being
+/// created.
+fn read_stats_file(path: &Path) -> Result<Option<(FileId, Dump)>, String> {
+    let mut file = open_regular(path)?;
+    let inode = file.metadata().map_err(|error| error.to_string())?.ino();
+    let mut bytes = Vec::with_capacity(FILE_BYTES);
+    file.read_to_end(&mut bytes)
+        .map_err(|error| error.to_string())?;
+    let live = match stats_file::decode(&bytes) {
+        Ok(live) => live,
+        Err(error) if stats_file::is_incomplete(&error) => return Ok(None),
+        Err(error) => return Err(error.0),
+    };
+    let holder = lock_holder(&file);
+    let mut record = Dump {
+        origin: live.origin,
+        reason: if holder.is_some() { "live" } else { "dead" }.into(),
+        unix_time: live.created,
+        stats: live.stats,
+        ..Dump::default()
+    };
+    if let Some(Some(pid)) = holder {
+        from_the_kernel(pid, &mut record);
+    }
+    Ok(Some(((inode, live.nonce), record)))
+}
+
+/// Takes (or, with `probe`, asks about) a write lock on one byte; with
+/// `probe`, the answer is whether someone holds it, and `fcntl` fills in who.
+pub fn lock_byte(file: &File, command: libc::c_int, byte: i64, probe: bool) -> bool {
+    lock_query(file, command, byte)
+        .is_some_and(|range| !probe || range.l_type != libc::F_UNLCK as libc::c_short)
+}
+
+fn lock_query(file: &File, command: libc::c_int, byte: i64) -> Option<libc::flock> {
+    // SAFETY: `flock` is plain data; all-zero (l_pid 0, as OFD locks need)
+    // is valid.
+    let mut range: libc::flock = unsafe { std::mem::zeroed() };
+    range.l_type = libc::F_WRLCK as libc::c_short;
+    range.l_whence = libc::SEEK_SET as libc::c_short;
+    range.l_start = byte;
+    range.l_len = 1;
+    // SAFETY: a valid descriptor and lock description.
+    (unsafe { libc::fcntl(file.as_raw_fd(), command, &mut range) } == 0).then_some(range)
+}
+
+/// Whether the file's writer is alive (it holds its liveness lock):
+/// `Some(Some(pid))` with its pid as our pid namespace sees it, `Some(None)`
+/// when that is not visible here, `None` when the writer is dead.
+pub fn lock_holder(file: &File) -> Option<Option<u32>> {
+    if !lock_byte(file, libc::F_OFD_GETLK, LIVENESS_BYTE, true) {
+        return None;
+    }
+    let identity = lock_query(file, libc::F_GETLK, IDENTITY_BYTE)
+        .filter(|range| range.l_type != libc::F_UNLCK as libc::c_short);
+    Some(identity.and_then(|range| u32::try_from(range.l_pid).ok().filter(|&pid| pid > 0)))
+}
+
+/// Replaces what a live process wrote about itself with what the kernel
+/// says of the lock's holder.
+fn from_the_kernel(pid: u32, record: &mut Dump) {
+    let proc = PathBuf::from(format!("/proc/{pid}"));
+    if let Ok(exe) = std::fs::read_link(proc.join("exe")) {
+        let exe = exe.to_string_lossy();
+        record.origin.exe = exe.strip_suffix(" (deleted)").unwrap_or(&exe).to_string();
+    }
+    if let Ok(text) = std::fs::read_to_string(proc.join("cgroup")) {
+        let placement = placement_from_cgroup_file(&text);
+        record.origin.cgroup = placement.cgroup;
+        record.origin.container_id = placement.container_id.unwrap_or_default();
+        record.origin.pod_uid = placement.pod_uid.unwrap_or_default();
+    }
+    record.origin.outer_pid = pid;
+}
+
+/// One stats file named on the command line, as a record (`None` while it
+/// is being created).
+pub fn read_one(path: &Path) -> Result<Option<Dump>, crate::Failure> {
+    read_stats_file(path)
+        .map(|found| found.map(|(_, record)| record))
+        .map_err(|problem| crate::Failure(format!("{}: {problem}", path.display())))
+}
