@@ -1,0 +1,199 @@
+//! `fadvise-shim serve`: a Prometheus exporter. `GET /metrics` reads the
+//! statistics directories afresh on every scrape (no registered metrics
+//! that go stale) and answers in text format 0.0.4, or OpenMetrics 1.0.0
+//! when the `Accept` header prefers it; `GET /healthz` answers `ok`; `GET
+//! /` is an index page.
+//!
+//! One thread per connection, at most `MAX_CONNECTIONS` at once: a slow
+//! scraper holds only its own thread, and each connection has a deadline
+//! for its request and a timeout for each write (see `http`), so a client
+//! that connects and sends nothing frees its thread. Past the cap a
+//! connection gets 503 and is closed by the accepting thread, which never
+//! waits on a client. It binds only the address it is given and prints
+//! `listening on http://ADDR/metrics` once bound (with port 0, ADDR holds
+//! the port chosen).
+
+mod http;
+mod monotonic;
+pub mod source;
+
+use std::io::Write;
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+
+use crate::cli::ServeArgs;
+use crate::report::prometheus::{expose, families, Format};
+use crate::{Failure, Outcome};
+use http::{Refusal, Request};
+use monotonic::Monotonic;
+
+/// Connections served at once; Prometheus servers scrape one at a time
+/// each, so this leaves room for several plus curl.
+const MAX_CONNECTIONS: usize = 32;
+
+struct Exporter {
+    dirs: Vec<PathBuf>,
+    monotonic: Mutex<Monotonic>,
+    connections: AtomicUsize,
+}
+
+pub fn main(args: ServeArgs) -> Outcome {
+    let dirs = if args.dirs.is_empty() {
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        let euid = unsafe { libc::geteuid() };
+        vec![fadvise_shim_core::policy::default_dump_dir(euid)]
+    } else {
+        args.dirs
+    };
+    let listener = TcpListener::bind(&args.listen)
+        .map_err(|error| Failure(format!("listen on {}: {error}", args.listen)))?;
+    let address = listener.local_addr()?;
+    let mut stdout = std::io::stdout();
+    writeln!(stdout, "listening on http://{address}/metrics")?;
+    stdout.flush()?;
+    let exporter = Arc::new(Exporter {
+        dirs,
+        monotonic: Mutex::new(Monotonic::default()),
+        connections: AtomicUsize::new(0),
+    });
+    for stream in listener.incoming() {
+        // Accept errors (EMFILE, a connection reset before accept) are the
+        // client's or passing: keep serving the others.
+        let Ok(stream) = stream else { continue };
+        if exporter.connections.fetch_add(1, Ordering::AcqRel) >= MAX_CONNECTIONS {
+            exporter.connections.fetch_sub(1, Ordering::AcqRel);
+            refuse_busy(stream);
+            continue;
+        }
+        let worker = Arc::clone(&exporter);
+        let spawned = thread::Builder::new().name("scrape".into()).spawn(move || {
+            worker.serve_connection(stream);
+            worker.connections.fetch_sub(1, Ordering::AcqRel);
+        });
+        if spawned.is_err() {
+            // The closure (and the count it would release) is gone.
+            exporter.connections.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A 503 written without waiting: a fresh socket's send buffer takes it
+/// whole, and if it does not the client loses only the explanation.
+fn refuse_busy(mut stream: TcpStream) {
+    let _ = stream.set_nonblocking(true);
+    let _ = stream.write_all(
+        b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    );
+}
+
+impl Exporter {
+    fn serve_connection(&self, mut stream: TcpStream) {
+        let (status, headers, body, with_body) = match http::read_request(&mut stream) {
+            Ok(request) => {
+                let (status, headers, body) = self.route(&request);
+                (status, headers, body, request.method != "HEAD")
+            }
+            Err(Refusal::Status(status)) => (status, Vec::new(), Vec::new(), true),
+            Err(Refusal::Close) => return,
+        };
+        // A client that went away mid-response has nothing left to tell.
+        let _ = http::respond(&mut stream, status, &headers, &body, with_body);
+    }
+
+    fn route(&self, request: &Request) -> (u16, Vec<(&'static str, &'static str)>, Vec<u8>) {
+        const TEXT: (&str, &str) = ("Content-Type", "text/plain; charset=utf-8");
+        if request.method != "GET" && request.method != "HEAD" {
+            return (405, vec![("Allow", "GET, HEAD"), TEXT], Vec::new());
+        }
+        match request.path.as_str() {
+            "/metrics" => {
+                let format = negotiate(&request.accept);
+                match self.scrape(format) {
+                    Ok(body) => (200, vec![("Content-Type", format.content_type())], body),
+                    Err(Failure(message)) => (500, vec![TEXT], format!("{message}\n").into()),
+                }
+            }
+            "/healthz" => (200, vec![TEXT], b"ok\n".to_vec()),
+            "/" => (
+                200,
+                vec![("Content-Type", "text/html; charset=utf-8")],
+                b"<html><body>fadvise-shim exporter: <a href=\"/metrics\">/metrics</a></body></html>\n"
+                    .to_vec(),
+            ),
+            _ => (404, vec![TEXT], b"not found\n".to_vec()),
+        }
+    }
+
+    /// One scrape: the directories read now, counters held monotonic.
+    fn scrape(&self, format: Format) -> Result<Vec<u8>, Failure> {
+        let collected = source::collect(&self.dirs)?;
+        let mut families = families(&collected.processes, Some(collected.unreadable));
+        self.monotonic
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .apply(&mut families);
+        Ok(expose(&families, format))
+    }
+}
+
+/// OpenMetrics 1.0.0 if `accept` ranks it at least as high as the text
+/// format, else text 0.0.4 (also for no `Accept`, or `*/*`).
+fn negotiate(accept: &str) -> Format {
+    let mut openmetrics = 0.0f64;
+    let mut text = 0.0f64;
+    for range in accept.split(',') {
+        let mut parameters = range.split(';').map(str::trim);
+        let media = parameters.next().unwrap_or("").to_ascii_lowercase();
+        let mut quality = 1.0;
+        let mut version = None;
+        for parameter in parameters {
+            match parameter.split_once('=') {
+                Some(("q", value)) => quality = value.parse().unwrap_or(0.0),
+                Some(("version", value)) => version = Some(value),
+                _ => {}
+            }
+        }
+        match media.as_str() {
+            "application/openmetrics-text" if version.is_none_or(|v| v == "1.0.0") => {
+                openmetrics = openmetrics.max(quality)
+            }
+            "text/plain" | "text/*" | "*/*" => text = text.max(quality),
+            _ => {}
+        }
+    }
+    if openmetrics > 0.0 && openmetrics >= text {
+        Format::OpenMetrics
+    } else {
+        Format::Text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn openmetrics_only_when_asked_for_first() {
+        let prometheus = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+        assert_eq!(negotiate(prometheus), Format::OpenMetrics);
+        assert_eq!(
+            negotiate("application/openmetrics-text"),
+            Format::OpenMetrics
+        );
+        for text in [
+            "",
+            "*/*",
+            "text/plain",
+            "application/openmetrics-text;version=0.0.1",
+            "application/openmetrics-text;q=0.2,text/plain;q=0.5",
+            "application/openmetrics-text;q=0",
+        ] {
+            assert_eq!(negotiate(text), Format::Text, "{text}");
+        }
+    }
+}
