@@ -8,7 +8,8 @@
 //! - anything that is not `METHOD SP TARGET SP HTTP/1.x` followed by
 //!   `name: value` lines is 400;
 //! - a request body is never read: every response closes the connection,
-//!   so nothing left unread can be taken for a next request.
+//!   so nothing left unread can be taken for a next request (what the
+//!   client still sends is drained briefly, see `linger`).
 
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
@@ -20,6 +21,9 @@ pub const MAX_HEAD: usize = 8 * 1024;
 pub const HEAD_DEADLINE: Duration = Duration::from_secs(10);
 /// Time allowed for each write of the response to make progress.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long, and how much, a closing connection's input is still read.
+const LINGER: Duration = Duration::from_millis(500);
+const MAX_LINGER_BYTES: usize = 1 << 20;
 
 /// The parts of a request the exporter looks at.
 #[derive(Debug, PartialEq, Eq)]
@@ -149,7 +153,30 @@ pub fn respond(
     if with_body {
         stream.write_all(body)?;
     }
-    stream.flush()
+    stream.flush()?;
+    linger(stream);
+    Ok(())
+}
+
+/// Closes our side, then reads and discards what the client still sends
+/// (a refused request's rest, a body), briefly and boundedly, until it
+/// closes too. Closing a socket with unread input makes the kernel send a
+/// reset, which can destroy the response before the client reads it.
+fn linger(stream: &mut TcpStream) {
+    if stream.shutdown(std::net::Shutdown::Write).is_err()
+        || stream.set_read_timeout(Some(LINGER)).is_err()
+    {
+        return;
+    }
+    let deadline = Instant::now() + LINGER;
+    let mut discard = [0u8; 4096];
+    let mut left = MAX_LINGER_BYTES;
+    while left > 0 && Instant::now() < deadline {
+        match stream.read(&mut discard) {
+            Ok(0) | Err(_) => return,
+            Ok(read) => left = left.saturating_sub(read),
+        }
+    }
 }
 
 fn reason(status: u16) -> &'static str {
