@@ -533,8 +533,11 @@ fn scrape_of_a_thousand_dumps() {
     }
     times.sort();
     eprintln!(
-        "scrape of 1000 dumps: median {:?}, min {:?}, max {:?}, {bytes} bytes",
-        times[3], times[0], times[6]
+        "scrape of 1000 dumps: median {:?}, min {:?}, max {:?}, {bytes} bytes, peak RSS {} KiB",
+        times[3],
+        times[0],
+        times[6],
+        serve.peak_rss_kib()
     );
     assert!(times[3] < Duration::from_secs(1), "{times:?}");
 }

@@ -16,7 +16,7 @@
 //! counts are exact, not rounded (proved in the tests below). No
 //! timestamps: the scraper stamps the scrape.
 
-use std::collections::BTreeMap;
+use std::collections::btree_map::{BTreeMap, Entry};
 use std::fmt::Write;
 
 use fadvise_shim_core::dump::Dump;
@@ -89,13 +89,17 @@ pub struct Sample {
 
 /// The `report --format prometheus` output for a set of dumps.
 pub fn render(dumps: &[Dump]) -> Vec<u8> {
-    let processes: Vec<ProcessStats> = dumps.iter().map(from_dump).collect();
-    expose(&families(&processes, None), Format::Text)
+    expose(&families(dumps.iter().map(from_dump), None), Format::Text)
 }
 
 /// The metric families for `processes`; with `unreadable`, also the gauge
 /// of files the scrape could not read (only `serve` reads on its own).
-pub fn families(processes: &[ProcessStats], unreadable: Option<u64>) -> Vec<Family> {
+/// `processes` are taken one at a time and folded into their group, so
+/// memory holds one `Snapshot` per group, not per process.
+pub fn families(
+    processes: impl IntoIterator<Item = ProcessStats>,
+    unreadable: Option<u64>,
+) -> Vec<Family> {
     let groups = grouped(processes);
     let mut calls = family(
         "fadvise_shim_calls",
@@ -203,7 +207,7 @@ struct Group {
     stats: Snapshot,
 }
 
-fn grouped(processes: &[ProcessStats]) -> BTreeMap<String, Group> {
+fn grouped(processes: impl IntoIterator<Item = ProcessStats>) -> BTreeMap<String, Group> {
     let mut groups: BTreeMap<String, Group> = BTreeMap::new();
     for process in processes {
         let mut identity = format!("exe=\"{}\"", label_value(&process.exe, MAX_EXE));
@@ -215,16 +219,22 @@ fn grouped(processes: &[ProcessStats]) -> BTreeMap<String, Group> {
                 let _ = write!(identity, ",{name}=\"{}\"", label_value(value, limit));
             }
         }
-        let group = groups.entry(identity).or_insert_with(|| Group {
-            seen: 0,
-            live: 0,
-            stats: Snapshot::default(),
-        });
-        group.seen += process.processes;
-        if process.live {
-            group.live += process.processes;
+        let live = if process.live { process.processes } else { 0 };
+        match groups.entry(identity) {
+            Entry::Vacant(vacant) => {
+                vacant.insert(Group {
+                    seen: process.processes,
+                    live,
+                    stats: process.stats,
+                });
+            }
+            Entry::Occupied(mut occupied) => {
+                let group = occupied.get_mut();
+                group.seen += process.processes;
+                group.live += live;
+                group.stats.merge(&process.stats);
+            }
         }
-        group.stats.merge(&process.stats);
     }
     groups
 }
@@ -322,20 +332,20 @@ mod tests {
             ..ProcessStats::default()
         };
         // Both clean to the same identity: one series, both counted.
-        let groups = grouped(&[long, other]);
+        let groups = grouped([long, other]);
         assert_eq!(groups.len(), 1);
         assert_eq!(groups.values().next().unwrap().seen, 2);
     }
 
     #[test]
     fn openmetrics_names_counter_families_without_total_and_ends_with_eof() {
-        let text = String::from_utf8(expose(&families(&[], None), Format::OpenMetrics)).unwrap();
+        let text = String::from_utf8(expose(&families([], None), Format::OpenMetrics)).unwrap();
         assert!(
             text.contains("# TYPE fadvise_shim_calls counter\n"),
             "{text}"
         );
         assert!(text.ends_with("# EOF\n"), "{text}");
-        let text = String::from_utf8(expose(&families(&[], None), Format::Text)).unwrap();
+        let text = String::from_utf8(expose(&families([], None), Format::Text)).unwrap();
         assert!(
             text.contains("# TYPE fadvise_shim_calls_total counter\n"),
             "{text}"

@@ -9,7 +9,8 @@
 //! for its request and a timeout for each write (see `http`), so a client
 //! that connects and sends nothing frees its thread. Past the cap a
 //! connection gets 503 and is closed by the accepting thread, which never
-//! waits on a client. It binds only the address it is given and prints
+//! waits on a client. Computing a scrape is serialised (bounded memory),
+//! sending it is not. It binds only the address it is given and prints
 //! `listening on http://ADDR/metrics` once bound (with port 0, ADDR holds
 //! the port chosen).
 
@@ -24,6 +25,7 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
+use std::time::Duration;
 
 use crate::cli::ServeArgs;
 use crate::report::prometheus::{expose, families, Format};
@@ -62,8 +64,12 @@ pub fn main(args: ServeArgs) -> Outcome {
     });
     for stream in listener.incoming() {
         // Accept errors (EMFILE, a connection reset before accept) are the
-        // client's or passing: keep serving the others.
-        let Ok(stream) = stream else { continue };
+        // client's or passing: keep serving the others, without spinning
+        // on one that lasts.
+        let Ok(stream) = stream else {
+            thread::sleep(Duration::from_millis(10));
+            continue;
+        };
         if exporter.connections.fetch_add(1, Ordering::AcqRel) >= MAX_CONNECTIONS {
             exporter.connections.fetch_sub(1, Ordering::AcqRel);
             refuse_busy(stream);
@@ -130,13 +136,19 @@ impl Exporter {
     }
 
     /// One scrape: the directories read now, counters held monotonic.
+    ///
+    /// Scrapes are computed one at a time (the lock is held from reading
+    /// to rendering, not while the response is sent, so a slow reader
+    /// holds up nobody): a scrape holds one `Snapshot` (about 300 KiB) per
+    /// identity while it reads, and concurrent ones would multiply that.
     fn scrape(&self, format: Format) -> Result<Vec<u8>, Failure> {
-        let collected = source::collect(&self.dirs)?;
-        let mut families = families(&collected.processes, Some(collected.unreadable));
-        self.monotonic
+        let mut monotonic = self
+            .monotonic
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .apply(&mut families);
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let collected = source::collect(&self.dirs)?;
+        let mut families = families(collected.processes, Some(collected.unreadable));
+        monotonic.apply(&mut families);
         Ok(expose(&families, format))
     }
 }

@@ -97,6 +97,17 @@ impl Serve {
         }
     }
 
+    /// The peak resident memory of serve so far, in KiB (`VmHWM`).
+    pub fn peak_rss_kib(&self) -> u64 {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self._process.pid())).unwrap();
+        let line = status
+            .lines()
+            .find(|line| line.starts_with("VmHWM:"))
+            .unwrap();
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    }
+
     pub fn metrics(&self, accept: Option<&str>) -> Response {
         let mut request = "GET /metrics HTTP/1.1\r\nHost: test\r\n".to_string();
         if let Some(accept) = accept {
