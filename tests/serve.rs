@@ -356,6 +356,26 @@ fn routes_methods_and_malformed_requests() {
 }
 
 #[test]
+fn an_address_it_cannot_bind_is_a_one_line_failure() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken = taken.local_addr().unwrap().to_string();
+    for address in [taken.as_str(), "not-an-address", "192.0.2.1:9808"] {
+        let finished = run(
+            common::clean_command(common::cli()).args(["serve", "--listen", address]),
+            TIMEOUT,
+        );
+        assert_eq!(finished.status.code(), Some(1), "{address}: {finished}");
+        assert!(
+            finished
+                .stderr
+                .starts_with(&format!("fadvise-shim: listen on {address}: "))
+                && finished.stderr.lines().count() == 1,
+            "{finished}"
+        );
+    }
+}
+
+#[test]
 fn silent_and_trickling_clients_are_cut_off_and_others_still_served() {
     let scratch = Scratch::new();
     let serve = Serve::start("127.0.0.1:0", &scratch.dump_dir());

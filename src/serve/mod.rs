@@ -77,8 +77,8 @@ pub fn main(args: ServeArgs) -> Outcome {
         }
         let worker = Arc::clone(&exporter);
         let spawned = thread::Builder::new().name("scrape".into()).spawn(move || {
+            let _slot = Slot(&worker.connections);
             worker.serve_connection(stream);
-            worker.connections.fetch_sub(1, Ordering::AcqRel);
         });
         if spawned.is_err() {
             // The closure (and the count it would release) is gone.
@@ -86,6 +86,16 @@ pub fn main(args: ServeArgs) -> Outcome {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A connection's place under `MAX_CONNECTIONS`, given back when its
+/// thread ends, even by a panic.
+struct Slot<'a>(&'a AtomicUsize);
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// A 503 written without waiting: a fresh socket's send buffer takes it
