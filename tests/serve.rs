@@ -352,7 +352,36 @@ fn routes_methods_and_malformed_requests() {
     let mut partial = TcpStream::connect(serve.address).unwrap();
     partial.write_all(b"GET /metr").unwrap();
     drop(partial);
+    // Clients that reset the connection (SO_LINGER 0) before the answer.
+    for _ in 0..20 {
+        let stream = TcpStream::connect(serve.address).unwrap();
+        (&stream)
+            .write_all(b"GET /metrics HTTP/1.1\r\n\r\n")
+            .unwrap();
+        reset_on_close(&stream);
+    }
     assert_eq!(send(b"GET /healthz HTTP/1.1\r\n\r\n").status, 200);
+}
+
+/// Makes dropping `stream` send a reset instead of a FIN.
+fn reset_on_close(stream: &TcpStream) {
+    use std::os::fd::AsRawFd;
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: `linger` is a valid `struct linger` that outlives the call,
+    // and its size is passed; the descriptor is the stream's own, open.
+    let result = unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&linger as *const libc::linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(result, 0);
 }
 
 #[test]

@@ -51,6 +51,14 @@ pub fn main(args: ServeArgs) -> Outcome {
     } else {
         args.dirs
     };
+    // std's TcpStream already sends with MSG_NOSIGNAL; ignoring SIGPIPE
+    // (which main set back to its default for piped output) makes sure no
+    // write of a long-running exporter, stdout included, can end it.
+    // SAFETY: changing a signal's disposition before any thread exists
+    // has no memory-safety requirement.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+    }
     let listener = TcpListener::bind(&args.listen)
         .map_err(|error| Failure(format!("listen on {}: {error}", args.listen)))?;
     let address = listener.local_addr()?;
