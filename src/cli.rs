@@ -29,6 +29,11 @@ pub enum Command {
         after_help = "Examples:\n  fadvise-shim report /tmp/fadvise-shim\n  fadvise-shim report --format prometheus --output /var/lib/node_exporter/fadvise.prom /tmp/fadvise-shim"
     )]
     Report(ReportArgs),
+    /// Serve the statistics to Prometheus: GET /metrics
+    #[command(
+        after_help = "Example:\n  fadvise-shim serve --listen 0.0.0.0:9808 /var/run/fadvise-shim/stats\n\nPrints `listening on http://ADDR/metrics` once bound; port 0 picks a free port."
+    )]
+    Serve(ServeArgs),
     /// Validate a policy file: errors as FILE:LINE:COL, or a summary
     #[command(
         after_help = "Example:\n  fadvise-shim check /etc/fadvise-shim/policy.toml\n\nExit status: 0 valid, 1 invalid."
@@ -97,6 +102,17 @@ pub struct ReportArgs {
     /// Dump files, stats files, or directories holding them (default: this user's stats and dump directories)
     #[arg(value_name = "PATH")]
     pub paths: Vec<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// Address and port to listen on
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9808")]
+    pub listen: String,
+    /// Directories of statistics and dumps, each with its per-pod
+    /// subdirectories (default: this user's dump directory)
+    #[arg(value_name = "DIR")]
+    pub dirs: Vec<PathBuf>,
 }
 
 #[derive(Args)]

@@ -14,6 +14,7 @@ mod install;
 mod output;
 mod report;
 mod run;
+mod serve;
 mod stats_dir;
 
 use std::process::ExitCode;
@@ -41,6 +42,7 @@ fn main() -> ExitCode {
     let outcome = match cli.command {
         Command::Run(args) => run::main(args),
         Command::Report(args) => report::main(args),
+        Command::Serve(args) => serve::main(args),
         Command::Check(args) => check::main(args),
         Command::Dump(args) => dump_cmd::main(args),
         Command::Doctor(args) => doctor::main(args),

@@ -119,7 +119,10 @@ fn two_pid_ones_in_their_own_namespaces_are_two_processes() {
     }
     let dumps = scratch.dump_dir_listing();
     assert_eq!(dumps.len(), 2, "{dumps:?}");
-    assert!(dumps.iter().all(|name| name.starts_with("calls.1.")), "{dumps:?}");
+    assert!(
+        dumps.iter().all(|name| name.starts_with("calls.1.")),
+        "{dumps:?}"
+    );
     for dir in [scratch.dump_dir(), scratch.stats_dir()] {
         let (merged, _) = report(&[&dir], &[]);
         assert_eq!(merged["processes"], 2, "{}: {merged}", dir.display());
@@ -231,13 +234,21 @@ fn bad_files_are_skipped_with_a_warning_and_harm_nothing() {
     assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
     let huge = std::fs::File::create(stats.join("huge.1.1-1.6.stats")).unwrap();
     huge.set_len(1 << 30).unwrap();
-    std::fs::write(stats.join("bad.0123456789abcdef.retired"), b"# fadvise-shim dump 1\nstats x\n").unwrap();
+    std::fs::write(
+        stats.join("bad.0123456789abcdef.retired"),
+        b"# fadvise-shim dump 1\nstats x\n",
+    )
+    .unwrap();
     let (merged, warnings) = report(&[&stats], &[]);
     // The live process and the dead one, nothing else.
     assert_eq!(fadvise_count(&merged), 12, "{merged}\n{warnings}");
-    for name in ["cut.", "version.", "garbage.", "link.", "fifo.", "huge.", "bad."] {
+    for name in [
+        "cut.", "version.", "garbage.", "link.", "fifo.", "huge.", "bad.",
+    ] {
         assert!(
-            warnings.lines().any(|line| line.contains(name) && line.contains("skipped")),
+            warnings
+                .lines()
+                .any(|line| line.contains(name) && line.contains("skipped")),
             "no warning for {name}: {warnings}"
         );
     }
@@ -277,11 +288,7 @@ fn placed(hierarchy: &str, relative: &str, by: &str) -> Option<Value> {
     let _cgroup = Cgroup(path.clone());
     let scratch = Scratch::new();
     let go = scratch.file("go");
-    let mut running = Running::start(&mut calls(
-        &scratch,
-        9,
-        &["after", go.to_str().unwrap()],
-    ));
+    let mut running = Running::start(&mut calls(&scratch, 9, &["after", go.to_str().unwrap()]));
     running.wait_for_line(TIMEOUT, |line| line == "ready");
     std::fs::write(path.join("cgroup.procs"), running.pid().to_string()).expect("join the cgroup");
     std::fs::write(&go, "").unwrap();

@@ -21,7 +21,9 @@ use fadvise_shim_core::stats_file::FILE_SUFFIX as STATS_SUFFIX;
 use crate::cli::GroupBy;
 use crate::Failure;
 
-/// This user's default directories: live statistics, then dumps.
+/// This user's default directory: the live statistics, which hold every
+/// process that made a call (dumps of the same processes would count them
+/// twice); the dump directory where there are no live statistics.
 pub fn default_paths() -> Vec<PathBuf> {
     // SAFETY: geteuid has no preconditions.
     let euid = unsafe { libc::geteuid() };
@@ -34,7 +36,8 @@ pub fn default_paths() -> Vec<PathBuf> {
         .unwrap_or_else(|| default_dump_dir(euid));
     [stats, dumps]
         .into_iter()
-        .filter(|dir| dir.is_dir())
+        .find(|dir| dir.is_dir())
+        .into_iter()
         .collect()
 }
 
@@ -157,18 +160,6 @@ pub fn merged(dumps: &[Dump]) -> Snapshot {
         total.merge(&dump.stats);
     }
     total
-}
-
-/// The dumps of each executable (by file name) added up, with how many
-/// processes each group holds; sorted by name.
-pub fn merged_by_exe(dumps: &[Dump]) -> BTreeMap<&str, (usize, Snapshot)> {
-    let mut groups: BTreeMap<&str, (usize, Snapshot)> = BTreeMap::new();
-    for dump in dumps {
-        let (processes, total) = groups.entry(dump.exe_name()).or_default();
-        *processes += dump.processes as usize;
-        total.merge(&dump.stats);
-    }
-    groups
 }
 
 /// The host-scope budgets the dumps drew from, one per name. Their counts

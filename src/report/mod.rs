@@ -9,7 +9,7 @@ mod hgrm;
 mod hlog;
 mod json;
 mod load;
-mod prometheus;
+pub mod prometheus;
 mod svg;
 mod table;
 
