@@ -11,6 +11,7 @@
 pub mod args;
 pub mod call;
 pub mod dump;
+pub mod gcra;
 pub mod histogram;
 pub mod policy;
 pub mod stats;
