@@ -83,8 +83,14 @@ pub fn supervise(run: Supervise) -> Result<Ended, Failure> {
         install::pair(program).map_err(|error| Failure(format!("socketpair: {error}")))?;
     let mut command = Command::new(run.program);
     command.args(run.arguments);
-    // SAFETY: `install` makes only async-signal-safe system calls.
-    unsafe { command.pre_exec(move || installer.install()) };
+    let mask = signals.previous_mask();
+    // SAFETY: both make only async-signal-safe system calls.
+    unsafe {
+        command.pre_exec(move || {
+            signals::restore_mask(&mask)?;
+            installer.install()
+        })
+    };
     let spawned = command.spawn();
     drop(command);
     let child = match (spawned, receiver.receive()) {

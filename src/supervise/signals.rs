@@ -37,35 +37,48 @@ pub struct Arrived {
     pub from_terminal: bool,
 }
 
-pub struct Signals(OwnedFd);
+pub struct Signals {
+    fd: OwnedFd,
+    /// The mask before `block`, which the program must start with.
+    previous: libc::sigset_t,
+}
 
 impl Signals {
     /// Blocks the signals the supervisor handles and opens a signalfd for
     /// them. Call before starting the program: a signal that arrives in
-    /// between must not kill the supervisor. (The program starts with an
-    /// empty mask: `std::process::Command` resets it in the child.)
+    /// between must not kill the supervisor. The mask is inherited across
+    /// `fork` and `exec`: the child puts back `previous_mask` before `exec`.
     pub fn block() -> io::Result<Signals> {
         // SAFETY: sigset operations on a local set; sigprocmask and signalfd
         // only read it.
         unsafe {
             let mut set: libc::sigset_t = std::mem::zeroed();
+            let mut previous: libc::sigset_t = std::mem::zeroed();
             libc::sigemptyset(&mut set);
             for signal in FORWARDED.iter().chain(&[libc::SIGCHLD, libc::SIGUSR1]) {
                 libc::sigaddset(&mut set, *signal);
             }
-            if libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) != 0 {
+            if libc::sigprocmask(libc::SIG_BLOCK, &set, &mut previous) != 0 {
                 return Err(io::Error::last_os_error());
             }
             let fd = libc::signalfd(-1, &set, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK);
             if fd < 0 {
                 return Err(io::Error::last_os_error());
             }
-            Ok(Signals(OwnedFd::from_raw_fd(fd)))
+            Ok(Signals {
+                fd: OwnedFd::from_raw_fd(fd),
+                previous,
+            })
         }
     }
 
     pub fn fd(&self) -> RawFd {
-        self.0.as_raw_fd()
+        self.fd.as_raw_fd()
+    }
+
+    /// The signal mask the program must start with.
+    pub fn previous_mask(&self) -> libc::sigset_t {
+        self.previous
     }
 
     /// Every signal waiting now.
@@ -92,6 +105,16 @@ impl Signals {
             });
         }
     }
+}
+
+/// In the child before `exec`: puts back the mask the supervisor started
+/// with. Async-signal-safe.
+pub fn restore_mask(mask: &libc::sigset_t) -> io::Result<()> {
+    // SAFETY: sigprocmask reads the set.
+    if unsafe { libc::sigprocmask(libc::SIG_SETMASK, mask, std::ptr::null_mut()) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// Sends `signal` to process `pid`; one that has just exited is no error.
