@@ -1,6 +1,7 @@
 // Makes the intercepted system calls a known number of times from Go,
 // which issues system calls itself (CGO_ENABLED=0: no libc at all), for
-// `run --supervise`. Usage: calls-go FILE N. N rounds of fsync,
+// `run --supervise`. Usage: calls-go loop FILE N, as calls.c's loop
+// mode: N rounds of fsync,
 // sync_file_range, msync and posix_fadvise(DONTNEED) on FILE (written and
 // synced by the test), then fsync(-1) and fadvise with advice 99, printing
 // their errors and how many of FILE's pages are resident (mincore), e.g.
@@ -25,12 +26,12 @@ func check(what string, errno syscall.Errno) {
 }
 
 func main() {
-	if len(os.Args) != 3 {
-		fmt.Fprintln(os.Stderr, "usage: calls-go FILE N")
+	if len(os.Args) != 4 || os.Args[1] != "loop" {
+		fmt.Fprintln(os.Stderr, "usage: calls-go loop FILE N")
 		os.Exit(2)
 	}
-	rounds, _ := strconv.Atoi(os.Args[2])
-	file, err := os.OpenFile(os.Args[1], os.O_RDWR, 0)
+	rounds, _ := strconv.Atoi(os.Args[3])
+	file, err := os.OpenFile(os.Args[2], os.O_RDWR, 0)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
