@@ -232,3 +232,41 @@ fn drop_block(asm: &mut Assembler, call: Call, ends: &Ends) {
     }
     asm.ret(libc::SECCOMP_RET_ERRNO);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fadvise_shim_core::policy::parse_policy;
+
+    fn drops(policy: &str) -> KernelDrops {
+        KernelDrops::from_policy(&parse_policy(policy).unwrap())
+    }
+
+    #[test]
+    fn only_drops_that_hold_for_every_process_and_file_go_to_the_kernel() {
+        let all = drops("[[rule]]\ncall = \"*\"\naction = \"drop\"\n");
+        assert_eq!(all.describe().len(), Call::COUNT);
+        // An `exe` rule first keeps fsync with the supervisor, a `path`
+        // rule keeps msync there; it never decides `sync`, so the drop
+        // after it does.
+        let some = drops(
+            "[[rule]]\ncall = \"fsync\"\nexe = [\"db\"]\naction = \"pass\"\n\
+             [[rule]]\ncall = \"posix_fadvise\"\nadvice = [\"dontneed\", \"noreuse\"]\naction = \"drop\"\n\
+             [[rule]]\ncall = \"*\"\npath = [\"/x/**\"]\naction = \"pass\"\n\
+             [[rule]]\ncall = [\"fsync\", \"sync\", \"msync\"]\naction = \"drop\"\n",
+        );
+        assert_eq!(some.describe(), ["posix_fadvise(dontneed,noreuse)", "sync"]);
+        assert!(drops("").describe().is_empty());
+    }
+
+    #[test]
+    fn every_program_assembles() {
+        let all = drops("[[rule]]\ncall = \"*\"\naction = \"drop\"\n");
+        let dontneed =
+            drops("[[rule]]\ncall = \"posix_fadvise\"\nadvice = \"dontneed\"\naction = \"drop\"\n");
+        for drops in [KernelDrops::default(), all, dontneed] {
+            let program = program(&drops).unwrap();
+            assert!(program.len() < 200, "{} instructions", program.len());
+        }
+    }
+}

@@ -4,8 +4,9 @@
  *   calls loop FILE N        N rounds of fsync, sync_file_range, msync and
  *                            posix_fadvise(DONTNEED) on FILE (which the test
  *                            wrote and synced), then fsync(-1) and
- *                            posix_fadvise with advice 99; prints what each
- *                            argument error returned and how many of FILE's
+ *                            posix_fadvise with advice 99, sync_file_range
+ *                            with bad flags and a misaligned msync; prints
+ *                            what each argument error returned and how many of FILE's
  *                            pages are resident (mincore, the page cache's
  *                            own answer), e.g. "resident 0 of 256".
  *   calls threads FILE N T   T threads, N rounds each (no argument errors).
@@ -117,6 +118,12 @@ int main(int argc, char **argv)
         int result = fsync(-1);
         printf("fsync(-1) %d %s\n", result, strerrorname_np(errno));
         printf("bad advice %s\n", strerrorname_np(posix_fadvise(fd, 0, 0, 99)));
+        errno = 0;
+        result = sync_file_range(fd, 0, 0, 0xff);
+        printf("bad flags %d %s\n", result, strerrorname_np(errno));
+        errno = 0;
+        result = msync((char *)map + 1, length - 1, MS_SYNC);
+        printf("misaligned msync %d %s\n", result, strerrorname_np(errno));
         print_residency();
     } else if (strcmp(mode, "threads") == 0) {
         int count = argc > 4 ? atoi(argv[4]) : 4;

@@ -3,8 +3,8 @@
 // `run --supervise`. Usage: calls-go loop FILE N, as calls.c's loop
 // mode: N rounds of fsync,
 // sync_file_range, msync and posix_fadvise(DONTNEED) on FILE (written and
-// synced by the test), then fsync(-1) and fadvise with advice 99, printing
-// their errors and how many of FILE's pages are resident (mincore), e.g.
+// synced by the test), then fsync(-1), fadvise with advice 99,
+// sync_file_range with bad flags and a misaligned msync, printing their errors and how many of FILE's pages are resident (mincore), e.g.
 // "resident 0 of 256".
 package main
 
@@ -64,6 +64,10 @@ func main() {
 	fmt.Printf("fsync(-1) %v\n", errnoName(errnoOf(syscall.Fsync(-1))))
 	_, _, errno := syscall.Syscall6(syscall.SYS_FADVISE64, uintptr(fd), 0, 0, 99, 0, 0)
 	fmt.Printf("bad advice %v\n", errnoName(errno))
+	_, _, errno = syscall.Syscall6(syscall.SYS_SYNC_FILE_RANGE, uintptr(fd), 0, 0, 0xff, 0, 0)
+	fmt.Printf("bad flags %v\n", errnoName(errno))
+	_, _, errno = syscall.Syscall(syscall.SYS_MSYNC, address+1, uintptr(length-1), syscall.MS_SYNC)
+	fmt.Printf("misaligned msync %v\n", errnoName(errno))
 	pages := (length + os.Getpagesize() - 1) / os.Getpagesize()
 	vector := make([]byte, pages)
 	_, _, errno = syscall.Syscall(syscall.SYS_MINCORE, address, uintptr(length), uintptr(unsafe.Pointer(&vector[0])))
