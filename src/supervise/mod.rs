@@ -93,13 +93,13 @@ pub fn supervise(run: Supervise) -> Result<Ended, Failure> {
     };
     let spawned = command.spawn();
     drop(command);
-    let child = match (spawned, receiver.receive()) {
+    let (child, listener) = match (spawned, receiver.receive()) {
         (Ok(child), Ok(listener)) => (child, listener),
         (_, Err(Refusal::Kernel(error))) => {
             return Err(Failure(format!(
                 "the kernel refused the seccomp filter ({error}); --supervise needs seccomp \
-                 user notification (Linux 5.9 or later, seccomp not disabled or already \
-                 supervised)"
+                 user notification (Linux 5.9 or later, seccomp enabled, and not already \
+                 under a seccomp supervisor)"
             )))
         }
         (Err(error), _) => {
@@ -113,7 +113,6 @@ pub fn supervise(run: Supervise) -> Result<Ended, Failure> {
             return Err(Failure("the program started without its filter".into()));
         }
     };
-    let (child, listener) = child;
     let decider = Decider::new(run.policy);
     let mut supervisor = Supervisor {
         listener: Listener(listener),

@@ -8,7 +8,7 @@
 //! use, so a thread id reused by another process is noticed; a process's
 //! entries are dropped when it exits.
 
-use std::collections::HashMap;
+use std::collections::hash_map::{Entry, HashMap};
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
@@ -84,18 +84,17 @@ impl Processes {
                 tgid
             }
         };
-        if !self.by_tgid.contains_key(&tgid) {
-            let process = Process {
+        Ok(match self.by_tgid.entry(tgid) {
+            Entry::Occupied(known) => known.into_mut(),
+            Entry::Vacant(new) => new.insert(Process {
                 tgid,
                 ppid: parent(tgid).unwrap_or(0),
                 exe: executable(tgid)?,
                 pidfd: pidfd_open(tgid)?,
                 stats: Snapshot::default(),
                 budgets: (0..self.budget_count).map(|_| AtomicU64::new(0)).collect(),
-            };
-            self.by_tgid.insert(tgid, process);
-        }
-        Ok(self.by_tgid.get_mut(&tgid).expect("inserted above"))
+            }),
+        })
     }
 
     /// Every process's pidfd, to poll for exits.
