@@ -317,6 +317,60 @@ fn in_kernel_drops_keep_argument_errors_and_are_not_counted() {
 }
 
 #[test]
+fn exe_and_path_rules_see_the_callers_program_and_files() {
+    let (scratch, data) = scratch_with_data();
+    let dir = data.parent().unwrap().display().to_string();
+    let args = loop_args(&data);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut run_with = |policy: &str| {
+        let _ = std::fs::remove_dir_all(scratch.dump_dir());
+        std::fs::create_dir(scratch.dump_dir()).unwrap();
+        let option = policy_option(&scratch, policy);
+        let finished = run(
+            &mut supervised(&scratch, &[&option], &static_program(), &args),
+            TIMEOUT,
+        );
+        finished.assert_success("supervised loop");
+        finished
+    };
+    // `path` from /proc/PID/fd for posix_fadvise, /proc/PID/maps for msync;
+    // the rule for another directory matches neither.
+    let finished = run_with(&format!(
+        "[[rule]]\ncall = \"posix_fadvise\"\npath = [\"/nowhere/**\"]\naction = \"pass\"\n\
+         [[rule]]\ncall = [\"posix_fadvise\", \"msync\"]\npath = [\"{dir}/*\"]\naction = \"drop\"\n"
+    ));
+    assert_loop_output(&finished, DATA_BYTES / 4096);
+    let report = json_report(&scratch);
+    assert_eq!(
+        json_counts(&report, Call::Msync),
+        (ROUNDS + 1, 0, ROUNDS + 1, 0, 0),
+        "{report}"
+    );
+    assert_eq!(
+        json_counts(&report, Call::Fsync),
+        (ROUNDS + 1, ROUNDS + 1, 0, 0, 1),
+        "{report}"
+    );
+    // `exe` from /proc/PID/exe: the program's name matches, another does not.
+    let finished = run_with(
+        "[[rule]]\ncall = \"*\"\nexe = [\"postgres\"]\naction = \"pass\"\n\
+         [[rule]]\ncall = \"posix_fadvise\"\nexe = [\"calls\"]\naction = \"drop\"\n",
+    );
+    assert_loop_output(&finished, DATA_BYTES / 4096);
+    let report = json_report(&scratch);
+    assert_eq!(
+        json_counts(&report, Call::PosixFadvise),
+        (ROUNDS + 1, 0, ROUNDS + 1, 0, 0),
+        "{report}"
+    );
+    assert_eq!(
+        json_counts(&report, Call::Msync),
+        (ROUNDS + 1, ROUNDS + 1, 0, 0, 0),
+        "{report}"
+    );
+}
+
+#[test]
 fn threads_are_counted_in_their_process() {
     let (scratch, data) = scratch_with_data();
     let args = ["threads", &data.display().to_string(), "25", "4"];
