@@ -322,7 +322,7 @@ fn exe_and_path_rules_see_the_callers_program_and_files() {
     let dir = data.parent().unwrap().display().to_string();
     let args = loop_args(&data);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let mut run_with = |policy: &str| {
+    let run_with = |policy: &str| {
         let _ = std::fs::remove_dir_all(scratch.dump_dir());
         std::fs::create_dir(scratch.dump_dir()).unwrap();
         let option = policy_option(&scratch, policy);
