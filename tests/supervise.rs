@@ -492,44 +492,70 @@ fn exit_status_signals_and_dump_on_sigusr1() {
     );
 }
 
-#[test]
-fn a_killed_supervisor_leaves_nothing_hung() {
+/// Runs `calls slow` (40 fsyncs, 20 ms apart) under the supervisor, stops
+/// the supervisor while the program waits in an fsync (as the kernel shows
+/// in `/proc/PID/syscall`), SIGKILLs it (and its keeper too if
+/// `kill_keeper`), and returns the program's fsync results, once it has
+/// finished: it holds the stdout pipe, so `wait` returns only then.
+fn fsyncs_after_killing_the_supervisor(kill_keeper: bool) -> (Vec<String>, Finished) {
     let (scratch, data) = scratch_with_data();
     let args = ["slow", &data.display().to_string(), "40"];
     let mut running = Running::start(&mut supervised(&scratch, &[], &static_program(), &args));
     running.wait_for_line(TIMEOUT, |line| line == "fsync 0");
     let supervisor = running.pid();
-    let children =
-        std::fs::read_to_string(format!("/proc/{supervisor}/task/{supervisor}/children")).unwrap();
-    let program: u32 = children.trim().parse().unwrap();
-    // Stopped, the supervisor cannot answer: the kernel shows the
-    // program waiting inside its next fsync.
+    let children: Vec<u32> =
+        std::fs::read_to_string(format!("/proc/{supervisor}/task/{supervisor}/children"))
+            .unwrap()
+            .split_whitespace()
+            .map(|pid| pid.parse().unwrap())
+            .collect();
+    let is_ours = |pid: &u32| std::fs::read_link(format!("/proc/{pid}/exe")).unwrap() == cli();
+    let (keepers, programs): (Vec<u32>, Vec<u32>) = children.into_iter().partition(is_ours);
+    assert_eq!(
+        (keepers.len(), programs.len()),
+        (1, 1),
+        "{keepers:?} {programs:?}"
+    );
+    let program = programs[0];
     running.signal(libc::SIGSTOP);
     let waiting = poll(TIMEOUT, || {
         let syscall = std::fs::read_to_string(format!("/proc/{program}/syscall")).ok()?;
         (syscall.split_whitespace().next()? == libc::SYS_fsync.to_string()).then_some(())
     });
     assert!(waiting.is_some(), "the program never waited in fsync");
+    if kill_keeper {
+        // SAFETY: kill() has no memory-safety requirements; the keeper is
+        // a child of the stopped supervisor, so its pid is not reused.
+        unsafe { libc::kill(keepers[0] as libc::pid_t, libc::SIGKILL) };
+    }
     running.signal(libc::SIGKILL);
-    // The program holds the stdout pipe: `wait` returns once it has
-    // finished its 40 fsyncs (20 ms apart) and exited: the waiting call
-    // and every later one are answered by the kernel.
     let finished = running.wait(Duration::from_secs(10));
-    let results: Vec<&str> = finished
+    let results: Vec<String> = finished
         .stdout
         .lines()
         .filter(|line| line.starts_with("fsync "))
+        .map(str::to_owned)
         .collect();
     assert_eq!(results.len(), 40, "{finished}");
-    // Answered by the supervisor until it stopped; then, with the listener
-    // gone, by the kernel: ENOSYS, at once.
-    let answered = results
-        .iter()
-        .take_while(|line| **line == "fsync 0")
-        .count();
+    (results, finished)
+}
+
+#[test]
+fn a_killed_supervisor_leaves_the_program_running_with_working_calls() {
+    // The keeper answers the waiting call and every later one: they pass.
+    let (results, finished) = fsyncs_after_killing_the_supervisor(false);
+    assert!(results.iter().all(|line| line == "fsync 0"), "{finished}");
+}
+
+#[test]
+fn without_its_keeper_a_killed_supervisor_leaves_enosys_not_a_hang() {
+    // With the listener closed, the kernel answers the waiting call and
+    // every later one with ENOSYS, at once.
+    let (results, finished) = fsyncs_after_killing_the_supervisor(true);
+    let answered = results.iter().take_while(|line| *line == "fsync 0").count();
     assert!(answered >= 1, "{finished}");
     assert!(
-        results[answered..].iter().all(|line| *line == "fsync 38"),
+        results[answered..].iter().all(|line| line == "fsync 38"),
         "{finished}"
     );
 }

@@ -15,16 +15,20 @@
 //! process dumps on `SIGUSR1` (`dump.rs`). The run ends when the program
 //! has exited and no process is left under the filter.
 //!
-//! If the supervisor dies (even by `SIGKILL`), the listener closes with it
-//! (no other process holds it): the kernel then answers every call that
-//! was waiting, and every later intercepted call, with `ENOSYS` at once.
-//! The program is never left stuck; its page-cache calls fail instead.
+//! If the supervisor dies (even by `SIGKILL`), the keeper (`keeper.rs`), a
+//! process forked from it that holds the only other copy of the listener,
+//! takes over and lets every call through to the kernel, uncounted: the
+//! program is never left stuck, and its calls keep working. Were the keeper
+//! gone too, the listener would close and the kernel would answer every
+//! waiting and later intercepted call with `ENOSYS` at once. The program
+//! itself never holds the listener (the child closes it before `exec`).
 
 mod bpf;
 mod decide;
 mod dump;
 mod filter;
 mod install;
+mod keeper;
 mod listener;
 mod perform;
 mod processes;
@@ -113,9 +117,13 @@ pub fn supervise(run: Supervise) -> Result<Ended, Failure> {
             return Err(Failure("the program started without its filter".into()));
         }
     };
+    let listener = Listener(listener);
+    let keeper = keeper::Keeper::start(&listener)
+        .map_err(|error| Failure(format!("cannot start the keeper process: {error}")))?;
     let decider = Decider::new(run.policy);
     let mut supervisor = Supervisor {
-        listener: Listener(listener),
+        listener,
+        keeper,
         processes: Processes::new(decider.budget_count()),
         decider,
         settings: DumpSettings {
@@ -126,14 +134,17 @@ pub fn supervise(run: Supervise) -> Result<Ended, Failure> {
         main_status: None,
     };
     supervisor.serve(&signals);
+    let status = supervisor.main_status.unwrap_or(0);
+    supervisor.keeper.finish();
     Ok(Ended {
-        status: supervisor.main_status.unwrap_or(0),
+        status,
         kernel_drops: drops.describe(),
     })
 }
 
 struct Supervisor<'a> {
     listener: Listener,
+    keeper: keeper::Keeper,
     decider: Decider,
     processes: Processes,
     settings: DumpSettings<'a>,
@@ -231,6 +242,7 @@ impl Supervisor<'_> {
             }
         };
         let id = notification.id;
+        self.keeper.received(id);
         let Some(request) = Request::new(notification.data.nr as u32, notification.data.args)
         else {
             let _ = self.listener.answer(id, Answer::Continue);
