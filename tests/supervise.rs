@@ -9,8 +9,10 @@
 //! not), on a real file system. Counts are read back from the printed table
 //! and from `report --format json` on the dump directory. Also: threads,
 //! forks and exec are followed; exit status and signals are passed on; a
-//! supervisor killed with SIGKILL leaves its program running to the end;
-//! `doctor` on those programs and on a process with an io_uring ring.
+//! supervisor killed with SIGKILL leaves its program running to the end,
+//! its calls working (its keeper takes over) or failing with ENOSYS (keeper
+//! killed too), never hanging; `doctor` on those programs and on a process
+//! with an io_uring ring.
 
 mod common;
 
@@ -268,6 +270,8 @@ fn a_go_program_is_observed_dropped_and_limited() {
     let (scratch, finished) = run_loop(&program, None, &[]);
     assert_loop_output(&finished, 0);
     assert_counts(&finished, &scratch, &all_calls(0));
+    // The Go runtime makes calls from several threads: one process.
+    assert_eq!(json_report(&scratch)["processes"], 1);
     let (scratch, finished) = run_loop(&program, Some(DROP_ALL), &[]);
     assert_loop_output(&finished, DATA_BYTES / 4096);
     assert_counts(&finished, &scratch, &all_calls(1));
