@@ -21,7 +21,7 @@ pub struct Cli {
 pub enum Command {
     /// Run a program and all its children under the shim, then print the merged table
     #[command(
-        after_help = "Example:\n  fadvise-shim run --policy drop.toml -- dd if=/dev/zero of=out bs=64k count=2000 oflag=nocache\n\nExits with the program's status."
+        after_help = "Examples:\n  fadvise-shim run --policy drop.toml -- dd if=/dev/zero of=out bs=64k count=2000 oflag=nocache\n  fadvise-shim run --supervise -- ./static-or-go-program\n\nExits with the program's status."
     )]
     Run(RunArgs),
     /// Merge dump files (or directories of them) into one report
@@ -65,6 +65,12 @@ pub struct RunArgs {
     /// Directory for the dumps (default: a fresh temporary directory)
     #[arg(long, value_name = "DIR")]
     pub dump_dir: Option<PathBuf>,
+    /// Reach static, Go and raw-syscall programs: a seccomp filter sends the calls to this process
+    #[arg(long)]
+    pub supervise: bool,
+    /// With --supervise: drops that need no process or file are made by the filter itself, uncounted
+    #[arg(long, requires = "supervise")]
+    pub drop_in_kernel: bool,
     /// The program and its arguments
     #[arg(required = true, last = true, value_name = "CMD")]
     pub command: Vec<std::ffi::OsString>,

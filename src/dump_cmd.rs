@@ -132,20 +132,8 @@ impl FileIdentity {
 fn dump_name_suffix(process: &ShimProcess) -> Result<String, Failure> {
     let pid = process.pid;
     let unreadable = |what: &str| Failure(format!("cannot read the {what} of process {pid}"));
-    let namespace = std::fs::read_link(format!("/proc/{pid}/ns/pid"))
-        .map_err(|_| unreadable("pid namespace"))?;
-    let namespace = namespace.to_string_lossy();
-    let namespace = namespace
-        .strip_prefix("pid:[")
-        .and_then(|rest| rest.strip_suffix(']'))
-        .ok_or_else(|| unreadable("pid namespace"))?
-        .to_owned();
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map_err(|_| unreadable("start time"))?;
-    let start = stat
-        .rfind(')')
-        .and_then(|close| stat[close + 1..].split_whitespace().nth(19))
-        .ok_or_else(|| unreadable("start time"))?;
+    let namespace = crate::procfs::pid_namespace(pid).ok_or_else(|| unreadable("pid namespace"))?;
+    let start = crate::procfs::start_ticks(pid).ok_or_else(|| unreadable("start time"))?;
     Ok(format!(
         ".{}.{namespace}-{start}{FILE_SUFFIX}",
         process.inner_pid

@@ -12,10 +12,12 @@ mod dump_cmd;
 mod elf;
 mod install;
 mod output;
+mod procfs;
 mod report;
 mod run;
 mod serve;
 mod stats_dir;
+mod supervise;
 
 use std::process::ExitCode;
 

@@ -1,25 +1,31 @@
 //! `fadvise-shim run`: runs a command and all its children under the shim,
 //! each process dumping at exit into one directory, then prints the merged
-//! table to stderr and exits with the command's status.
+//! table to stderr and exits with the command's status. The shim is the
+//! preload library, or with `--supervise` a seccomp supervisor in this
+//! process (`crate::supervise`).
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode};
+use std::process::{Command, ExitCode, ExitStatus};
 
-use fadvise_shim_core::policy::{parse_policy_bytes, DUMP_DIR_ENV, ON_EXIT_ENV, POLICY_ENV};
+use fadvise_shim_core::policy::{
+    parse_policy_bytes, Policy, DUMP_DIR_ENV, ON_EXIT_ENV, POLICY_ENV, SYSTEM_POLICY_PATH,
+};
 
 use crate::cli::RunArgs;
+use crate::supervise::Supervise;
 use crate::{Failure, Outcome};
 
 /// File name of the preload library.
 pub const LIBRARY_NAME: &str = "libfadvise_shim.so";
 
 pub fn main(args: RunArgs) -> Outcome {
-    let library = locate_library()?;
-    if let Some(policy) = &args.policy {
-        check_policy(policy)?;
-    }
+    let policy = match &args.policy {
+        Some(policy) => Some(check_policy(policy)?),
+        None => None,
+    };
     let (dump_dir, temporary) = match &args.dump_dir {
         Some(dir) => {
             std::fs::create_dir_all(dir)
@@ -32,6 +38,46 @@ pub fn main(args: RunArgs) -> Outcome {
         .command
         .split_first()
         .ok_or_else(|| Failure("no command given".into()))?;
+    let ran = if args.supervise {
+        run_supervised(&args, policy, &dump_dir, program, arguments)
+    } else {
+        run_preloaded(&args, &dump_dir, program, arguments).map(|status| (status, Vec::new()))
+    };
+    let (status, kernel_drops) = match ran {
+        Ok(ran) => ran,
+        Err(failure) => {
+            if temporary {
+                let _ = std::fs::remove_dir_all(&dump_dir);
+            }
+            return Err(failure);
+        }
+    };
+    print_table(&dump_dir, program);
+    if !kernel_drops.is_empty() {
+        eprintln!(
+            "fadvise-shim: dropped in the kernel and not counted: {}",
+            kernel_drops.join(", ")
+        );
+    }
+    if temporary {
+        let _ = std::fs::remove_dir_all(&dump_dir);
+    }
+    let code = match (status.code(), status.signal()) {
+        (Some(code), _) => code,
+        (None, Some(signal)) => 128 + signal,
+        (None, None) => 1,
+    };
+    Ok(ExitCode::from(code.clamp(0, 255) as u8))
+}
+
+/// The program with the preload library, each process dumping at exit.
+fn run_preloaded(
+    args: &RunArgs,
+    dump_dir: &Path,
+    program: &OsStr,
+    arguments: &[OsString],
+) -> Result<ExitStatus, Failure> {
+    let library = locate_library()?;
     let mut command = Command::new(program);
     command
         .args(arguments)
@@ -39,7 +85,7 @@ pub fn main(args: RunArgs) -> Outcome {
             "LD_PRELOAD",
             preload_value(&library, std::env::var_os("LD_PRELOAD")),
         )
-        .env(DUMP_DIR_ENV, &dump_dir)
+        .env(DUMP_DIR_ENV, dump_dir)
         .env(ON_EXIT_ENV, "1");
     if let Some(policy) = &args.policy {
         command.env(POLICY_ENV, absolute(policy)?);
@@ -50,19 +96,44 @@ pub fn main(args: RunArgs) -> Outcome {
     // Like `time`, let Ctrl-C reach the command but not us, so the table of
     // an interrupted command is still printed.
     ignore_terminal_signals();
-    let status = child
+    child
         .wait()
-        .map_err(|error| Failure(format!("waiting for the command: {error}")))?;
-    print_table(&dump_dir, program);
-    if temporary {
-        let _ = std::fs::remove_dir_all(&dump_dir);
-    }
-    let code = match (status.code(), status.signal()) {
-        (Some(code), _) => code,
-        (None, Some(signal)) => 128 + signal,
-        (None, None) => 1,
+        .map_err(|error| Failure(format!("waiting for the command: {error}")))
+}
+
+/// The program under the seccomp supervisor (`supervise`); its policy is
+/// found as the library finds it: `--policy`, `FADVISE_SHIM_POLICY`, the
+/// system policy, the built-in default.
+fn run_supervised(
+    args: &RunArgs,
+    policy: Option<Policy>,
+    dump_dir: &Path,
+    program: &OsStr,
+    arguments: &[OsString],
+) -> Result<(ExitStatus, Vec<String>), Failure> {
+    let from_env = std::env::var_os(POLICY_ENV)
+        .filter(|path| !path.is_empty())
+        .map(PathBuf::from);
+    let system = Path::new(SYSTEM_POLICY_PATH);
+    let (policy, source) = match (policy, &args.policy, from_env) {
+        (Some(policy), Some(path), _) => (policy, Some(absolute(path)?)),
+        (_, _, Some(path)) => (check_policy(&path)?, Some(absolute(&path)?)),
+        _ if system.exists() => (check_policy(system)?, Some(system.to_path_buf())),
+        _ => (Policy::default(), None),
     };
-    Ok(ExitCode::from(code.clamp(0, 255) as u8))
+    let label = source.map_or_else(
+        || b"built-in".to_vec(),
+        |path| path.as_os_str().as_bytes().to_vec(),
+    );
+    let ended = crate::supervise::supervise(Supervise {
+        policy,
+        policy_label: &label,
+        dump_dir,
+        drop_in_kernel: args.drop_in_kernel,
+        program,
+        arguments,
+    })?;
+    Ok((ExitStatus::from_raw(ended.status), ended.kernel_drops))
 }
 
 /// Finds the library beside this executable, or where `install` puts it
@@ -106,10 +177,10 @@ pub fn preload_value(library: &Path, existing: Option<OsString>) -> OsString {
 }
 
 /// Refuses to start with a policy the shim would ignore.
-fn check_policy(policy: &Path) -> Result<(), Failure> {
+fn check_policy(policy: &Path) -> Result<Policy, Failure> {
     let bytes =
         std::fs::read(policy).map_err(|error| Failure(format!("{}: {error}", policy.display())))?;
-    parse_policy_bytes(&bytes).map(drop).map_err(|errors| {
+    parse_policy_bytes(&bytes).map_err(|errors| {
         let first = &errors[0];
         Failure(format!(
             "{}:{}:{}: {} (see `fadvise-shim check {}`)",

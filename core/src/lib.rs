@@ -12,6 +12,7 @@ pub mod args;
 pub mod call;
 pub mod compaction;
 pub mod dump;
+pub mod gcra;
 pub mod histogram;
 pub mod identity;
 pub mod origin;

@@ -3,6 +3,9 @@
 //! runs in secure-execution mode (the `FADVISE_SHIM_*` variables are then
 //! ignored), and so which policy file, dump signal and dump directory apply.
 //!
+//! Also which of its descriptors are io_uring instances: requests submitted
+//! through a ring reach the kernel without a system call of their own.
+//!
 //! Shared by `fadvise-shim dump` and `fadvise-shim doctor PID`. The rules
 //! mirror the preload library's start-up: `FADVISE_SHIM_POLICY`, else the
 //! system policy if it exists, else the built-in default; the dump directory
@@ -177,6 +180,26 @@ impl ShimProcess {
             self.exe.display()
         )))
     }
+}
+
+/// The descriptors of process `pid` that are io_uring instances (their
+/// `/proc/PID/fd/N` link reads `anon_inode:[io_uring]`), in fd order. A
+/// process whose fds cannot be listed (another user's) has none we know of.
+pub fn io_uring_fds(pid: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return Vec::new();
+    };
+    let mut fds: Vec<u32> = entries
+        .filter_map(|entry| {
+            let entry = entry.ok()?;
+            let target = std::fs::read_link(entry.path()).ok()?;
+            (target.as_os_str() == "anon_inode:[io_uring]")
+                .then(|| entry.file_name().to_str()?.parse().ok())
+                .flatten()
+        })
+        .collect();
+    fds.sort_unstable();
+    fds
 }
 
 /// Reads `/proc/PID/NAME`, telling a vanished process from a forbidden one.

@@ -7,7 +7,9 @@
 //! runtime that makes system calls itself, and secure execution (setuid,
 //! setgid, file capabilities), where only `/etc/ld.so.preload` applies.
 //! Then it lists which intercepted functions the program and the libraries
-//! it needs import: a call that is never imported is never seen.
+//! it needs import: a call that is never imported is never seen. A program
+//! for this machine that the library cannot reach (static, Go, another C
+//! library) is reached by `run --supervise`, and the report says so.
 
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
@@ -106,7 +108,18 @@ fn examine(program: &Path, report: &mut Vec<String>, depth: usize) -> Result<Ver
     let facts = elf::read_facts(&bytes).map_err(|error| Failure(format!("{name}: {error}")))?;
     if let Some(reason) = unreachable_elf(&facts) {
         report.push(format!("{name}: ELF, {}", architecture_name(&facts)));
-        return Ok(Verdict::Unreachable(reason));
+        if !supervisor_reaches(&facts) {
+            return Ok(Verdict::Unreachable(reason));
+        }
+        report.push(format!(
+            "{name}: `fadvise-shim run --supervise` reaches it: its seccomp filter sees the \
+             system calls themselves, whether libc, the Go runtime or an inline `syscall` \
+             instruction makes them; {LIBRARY_NAME} sees only calls that go through the \
+             dynamic loader's symbols"
+        ));
+        return Ok(Verdict::Unreachable(format!(
+            "{reason} (run it with `fadvise-shim run --supervise`)"
+        )));
     }
     let interpreter = facts.interpreter.as_deref().unwrap_or_default();
     report.push(format!(
@@ -140,6 +153,13 @@ fn unreachable_elf(facts: &ElfFacts) -> Option<String> {
         ));
     }
     let Some(interpreter) = &facts.interpreter else {
+        if facts.is_go {
+            return Some(
+                "statically linked Go program: it makes its system calls itself, and there \
+                 is no loader to preload a library"
+                    .into(),
+            );
+        }
         return Some("statically linked: there is no loader to preload a library".into());
     };
     match Loader::of(interpreter) {
@@ -158,6 +178,13 @@ fn unreachable_elf(facts: &ElfFacts) -> Option<String> {
     facts
         .is_go
         .then(|| "Go program: its page-cache calls bypass libc; the shim cannot see them".into())
+}
+
+/// Whether the seccomp supervisor can reach a program the library cannot:
+/// its filter matches x86_64 system calls, so the program must be one for
+/// this (x86_64) machine.
+fn supervisor_reaches(facts: &ElfFacts) -> bool {
+    cfg!(target_arch = "x86_64") && elf::host_architecture() == Some(facts.architecture)
 }
 
 /// `x86_64`, `aarch64`, `i386`...

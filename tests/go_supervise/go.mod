@@ -1,0 +1,3 @@
+module supervisetest
+
+go 1.19
