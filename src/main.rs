@@ -14,6 +14,7 @@ mod install;
 mod output;
 mod report;
 mod run;
+mod symbolize;
 
 use std::process::ExitCode;
 
