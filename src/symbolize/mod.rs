@@ -74,8 +74,11 @@ impl Default for Options {
 /// Names call sites, reading each module (path and build id) once.
 pub struct Symbolizer {
     options: Options,
-    modules: HashMap<(PathBuf, Option<Vec<u8>>), Result<Module, String>>,
+    modules: HashMap<ModuleKey, Result<Module, String>>,
 }
+
+/// A module as the process saw it: its path and recorded build id.
+type ModuleKey = (PathBuf, Option<Vec<u8>>);
 
 /// A named call site.
 #[derive(Clone, Debug, PartialEq, Eq)]
