@@ -45,7 +45,7 @@ pub(super) fn load(
                 return Ok(from_debug_file(debug));
             }
             caveat = Some(format!(
-                "build id differs: {} was replaced since the calls (recorded {}, now {}), the name may be wrong",
+                "build id differs: {} was replaced after the calls were made (recorded {}, now {}); the name may be wrong",
                 opened.display(),
                 hex(recorded),
                 hex(found)
@@ -61,15 +61,8 @@ pub(super) fn load(
     } else {
         "no symbol covers it"
     };
-    let mut symbols = file.symtab;
-    symbols.extend(file.dynsym);
-    let mut code = file.code;
-    if let Some(debug) = debug {
-        symbols.extend(debug.symtab);
-        code.extend(debug.code);
-    }
     Ok(Module {
-        table: SymbolTable::new(symbols, code),
+        table: table([file].into_iter().chain(debug)),
         caveat,
         unnamed,
     })
@@ -120,11 +113,22 @@ fn find_debug_file(
 }
 
 fn from_debug_file(debug: ElfFile) -> Module {
-    let mut symbols = debug.symtab;
-    symbols.extend(debug.dynsym);
     Module {
-        table: SymbolTable::new(symbols, debug.code),
+        table: table([debug]),
         caveat: None,
         unnamed: "no symbol covers it",
     }
+}
+
+/// The functions and code of `files` (a module and its debug file) in one
+/// table.
+fn table(files: impl IntoIterator<Item = ElfFile>) -> SymbolTable {
+    let mut symbols = Vec::new();
+    let mut code = Vec::new();
+    for file in files {
+        symbols.extend(file.symtab);
+        symbols.extend(file.dynsym);
+        code.extend(file.code);
+    }
+    SymbolTable::new(symbols, code)
 }
