@@ -167,6 +167,14 @@ fn a_library_with_symbols_names_every_function_demangled() {
         named.to_string(),
         "libsites.so outer::inner::Writer::write(bool, long, char const*, unsigned long)+0x5"
     );
+    // An empty build id is no build id, not a different one.
+    let named = name(
+        Options::default(),
+        &library,
+        addresses["beta"] + INTO,
+        Some(&[]),
+    );
+    assert_eq!(named.to_string(), "libsites.so beta+0x5");
 }
 
 #[test]

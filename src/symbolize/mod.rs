@@ -115,12 +115,14 @@ impl Symbolizer {
             offset: site.address,
             why_not: None,
         };
-        let key = (seen.to_path_buf(), site.build_id.map(<[u8]>::to_vec));
+        // An empty build id is none (a writer with nothing to record).
+        let build_id = site.build_id.filter(|id| !id.is_empty());
+        let key = (seen.to_path_buf(), build_id.map(<[u8]>::to_vec));
         let options = &self.options;
         let module = match self
             .modules
             .entry(key)
-            .or_insert_with(|| module::load(options, seen, site.build_id))
+            .or_insert_with(|| module::load(options, seen, build_id))
         {
             Ok(module) => module,
             Err(why) => {
