@@ -6,9 +6,10 @@
 //! loaded whole: a separate debug file can be hundreds of megabytes of DWARF
 //! of which only the symbol table is wanted.
 
-use std::fs::File;
+use std::fs::OpenOptions;
 use std::io;
 use std::ops::Range;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use object::read::ReadCache;
@@ -34,7 +35,12 @@ pub(super) struct ElfFile {
 /// Reads `path`, or says in a few words why it cannot be named from.
 pub(super) fn read(path: &Path) -> Result<ElfFile, String> {
     let cannot = |why: String| format!("cannot read {}: {why}", path.display());
-    let file = File::open(path).map_err(|error| cannot(describe(&error)))?;
+    // Not blocking: opening a FIFO for reading would wait for a writer.
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|error| cannot(describe(&error)))?;
     let metadata = file.metadata().map_err(|error| cannot(describe(&error)))?;
     if !metadata.is_file() {
         return Err(cannot("not a regular file".into()));
@@ -120,6 +126,19 @@ mod tests {
     fn a_directory_is_not_a_module() {
         let error = read(Path::new("/")).err().unwrap();
         assert_eq!(error, "cannot read /: not a regular file");
+    }
+
+    #[test]
+    fn a_fifo_is_refused_without_waiting_for_a_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        let status = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let error = read(&fifo).err().unwrap();
+        assert!(error.ends_with(": not a regular file"), "{error}");
     }
 
     #[test]
