@@ -167,6 +167,26 @@ fn a_library_with_symbols_names_every_function_demangled() {
         named.to_string(),
         "libsites.so outer::inner::Writer::write(bool, long, char const*, unsigned long)+0x5"
     );
+    // A return address just past a function (its last instruction was the
+    // call, as for a `noreturn` callee) belongs to that function.
+    let end = run(dir.path(), "nm", &["-S", LIBRARY])
+        .lines()
+        .find_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let start = u64::from_str_radix(fields[0], 16).ok()?;
+            let size = u64::from_str_radix(fields.get(1)?, 16).ok()?;
+            (fields.get(3) == Some(&"hidden_helper")).then_some(start + size)
+        })
+        .expect("nm -S gives hidden_helper's size");
+    assert_eq!(end, addresses["beta"], "no padding between the functions");
+    let named = name(Options::default(), &library, end, None);
+    assert_eq!(
+        named.to_string(),
+        format!(
+            "libsites.so hidden_helper+{:#x}",
+            end - addresses["hidden_helper"]
+        )
+    );
     // An empty build id is no build id, not a different one.
     let named = name(
         Options::default(),
