@@ -22,6 +22,15 @@
 //! `noreturn` function) is not taken for the next function. The printed
 //! offset is that of the return address itself, as `backtrace_symbols(3)`
 //! and GDB print a caller's frame.
+//!
+//! # Use
+//! One [`Symbolizer`] per report, so that each module is read once:
+//!
+//! ```text
+//! let mut symbolizer = Symbolizer::new(Options { root: Some("/proc/PID/root".into()), ..Options::default() });
+//! let named = symbolizer.name(&Site { module, address, build_id });
+//! println!("{named}"); // libfoo.so bar+0x1c
+//! ```
 
 // Remove when `report --by caller` uses it.
 #![allow(dead_code)]
