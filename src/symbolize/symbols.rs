@@ -20,7 +20,7 @@ pub(super) struct Symbol {
 }
 
 /// Ordered from least to most preferred when several symbols share an
-/// address (`__fsync` and `fsync`, a local alias and an export).
+/// address and are otherwise alike.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(super) enum Binding {
     Local,
@@ -60,8 +60,8 @@ impl SymbolTable {
     }
 
     /// The function holding `address`. Of several symbols starting at the
-    /// same place, the most public name with the fewest leading underscores
-    /// wins (`fsync` over `__libc_fsync`).
+    /// same place, an exported name with the fewest leading underscores wins
+    /// (`readahead`, weak, over `__readahead`, global).
     pub fn find(&self, address: u64) -> Found<'_> {
         let below = self.symbols.partition_point(|s| s.start <= address);
         let nearest = below
@@ -79,8 +79,9 @@ impl SymbolTable {
                 let underscores = symbol.name.bytes().take_while(|&b| b == b'_').count();
                 (
                     symbol.size != 0,
-                    symbol.binding,
+                    symbol.binding != Binding::Local,
                     std::cmp::Reverse(underscores),
+                    symbol.binding,
                     std::cmp::Reverse(symbol.name.len()),
                 )
             });
@@ -123,7 +124,9 @@ mod tests {
     fn table() -> SymbolTable {
         SymbolTable::new(
             vec![
-                symbol(0x1100, 0x20, "beta", Binding::Global),
+                symbol(0x1100, 0x20, "beta", Binding::Weak),
+                symbol(0x1100, 0x20, "__beta", Binding::Global),
+                symbol(0x1100, 0x20, "beta_local", Binding::Local),
                 symbol(0x1000, 0x40, "alpha", Binding::Global),
                 symbol(0x1000, 0x40, "__alpha", Binding::Global),
                 symbol(0x1000, 0x40, "alpha_local", Binding::Local),
