@@ -18,6 +18,7 @@ mod run;
 mod serve;
 mod stats_dir;
 mod supervise;
+mod symbolize;
 
 use std::process::ExitCode;
 
