@@ -48,6 +48,9 @@ fn the_library_exports_exactly_the_hooks() {
             "closefrom",
             "dup2",
             "dup3",
+            // Handing our hooks to lookups on a handle (ctypes, plugins).
+            "dlsym",
+            "dlvsym",
         ])
         .map(|name| name.to_string())
         .collect();

@@ -32,3 +32,5 @@ pub use hooks::exports::{
     _Exit, _exit, fdatasync, fsync, msync, posix_fadvise, posix_fadvise64, readahead, sync,
     sync_file_range, syncfs, syscall,
 };
+#[cfg(target_arch = "x86_64")]
+pub use hooks::lookups::{dlsym, dlvsym};

@@ -14,6 +14,9 @@ static CONSTRUCTOR: extern "C" fn() = constructor;
 static DESTRUCTOR: extern "C" fn() = destructor;
 
 extern "C" fn constructor() {
+    // First: every `dlsym` below goes through our own `dlsym`.
+    #[cfg(target_arch = "x86_64")]
+    crate::hooks::lookups::resolve_next_definitions();
     exports::resolve_next_definitions();
     descriptors::resolve_next_definitions();
     signals::resolve_next_definitions();

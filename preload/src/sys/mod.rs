@@ -7,6 +7,7 @@
 
 pub mod cancel;
 pub mod clock;
+pub mod elf;
 pub mod errno;
 pub mod fdpath;
 pub mod io;

@@ -52,11 +52,54 @@ impl Real {
         // SAFETY: `name` is a NUL-terminated string; RTLD_NEXT is valid from
         // code inside a shared object. Two threads may race here: both store
         // the same answer.
-        let found = unsafe { libc::dlsym(libc::RTLD_NEXT, self.name.as_ptr()) };
+        let found = unsafe { next_dlsym()(libc::RTLD_NEXT, self.name.as_ptr()) };
         let stored = if found.is_null() { MISSING } else { found };
         self.address.store(stored, Ordering::Relaxed);
         (!found.is_null()).then_some(found)
     }
+}
+
+type DlsymFn = unsafe extern "C" fn(*mut c_void, *const libc::c_char) -> *mut c_void;
+
+/// The next `dlsym` and `dlvsym` after this library; null until found.
+pub static NEXT_DLSYM: AtomicPtr<c_void> = AtomicPtr::new(ptr::null_mut());
+pub static NEXT_DLVSYM: AtomicPtr<c_void> = AtomicPtr::new(ptr::null_mut());
+
+/// The next `dlsym`, called directly: through the `dlsym` symbol, our
+/// lookups would reach our own hook, or another preload's in front of ours,
+/// and `RTLD_NEXT` would then be relative to the wrong caller. glibc takes
+/// the caller from the return address, which is then ours.
+fn next_dlsym() -> DlsymFn {
+    let found = find_next(&NEXT_DLSYM, b"dlsym");
+    if found.is_null() {
+        return libc::dlsym;
+    }
+    // SAFETY: a definition of `dlsym`, which has this signature.
+    unsafe { std::mem::transmute::<*mut c_void, DlsymFn>(found) }
+}
+
+/// The next definition of `dlsym` or `dlvsym` (`name`), found in the loaded
+/// objects' symbol tables and kept in `slot`; null if there is none.
+pub fn find_next(slot: &AtomicPtr<c_void>, name: &[u8]) -> *mut c_void {
+    let known = slot.load(Ordering::Acquire);
+    if !known.is_null() {
+        return known;
+    }
+    let _errno = ErrnoGuard::save();
+    let mut chosen: Option<(usize, bool)> = None;
+    let ours = find_next as *const () as usize;
+    super::elf::definitions_after(ours, name, &mut |found| {
+        let better = match chosen {
+            None => true,
+            Some((_, default)) => found.default_version && !default,
+        };
+        if better {
+            chosen = Some((found.address, found.default_version));
+        }
+    });
+    let found = chosen.map_or(ptr::null_mut(), |(address, _)| address as *mut c_void);
+    slot.store(found, Ordering::Release);
+    found
 }
 
 /// Declares the cached next definition of a function with its C signature
