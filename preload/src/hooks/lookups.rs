@@ -15,6 +15,8 @@
 //! loaded objects' symbol tables (`sys::elf`): our own call to `dlsym`
 //! would reach this very hook.
 
+#![allow(clippy::missing_safety_doc)]
+
 use std::ffi::{c_char, c_void};
 use std::ptr;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
