@@ -12,7 +12,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::{compile_c, run, Scratch, TIMEOUT};
+use common::{compile_c, run, Scratch, Shim, TIMEOUT};
 use fadvise_shim_core::call::Call;
 use serde_json::Value;
 use serve_support::*;
@@ -591,4 +591,77 @@ fn scrape_of_a_thousand_dumps() {
         serve.peak_rss_kib()
     );
     assert!(times[3] < Duration::from_secs(1), "{times:?}");
+}
+
+/// Live statistics as the node sees them: processes that exit, one that is
+/// `SIGKILL`ed (its file retired by serve's own compaction), a restart of
+/// serve; Prometheus sums to exactly the calls made, and never sees a
+/// counter reset.
+#[test]
+fn prometheus_sees_live_and_dead_processes_exactly_across_compaction_and_restart() {
+    let scratch = Scratch::new();
+    let stats = scratch.stats_dir();
+    let serve = Serve::start("127.0.0.1:0", &stats);
+    let prometheus = Prometheus::start(scratch.path(), serve.address);
+    let program = compile_c("serve_support", "calls", "serve_live", &[]);
+    for _ in 0..20 {
+        let finished = run(
+            scratch
+                .command(&program, Shim::Default)
+                .arg(scratch.file("live.data"))
+                .args(["10", "2", "0"]),
+            TIMEOUT,
+        );
+        finished.assert_success("a short process");
+    }
+    let killed_program = compile_c("c_live", "calls", "killed", &[]);
+    let mut killed = common::Running::start(
+        scratch
+            .command(&killed_program, Shim::Default)
+            .arg(scratch.file("killed.data"))
+            .args(["77", "wait"]),
+    );
+    killed.wait_for_line(TIMEOUT, |line| line == "ready");
+    let by_call = "sum by (call) (fadvise_shim_calls_total)";
+    prometheus.wait_for(by_call, Duration::from_secs(15), |rows| {
+        value_of(rows, "posix_fadvise") == Some(277.0) && value_of(rows, "fsync") == Some(40.0)
+    });
+    let live = by_label(&prometheus.query("sum(fadvise_shim_processes)"));
+    assert_eq!(live.first().map(|row| row.1), Some(1.0), "{live:?}");
+    killed.signal(libc::SIGKILL);
+    let _ = killed.wait(TIMEOUT);
+    // The next scrapes retire the killed process's file: still 277.
+    prometheus.wait_for(
+        "sum(fadvise_shim_processes)",
+        Duration::from_secs(10),
+        |rows| rows.is_empty() || rows[0].1 == 0.0,
+    );
+    let port = serve.address.port();
+    drop(serve);
+    let _restarted = Serve::start(&format!("127.0.0.1:{port}"), &stats);
+    let scrapes = "count_over_time(up{job=\"fadvise-shim\"}[1m])";
+    let before = by_label(&prometheus.query(scrapes))[0].1;
+    prometheus.wait_for(scrapes, Duration::from_secs(10), |rows| {
+        rows.first().is_some_and(|row| row.1 >= before + 2.0)
+    });
+    let totals = prometheus.wait_for(by_call, Duration::from_secs(5), |rows| {
+        value_of(rows, "posix_fadvise") == Some(277.0)
+    });
+    assert_eq!(value_of(&totals, "fsync"), Some(40.0), "{totals:?}");
+    let resets = by_label(&prometheus.query("resets(fadvise_shim_calls_total[5m])"));
+    assert!(!resets.is_empty());
+    assert!(resets.iter().all(|(_, value)| *value == 0.0), "{resets:?}");
+    assert_eq!(
+        std::fs::read_dir(&stats)
+            .unwrap()
+            .filter(|entry| entry
+                .as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".stats"))
+            .count(),
+        0,
+        "every dead file was retired"
+    );
 }
