@@ -15,7 +15,7 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use fadvise_shim_core::call::Call;
-use fadvise_shim_core::policy::DUMP_DIR_ENV;
+use fadvise_shim_core::policy::{DUMP_DIR_ENV, STATS_DIR_ENV};
 
 /// `initdb` of the newest PostgreSQL installed, if any.
 fn postgres_bin() -> Option<PathBuf> {
@@ -41,6 +41,7 @@ fn as_postgres(library: &Path, dumps: &Path, program: &Path, args: &[&str]) -> O
         .args(args)
         .env("LD_PRELOAD", library)
         .env(DUMP_DIR_ENV, dumps)
+        .env(STATS_DIR_ENV, dumps.parent().unwrap().join("stats"))
         .env("PGHOST", dumps.parent().unwrap().join("socket"))
         .output()
         .expect("setpriv runs")
@@ -72,10 +73,11 @@ fn postgresql_runs_and_its_processes_dump_on_sigusr1() {
         .unwrap();
     let root = scratch.path();
     let (data, socket, dumps) = (root.join("data"), root.join("socket"), root.join("dumps"));
+    let stats = root.join("stats");
     // The library where the postgres user can read it.
     let library = root.join("libfadvise_shim.so");
     std::fs::copy(common::library(), &library).unwrap();
-    for dir in [&data, &socket, &dumps] {
+    for dir in [&data, &socket, &dumps, &stats] {
         std::fs::create_dir(dir).unwrap();
         std::os::unix::fs::chown(dir, Some(uid), None).unwrap();
     }
@@ -116,7 +118,15 @@ fn postgresql_runs_and_its_processes_dump_on_sigusr1() {
         )
     };
     let init = bench(&["-i", "-q", "postgres"]);
-    let load = bench(&["-c", "2", "-T", "3", "postgres"]);
+    let load = bench(&["-c", "4", "-t", "300", "postgres"]);
+    // The server's own count of its WAL syncs (fdatasync by default), which
+    // the short-lived backends that committed made and no signal dumped.
+    let wal_syncs = as_postgres(
+        &library,
+        &dumps,
+        &bin.join("psql"),
+        &["-p", &port, "-tAc", "select wal_sync from pg_stat_wal", "postgres"],
+    );
     // A checkpoint makes the checkpointer (a long-lived worker) sync files,
     // so at least it has calls to dump whatever else is running.
     let psql = bin.join("psql");
@@ -187,6 +197,29 @@ fn postgresql_runs_and_its_processes_dump_on_sigusr1() {
     assert_ran(&query, "psql after SIGUSR1 to every server process");
     assert_eq!(String::from_utf8_lossy(&query.stdout).trim(), "100000");
     assert_ran(&stopped, "pg_ctl stop");
+
+    // Every process's live statistics, dead or alive, from the stats
+    // directory alone: at least every WAL sync the server counted.
+    assert_ran(&wal_syncs, "pg_stat_wal");
+    let wal_syncs: u64 = String::from_utf8_lossy(&wal_syncs.stdout)
+        .trim()
+        .parse()
+        .expect("wal_sync");
+    let report = common::clean_command(common::cli())
+        .args(["report", "--format", "json"])
+        .arg(&stats)
+        .output()
+        .unwrap();
+    assert_ran(&report, "report on the stats directory");
+    let json: serde_json::Value = serde_json::from_slice(&report.stdout).unwrap();
+    let counted = ["fsync", "fdatasync"]
+        .iter()
+        .map(|call| json["calls"][call]["count"].as_u64().unwrap_or(0))
+        .sum::<u64>();
+    assert!(
+        wal_syncs >= 300 && counted >= wal_syncs,
+        "pg_stat_wal.wal_sync {wal_syncs}, counted {counted}: {json}"
+    );
 
     let dumped: Vec<(i32, fadvise_shim_core::dump::Dump)> = pids
         .iter()
