@@ -125,7 +125,13 @@ fn postgresql_runs_and_its_processes_dump_on_sigusr1() {
         &library,
         &dumps,
         &bin.join("psql"),
-        &["-p", &port, "-tAc", "select wal_sync from pg_stat_wal", "postgres"],
+        &[
+            "-p",
+            &port,
+            "-tAc",
+            "select wal_sync from pg_stat_wal",
+            "postgres",
+        ],
     );
     // A checkpoint makes the checkpointer (a long-lived worker) sync files,
     // so at least it has calls to dump whatever else is running.

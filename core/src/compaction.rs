@@ -29,6 +29,15 @@ use crate::dump::{parse_dump, write_dump, Dump, Header, NoBudgets, Reason, FILE_
 use crate::origin::{Origin, OriginRef};
 use crate::stats_file::{decode, is_incomplete, LiveStats};
 
+/// How long an aggregate lists a file it absorbed after the file is gone.
+pub const KEEP_ABSORBED_SECONDS: u64 = 60;
+
+fn unix_seconds() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs())
+}
+
 /// File-name suffix of retained aggregates.
 pub const RETIRED_SUFFIX: &str = ".retired";
 
@@ -121,6 +130,7 @@ pub fn compact(dir: &mut impl StatsDirectory, budget: Budget) -> Compacted {
         return done;
     }
     let names = dir.list();
+    let now = unix_seconds();
     let mut aggregates: BTreeMap<String, Dump> = BTreeMap::new();
     let mut touched: BTreeSet<String> = BTreeSet::new();
     let mut absorbed_files: Vec<String> = Vec::new();
@@ -129,7 +139,12 @@ pub fn compact(dir: &mut impl StatsDirectory, budget: Budget) -> Compacted {
     let mut already: BTreeSet<FileId> = BTreeSet::new();
     for name in names.iter().filter(|name| name.ends_with(RETIRED_SUFFIX)) {
         if let Some(aggregate) = read_aggregate(dir, name) {
-            already.extend(aggregate.absorbed.iter().copied());
+            already.extend(
+                aggregate
+                    .absorbed
+                    .iter()
+                    .map(|&(inode, nonce, _)| (inode, nonce)),
+            );
             aggregates.insert(name.clone(), aggregate);
         }
     }
@@ -175,13 +190,15 @@ pub fn compact(dir: &mut impl StatsDirectory, budget: Budget) -> Compacted {
             .or_insert_with(|| empty_aggregate(&live.origin));
         aggregate.stats.merge(&live.stats);
         aggregate.processes += 1;
-        aggregate.absorbed.push(id);
+        aggregate.absorbed.push((id.0, id.1, now));
         aggregate.unix_time = aggregate.unix_time.max(live.created);
         absorbed_files.push((*name).clone());
         done.folded += 1;
     }
     // Identities worth keeping: those of files still in the directory (an
-    // inode reused by a new file is harmless: its nonce differs).
+    // inode reused by a new file is harmless: its nonce differs), and for a
+    // while those of files just removed, which a reader may have read just
+    // before: it must still find them listed, or count them twice.
     let present_inodes: BTreeSet<u64> = names
         .iter()
         .filter(|name| name.ends_with(crate::stats_file::FILE_SUFFIX))
@@ -190,9 +207,9 @@ pub fn compact(dir: &mut impl StatsDirectory, budget: Budget) -> Compacted {
     let mut committed = true;
     for (name, aggregate) in &mut aggregates {
         let before = aggregate.absorbed.len();
-        aggregate
-            .absorbed
-            .retain(|(inode, _)| present_inodes.contains(inode));
+        aggregate.absorbed.retain(|(inode, _, at)| {
+            present_inodes.contains(inode) || now.saturating_sub(*at) < KEEP_ABSORBED_SECONDS
+        });
         let changed = aggregate.absorbed.len() != before || touched.contains(name);
         if changed && !dir.replace(name, &render(aggregate)) {
             committed = false;
@@ -327,7 +344,11 @@ mod tests {
                 .filter(|(name, _)| name.ends_with(RETIRED_SUFFIX))
             {
                 let dump = parse_dump(std::str::from_utf8(&file.1.bytes).unwrap()).unwrap();
-                absorbed.extend(dump.absorbed.iter().copied());
+                absorbed.extend(
+                    dump.absorbed
+                        .iter()
+                        .map(|&(inode, nonce, _)| (inode, nonce)),
+                );
                 total += dump.stats.call(Call::Fsync).passed();
             }
             for (_, file) in self
@@ -418,11 +439,8 @@ mod tests {
         let aggregate = dir.files.values().next().unwrap();
         let aggregate = parse_dump(std::str::from_utf8(&aggregate.bytes).unwrap()).unwrap();
         assert_eq!(aggregate.processes, 3);
-        assert_eq!(
-            aggregate.absorbed.len(),
-            1,
-            "the files removed before are forgotten"
-        );
+        // Files removed stay listed a while: readers may have read them.
+        assert_eq!(aggregate.absorbed.len(), 3);
     }
 
     #[test]

@@ -61,9 +61,10 @@ pub struct Header<'a> {
     /// How many processes' calls the file holds: 1 for a dump, more for a
     /// retained aggregate of dead processes.
     pub processes: u64,
-    /// For an aggregate: the stats files (inode, nonce) it has absorbed and
-    /// that may still be on disk, which readers must then not count again.
-    pub absorbed: &'a [(u64, u64)],
+    /// For an aggregate: the stats files (inode, nonce) it has absorbed, with
+    /// when (Unix seconds), kept while they may still be on disk or in a
+    /// reader's hands, which must then not count them again.
+    pub absorbed: &'a [(u64, u64, u64)],
 }
 
 /// A host-scope budget as a dump reports it: shared by every process that
@@ -171,11 +172,13 @@ pub fn write_dump(sink: &mut impl Sink, header: &Header, snapshot: &Snapshot) {
     if header.processes != 1 {
         put_field(sink, b"processes", |sink| put_u64(sink, header.processes));
     }
-    for &(inode, nonce) in header.absorbed {
+    for &(inode, nonce, at) in header.absorbed {
         put_field(sink, b"absorbed", |sink| {
             put_u64(sink, inode);
             sink.put(b":");
             put_u64(sink, nonce);
+            sink.put(b":");
+            put_u64(sink, at);
         });
     }
     header.budgets.each(&mut |budget| {
@@ -250,8 +253,8 @@ pub struct Dump {
     pub budgets: Vec<Budget>,
     /// Processes whose calls the file holds (1 for a dump).
     pub processes: u64,
-    /// Stats files an aggregate absorbed: (inode, nonce).
-    pub absorbed: Vec<(u64, u64)>,
+    /// Stats files an aggregate absorbed: (inode, nonce, when).
+    pub absorbed: Vec<(u64, u64, u64)>,
     /// Header lines this reader does not know, kept for newer writers.
     pub extra: BTreeMap<String, String>,
     pub stats: Snapshot,
@@ -327,11 +330,9 @@ pub fn parse_dump(text: &str) -> Result<Dump, DumpError> {
             "ppid" => dump.ppid = rest.parse().map_err(|_| number_error("ppid"))?,
             "time" => dump.unix_time = rest.parse().map_err(|_| number_error("time"))?,
             "processes" => dump.processes = rest.parse().map_err(|_| number_error("processes"))?,
-            "absorbed" => dump.absorbed.push(
-                rest.split_once(':')
-                    .and_then(|(inode, nonce)| Some((inode.parse().ok()?, nonce.parse().ok()?)))
-                    .ok_or_else(|| number_error("absorbed"))?,
-            ),
+            "absorbed" => dump
+                .absorbed
+                .push(parse_absorbed(rest).ok_or_else(|| number_error("absorbed"))?),
             "policy" => dump.policy = rest.to_string(),
             "signal" => dump.signal = rest.to_string(),
             "reason" => dump.reason = rest.to_string(),
@@ -401,6 +402,13 @@ fn check_totals(stats: &Snapshot) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// `INODE:NONCE:WHEN`.
+fn parse_absorbed(text: &str) -> Option<(u64, u64, u64)> {
+    let mut fields = text.split(':').map(|field| field.parse::<u64>().ok());
+    let absorbed = (fields.next()??, fields.next()??, fields.next()??);
+    fields.next().is_none().then_some(absorbed)
 }
 
 /// `rate=R burst=B admitted=N refused=M name=NAME` (the name runs to the

@@ -30,6 +30,11 @@ use fadvise_shim_core::stats_file::{self, FILE_BYTES, FILE_SUFFIX, IDENTITY_BYTE
 
 pub use directory::Directory;
 
+/// Dead files retired per round of compaction, and rounds per read (what is
+/// left is read as dead files, and retired by the next read).
+const FOLDS_PER_ROUND: usize = 256;
+const MAX_ROUNDS: usize = 100;
+
 /// A file larger than this is not a stats file or aggregate of ours.
 const MAX_FILE_BYTES: u64 = 64 << 20;
 
@@ -46,20 +51,35 @@ pub struct Contents {
 pub fn read(dir: &Path, compact: bool) -> Contents {
     let mut warnings = Vec::new();
     if compact {
-        if let Some(mut directory) = Directory::open(dir, &mut warnings) {
-            compaction::compact(&mut directory, compaction::Budget::ALL);
+        // In rounds: a round holds the lock of every file it folds until it
+        // removes them, so it must stay well inside the descriptor limit.
+        for _ in 0..MAX_ROUNDS {
+            let Some(mut directory) = Directory::open(dir, &mut warnings) else {
+                break;
+            };
+            let budget = compaction::Budget {
+                folds: FOLDS_PER_ROUND,
+                ..compaction::Budget::ALL
+            };
+            if compaction::compact(&mut directory, budget).folded < FOLDS_PER_ROUND {
+                break;
+            }
         }
     }
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .filter_map(Result::ok)
-                .filter_map(|entry| entry.file_name().into_string().ok())
-                .filter(|name| compaction::is_statistics_file(name))
-                .collect()
-        })
-        .unwrap_or_default();
-    names.sort();
+    let list = || -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .map(|entries| {
+                entries
+                    .filter_map(Result::ok)
+                    .filter_map(|entry| entry.file_name().into_string().ok())
+                    .filter(|name| compaction::is_statistics_file(name))
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names
+    };
+    let names = list();
     let mut records = Vec::new();
     let mut stats_files = Vec::new();
     for name in names.iter().filter(|name| name.ends_with(FILE_SUFFIX)) {
@@ -67,17 +87,26 @@ pub fn read(dir: &Path, compact: bool) -> Contents {
         match read_stats_file(&path) {
             Ok(Some(record)) => stats_files.push(record),
             Ok(None) => {}
+            // Retired (and removed) since the listing: its aggregate has it.
+            Err(_) if std::fs::symlink_metadata(&path).is_err() => {}
             Err(problem) => warnings.push(format!("{}: {problem}; skipped", path.display())),
         }
     }
+    // Listed again: a compactor may have made a new aggregate (and removed
+    // the files it holds) since the first listing.
     let mut absorbed: BTreeSet<FileId> = BTreeSet::new();
-    for name in names.iter().filter(|name| name.ends_with(RETIRED_SUFFIX)) {
+    for name in list().iter().filter(|name| name.ends_with(RETIRED_SUFFIX)) {
         let path = dir.join(name);
         match read_regular(&path).and_then(|bytes| {
             parse_dump(&String::from_utf8_lossy(&bytes)).map_err(|error| error.to_string())
         }) {
             Ok(aggregate) => {
-                absorbed.extend(aggregate.absorbed.iter().copied());
+                absorbed.extend(
+                    aggregate
+                        .absorbed
+                        .iter()
+                        .map(|&(inode, nonce, _)| (inode, nonce)),
+                );
                 records.push(aggregate);
             }
             Err(problem) => warnings.push(format!("{}: {problem}; skipped", path.display())),
@@ -127,14 +156,46 @@ fn read_regular(path: &Path) -> Result<Vec<u8>, String> {
     Ok(bytes)
 }
 
+/// The first `length` bytes of a sparse file, reading only its data (a
+/// process's stats file is ~300 KiB, of which it wrote a few pages): holes
+/// stay zero without being copied.
+fn read_sparse(file: &File, length: usize) -> std::io::Result<Vec<u8>> {
+    use std::os::unix::fs::FileExt;
+    let mut bytes = vec![0u8; length];
+    let fd = file.as_raw_fd();
+    let mut offset = 0i64;
+    while (offset as usize) < length {
+        // SAFETY: plain lseek calls on a valid descriptor.
+        let data = unsafe { libc::lseek(fd, offset, libc::SEEK_DATA) };
+        if data < 0 {
+            // ENXIO: no more data; EINVAL: no hole support, read it all.
+            if std::io::Error::last_os_error().raw_os_error() == Some(libc::EINVAL) {
+                file.read_exact_at(&mut bytes, 0)?;
+            }
+            break;
+        }
+        // SAFETY: as above.
+        let hole = unsafe { libc::lseek(fd, data, libc::SEEK_HOLE) };
+        let end = if hole < 0 {
+            length
+        } else {
+            (hole as usize).min(length)
+        };
+        let start = (data as usize).min(end);
+        file.read_exact_at(&mut bytes[start..end], start as u64)?;
+        offset = end as i64;
+    }
+    Ok(bytes)
+}
+
 /// A stats file as a record, with its identity; `None` for one still being
 /// created.
 fn read_stats_file(path: &Path) -> Result<Option<(FileId, Dump)>, String> {
-    let mut file = open_regular(path)?;
-    let inode = file.metadata().map_err(|error| error.to_string())?.ino();
-    let mut bytes = Vec::with_capacity(FILE_BYTES);
-    file.read_to_end(&mut bytes)
+    let file = open_regular(path)?;
+    let meta = file.metadata().map_err(|error| error.to_string())?;
+    let bytes = read_sparse(&file, meta.len().min(FILE_BYTES as u64 * 2) as usize)
         .map_err(|error| error.to_string())?;
+    let inode = meta.ino();
     let live = match stats_file::decode(&bytes) {
         Ok(live) => live,
         Err(error) if stats_file::is_incomplete(&error) => return Ok(None),
