@@ -13,7 +13,7 @@ mod terminal;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::cli::{TopArgs, TopSort};
 use crate::{Failure, Outcome};
@@ -35,18 +35,25 @@ pub fn main(args: TopArgs) -> Outcome {
         crate::output::print(view.text(&first, &second).as_bytes())?;
         return Ok(ExitCode::SUCCESS);
     }
-    if !terminal::is_terminal(libc::STDOUT_FILENO) {
-        let mut previous = view.sample();
-        loop {
-            std::thread::sleep(interval);
-            let current = view.sample();
-            let mut text = view.text(&previous, &current);
-            text.push('\n');
-            crate::output::print(text.as_bytes())?;
-            previous = current;
-        }
+    if terminal::is_terminal(libc::STDOUT_FILENO) {
+        live(&view, interval)
+    } else {
+        plain(&view, interval)
     }
-    live(&view, interval)
+}
+
+/// Prints a plain table every interval, a blank line between them, until
+/// killed (or its reader goes away).
+fn plain(view: &View, interval: Duration) -> Outcome {
+    let mut previous = view.sample();
+    loop {
+        std::thread::sleep(interval);
+        let current = view.sample();
+        let mut text = view.text(&previous, &current);
+        text.push('\n');
+        crate::output::print(text.as_bytes())?;
+        previous = current;
+    }
 }
 
 /// Redraws the table in place every interval until `q` or a signal.
@@ -58,14 +65,18 @@ fn live(view: &View, interval: Duration) -> Outcome {
     )])?;
     let mut previous = view.sample();
     let mut shown: Option<Sample> = None;
+    let mut next_sample = Instant::now() + interval;
     loop {
-        match session.next_event(interval) {
+        match session.next_event(next_sample) {
             Event::Quit(signal) => {
                 drop(session);
                 terminal::die_of(signal);
                 return Ok(ExitCode::SUCCESS);
             }
             Event::Tick => {
+                // A sample slower than the interval delays the next one
+                // rather than making them back to back.
+                next_sample = (next_sample + interval).max(Instant::now() + interval / 2);
                 let current = view.sample();
                 shown = Some(std::mem::replace(&mut previous, current));
             }

@@ -12,7 +12,7 @@
 
 use std::io::{self, Write};
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
-use std::time::Duration;
+use std::time::Instant;
 
 /// The signal that asked us to stop, or 0.
 static STOP_SIGNAL: AtomicI32 = AtomicI32::new(0);
@@ -40,7 +40,7 @@ pub fn is_terminal(fd: libc::c_int) -> bool {
 
 /// What ended a wait.
 pub enum Event {
-    /// The interval passed.
+    /// The deadline passed.
     Tick,
     /// The window changed size.
     Resized,
@@ -96,9 +96,8 @@ impl Session {
         write_all(screen.as_bytes())
     }
 
-    /// Waits up to `timeout` for a key, a resize or a stop signal.
-    pub fn next_event(&self, timeout: Duration) -> Event {
-        let deadline = std::time::Instant::now() + timeout;
+    /// Waits until `deadline` for a key, a resize or a stop signal.
+    pub fn next_event(&self, deadline: Instant) -> Event {
         loop {
             let stop = STOP_SIGNAL.load(Ordering::SeqCst);
             if stop != 0 {
@@ -107,7 +106,7 @@ impl Session {
             if RESIZED.swap(false, Ordering::SeqCst) {
                 return Event::Resized;
             }
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return Event::Tick;
             }
