@@ -139,21 +139,29 @@ fn key_of(record: &Dump, by: TopBy) -> GroupKey {
         TopBy::Container => group_key(record, crate::cli::GroupBy::Container),
         TopBy::Exe => group_key(record, crate::cli::GroupBy::Exe),
         TopBy::Pod => group_key(record, crate::cli::GroupBy::Pod),
+        TopBy::Process if record.reason != "live" => exited_key(record.exe_name()),
         TopBy::Process => {
-            let pid = if record.reason != "live" {
-                EXITED.to_string()
-            } else if origin.outer_pid != 0 {
-                origin.outer_pid.to_string()
+            let pid = if origin.outer_pid != 0 {
+                origin.outer_pid
             } else {
-                origin.pid.to_string()
+                origin.pid
             };
             vec![
                 ("exe", record.exe_name().to_string()),
-                ("pid", pid),
+                ("pid", pid.to_string()),
                 ("start", origin.start_ticks.to_string()),
             ]
         }
     }
+}
+
+/// The row of an executable's exited processes (dead or retired).
+fn exited_key(exe: &str) -> GroupKey {
+    vec![
+        ("exe", exe.to_string()),
+        ("pid", EXITED.to_string()),
+        ("start", "0".to_string()),
+    ]
 }
 
 /// Where the counts of a vanished group went: a process's, to its
@@ -162,13 +170,7 @@ fn key_of(record: &Dump, by: TopBy) -> GroupKey {
 fn successor(key: &GroupKey) -> Option<GroupKey> {
     let exe = key.iter().find(|(field, _)| *field == "exe")?;
     let pid = key.iter().find(|(field, _)| *field == "pid")?;
-    (pid.1 != EXITED).then(|| {
-        vec![
-            exe.clone(),
-            ("pid", EXITED.to_string()),
-            ("start", "0".to_string()),
-        ]
-    })
+    (pid.1 != EXITED).then(|| exited_key(&exe.1))
 }
 
 /// The rows of `current`, with rates over the time since `previous`.
@@ -294,18 +296,23 @@ mod tests {
             TopBy::Process,
             start,
         );
-        // Process 7 made 100 more calls, exited and was retired.
+        // Process 7 made 100 more calls, exited and was retired; process 9
+        // started, made 20 calls and exited, its file not yet retired.
+        let mut dead = record("db", 9, "dead", 20);
+        dead.origin.start_ticks = 12_345;
         let after = sample(
             &[
                 record("db", 7, "retired", 1_100),
                 record("db", 8, "live", 50),
+                dead,
             ],
             TopBy::Process,
             start + Duration::from_secs(1),
         );
         let rows = rates(&before, &after);
         let exited = rows.iter().find(|row| row.key[1].1 == EXITED).unwrap();
-        assert_eq!((exited.calls_per_second, exited.live), (100.0, 0));
+        assert_eq!((exited.calls_per_second, exited.live), (120.0, 0));
+        assert_eq!(rows.len(), 2);
         assert_eq!(exited.busiest, Some(Call::Fsync));
         let idle = rows.iter().find(|row| row.key[1].1 == "8").unwrap();
         assert_eq!(
