@@ -2,15 +2,15 @@
 # Installs what the tests and benchmarks use on a fresh Debian machine:
 # real programs to run under the shim (dd, sqlite3, glog, eatmydata, nocache),
 # Go and static C (libc.a) and liburing for the supervisor and doctor tests,
-# outside views of the kernel (strace), report validators (promtool, PyPI's
-# hdrhistogram), debootstrap and cargo-deb for the base-image tests. Needs
-# root.
+# outside views of the kernel (strace), a real terminal for `top` (tmux),
+# report validators (promtool, PyPI's hdrhistogram), debootstrap and
+# cargo-deb for the base-image tests. Needs root.
 set -euo pipefail
 packages=(
   build-essential strace sqlite3 libsqlite3-dev eatmydata nocache
   libgoogle-glog-dev prometheus debootstrap hyperfine linux-perf postgresql
   python3 python3-pip util-linux coreutils xxd libjemalloc2 libtcmalloc-minimal4
-  golang-go liburing-dev libc6-dev libjna-java
+  golang-go liburing-dev libc6-dev libjna-java tmux
 )
 missing=()
 for package in "${packages[@]}"; do

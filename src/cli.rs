@@ -34,6 +34,11 @@ pub enum Command {
         after_help = "Example:\n  fadvise-shim serve --listen 0.0.0.0:9808 /var/run/fadvise-shim/stats\n\nPrints `listening on http://ADDR/metrics` once bound; port 0 picks a free port."
     )]
     Serve(ServeArgs),
+    /// A live view of calls per second and time spent, per container, program or process
+    #[command(
+        after_help = "Examples:\n  fadvise-shim top --by exe --sort time\n  fadvise-shim top --once /dev/shm/fadvise-shim/stats-1000\n\nKeys: q quits (so does Ctrl-C). --once prints one plain table, for scripts."
+    )]
+    Top(TopArgs),
     /// Validate a policy file: errors as FILE:LINE:COL, or a summary
     #[command(
         after_help = "Example:\n  fadvise-shim check /etc/fadvise-shim/policy.toml\n\nExit status: 0 valid, 1 invalid."
@@ -119,6 +124,52 @@ pub struct ServeArgs {
     /// subdirectories (default: this user's dump directory)
     #[arg(value_name = "DIR")]
     pub dirs: Vec<PathBuf>,
+}
+
+/// What one row of `top` stands for.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TopBy {
+    Container,
+    Exe,
+    Process,
+    Pod,
+}
+
+/// What `top` sorts its rows by, highest first.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TopSort {
+    /// Calls per second
+    Calls,
+    /// Time per second spent in passed calls
+    Time,
+    /// 99th percentile latency over the interval
+    P99,
+}
+
+#[derive(Args)]
+pub struct TopArgs {
+    #[arg(long, value_enum, default_value = "container")]
+    pub by: TopBy,
+    #[arg(long, value_enum, default_value = "calls")]
+    pub sort: TopSort,
+    /// Seconds between samples (0.1 to 3600)
+    #[arg(long, value_name = "SECONDS", default_value = "1", value_parser = parse_interval)]
+    pub interval: f64,
+    /// Print one plain table after two samples an interval apart, and exit
+    #[arg(long)]
+    pub once: bool,
+    /// Stats directories (default: this user's)
+    #[arg(value_name = "DIR")]
+    pub dirs: Vec<PathBuf>,
+}
+
+fn parse_interval(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(seconds) if (0.1..=3600.0).contains(&seconds) => Ok(seconds),
+        _ => Err(format!(
+            "{text:?} is not a number of seconds from 0.1 to 3600"
+        )),
+    }
 }
 
 #[derive(Args)]

@@ -19,6 +19,7 @@ mod serve;
 mod stats_dir;
 mod supervise;
 mod symbolize;
+mod top;
 
 use std::process::ExitCode;
 
@@ -46,6 +47,7 @@ fn main() -> ExitCode {
         Command::Run(args) => run::main(args),
         Command::Report(args) => report::main(args),
         Command::Serve(args) => serve::main(args),
+        Command::Top(args) => top::main(args),
         Command::Check(args) => check::main(args),
         Command::Dump(args) => dump_cmd::main(args),
         Command::Doctor(args) => doctor::main(args),

@@ -8,7 +8,7 @@
 mod hgrm;
 mod hlog;
 mod json;
-mod load;
+pub mod load;
 pub mod prometheus;
 mod svg;
 mod table;
