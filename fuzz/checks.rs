@@ -172,3 +172,31 @@ pub fn glob(bytes: &[u8]) {
         );
     }
 }
+
+/// A stats file's bytes: `decode` never panics, and what it accepts holds
+/// only totals a process can have written.
+pub fn stats_file(bytes: &[u8]) {
+    use fadvise_shim_core::stats_file::decode;
+    let Ok(live) = decode(bytes) else {
+        return;
+    };
+    for (_, stats) in live.stats.made() {
+        let passed = stats
+            .buckets
+            .iter()
+            .try_fold(0u64, |total, &count| total.checked_add(count));
+        let count = passed
+            .and_then(|passed| passed.checked_add(stats.dropped))
+            .and_then(|count| count.checked_add(stats.limited));
+        assert!(count.is_some(), "accepted totals past u64");
+        assert!(
+            stats.errors <= stats.passed(),
+            "more errors than passed calls"
+        );
+    }
+    assert!(live.origin.exe.len() <= fadvise_shim_core::origin::MAX_VALUE_BYTES);
+    assert!(
+        !live.origin.cgroup.contains('\n'),
+        "a line break in the origin"
+    );
+}

@@ -47,6 +47,11 @@ fn glob_corpus_never_panics() {
     replay("glob", checks::glob);
 }
 
+#[test]
+fn stats_file_corpus_never_panics() {
+    replay("stats_file", checks::stats_file);
+}
+
 /// A real dump with its `buckets` line for posix_fadvise replaced.
 fn dump_with_buckets(buckets: &str) -> String {
     let seed = corpus("dump")

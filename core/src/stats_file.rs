@@ -280,6 +280,31 @@ mod tests {
         assert_eq!(live.stats.call(Call::Fsync).dropped, 7);
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 300, failure_persistence: None, ..Default::default() })]
+
+        /// Mutated files never panic the reader, and what it accepts is
+        /// self-consistent.
+        #[test]
+        fn mutated_files_never_panic(
+            edits in proptest::collection::vec((0usize..FILE_BYTES, proptest::prelude::any::<u8>()), 1..40),
+            cut in proptest::option::of(0usize..FILE_BYTES + 100),
+        ) {
+            let mut bytes = written();
+            for (at, byte) in edits {
+                bytes[at] = byte;
+            }
+            if let Some(cut) = cut {
+                bytes.truncate(cut);
+            }
+            if let Ok(live) = decode(&bytes) {
+                for (_, stats) in live.stats.made() {
+                    proptest::prop_assert!(stats.errors <= stats.passed());
+                }
+            }
+        }
+    }
+
     #[test]
     fn refuses_what_it_does_not_understand() {
         let good = written();
