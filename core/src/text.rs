@@ -25,14 +25,14 @@ impl Sink for Vec<u8> {
 /// Text past its capacity is cut, never a panic.
 #[derive(Clone, Copy)]
 pub struct Cell {
-    bytes: [u8; 48],
+    bytes: [u8; 128],
     len: usize,
 }
 
 impl Default for Cell {
     fn default() -> Self {
         Cell {
-            bytes: [0; 48],
+            bytes: [0; 128],
             len: 0,
         }
     }

@@ -73,6 +73,11 @@ fn prefix(key: &GroupKey, by: GroupBy) -> String {
     };
     match by {
         GroupBy::Process => format!("{}[{}]/", value("exe"), value("pid")),
+        // As `docker ps` shows them; JSON has them whole.
+        GroupBy::Container => format!(
+            "{}/",
+            value("container_id").chars().take(12).collect::<String>()
+        ),
         _ => key
             .first()
             .map(|(field, _)| format!("{}/", value(field)))

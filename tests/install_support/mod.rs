@@ -270,8 +270,7 @@ pub fn fake_root(program: Option<Vec<u8>>, files: &[&str]) -> TempDir {
 /// here. Made with `debootstrap --variant=minbase` once, then kept as
 /// `target/debootstrap-cache/bookworm-minbase.tar`.
 pub fn debian_root() -> Result<TempDir, String> {
-    static TARBALL: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    let tarball = TARBALL.get_or_init(cached_debootstrap).clone()?;
+    let tarball = debian_tarball()?;
     let root = scratch();
     Run::of(
         Command::new("tar")
@@ -282,6 +281,13 @@ pub fn debian_root() -> Result<TempDir, String> {
     )
     .success("unpacking the cached Debian root");
     Ok(root)
+}
+
+/// The cached tarball of a minimal Debian bookworm root (made once), or why
+/// there can be none here: what `docker import` makes an image of, too.
+pub fn debian_tarball() -> Result<PathBuf, String> {
+    static TARBALL: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    TARBALL.get_or_init(cached_debootstrap).clone()
 }
 
 fn cached_debootstrap() -> Result<PathBuf, String> {

@@ -1,0 +1,180 @@
+//! Real containers on one host (issue 13): a private Docker daemon (Debian's
+//! `docker.io`, no registry: the image is the cached Debian root, imported),
+//! three containers at once, each running an unmodified `dd … oflag=nocache`
+//! as its pid 1 with the shim and one stats directory bind-mounted into all
+//! of them. Each container's calls must come back under its own container
+//! id, exactly: before, their dumps overwrote each other (`dd.1.dump`).
+//!
+//! Skips with a clear message only where the daemon cannot start.
+
+mod common;
+mod install_support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+/// A private `dockerd` in a directory of its own, stopped and cleaned up
+/// (its network namespace mount, the empty `docker` cgroups) when dropped.
+struct Daemon {
+    dir: tempfile::TempDir,
+    process: Child,
+}
+
+impl Daemon {
+    fn start() -> Result<Daemon, String> {
+        if unsafe { libc::geteuid() } != 0 {
+            return Err("needs root".into());
+        }
+        if !Path::new("/usr/sbin/dockerd").is_file() {
+            return Err("dockerd is not installed (scripts/setup.sh installs docker.io)".into());
+        }
+        let dir = tempfile::Builder::new()
+            .prefix("fshim-docker-")
+            .tempdir_in("/var/tmp")
+            .map_err(|error| error.to_string())?;
+        let path = dir.path();
+        let process = Command::new("/usr/sbin/dockerd")
+            .args([
+                "--iptables=false",
+                "--ip6tables=false",
+                "--bridge=none",
+                "--storage-driver=overlay2",
+            ])
+            .arg(format!("--data-root={}", path.join("data").display()))
+            .arg(format!("--exec-root={}", path.join("exec").display()))
+            .arg(format!("--pidfile={}", path.join("pid").display()))
+            .arg(format!("--host=unix://{}", path.join("sock").display()))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(path.join("log")).map_err(|error| error.to_string())?)
+            .spawn()
+            .map_err(|error| format!("dockerd: {error}"))?;
+        let daemon = Daemon { dir, process };
+        let ready = common::poll(Duration::from_secs(20), || {
+            daemon.docker(&["info"]).ok().map(drop)
+        });
+        if ready.is_none() {
+            let log = std::fs::read_to_string(daemon.dir.path().join("log")).unwrap_or_default();
+            return Err(format!(
+                "dockerd did not start: {}",
+                log.lines().last().unwrap_or("")
+            ));
+        }
+        Ok(daemon)
+    }
+
+    /// Runs the client against this daemon; its stdout, or why it failed.
+    fn docker(&self, args: &[&str]) -> Result<String, String> {
+        let output = Command::new("/usr/bin/docker")
+            .arg(format!(
+                "--host=unix://{}",
+                self.dir.path().join("sock").display()
+            ))
+            .args(args)
+            .output()
+            .map_err(|error| error.to_string())?;
+        if output.status.success() {
+            Ok(String::from_utf8_lossy(&output.stdout).trim().to_string())
+        } else {
+            Err(String::from_utf8_lossy(&output.stderr).into_owned())
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        // SAFETY: kill has no memory-safety requirement; our own child.
+        unsafe { libc::kill(self.process.id() as i32, libc::SIGTERM) };
+        let _ = self.process.wait();
+        let netns = self.dir.path().join("exec/netns/default");
+        let _ = Command::new("umount").arg(&netns).status();
+        if let Ok(entries) = std::fs::read_dir("/sys/fs/cgroup") {
+            for entry in entries.flatten() {
+                let _ = std::fs::remove_dir(entry.path().join("docker"));
+            }
+        }
+    }
+}
+
+#[test]
+fn three_containers_each_count_their_own_calls_under_their_own_id() {
+    let daemon = match Daemon::start() {
+        Ok(daemon) => daemon,
+        Err(why) => {
+            eprintln!("SKIPPED: {why}");
+            return;
+        }
+    };
+    let tarball = match install_support::debian_tarball() {
+        Ok(tarball) => tarball,
+        Err(why) => {
+            eprintln!("SKIPPED: no Debian root for the image: {why}");
+            return;
+        }
+    };
+    daemon
+        .docker(&["import", tarball.to_str().unwrap(), "fadvise-shim-test:1"])
+        .expect("docker import");
+    let shared: PathBuf = daemon.dir.path().join("shared");
+    let (stats, data) = (shared.join("stats"), shared.join("data"));
+    std::fs::create_dir_all(&stats).unwrap();
+    std::fs::create_dir_all(&data).unwrap();
+    let library = shared.join("libfadvise_shim.so");
+    std::fs::copy(common::library(), &library).unwrap();
+    let mount = |from: &Path, to: &str, mode: &str| format!("{}:{to}:{mode}", from.display());
+    let ids: Vec<String> = (0..3)
+        .map(|index| {
+            daemon
+                .docker(&[
+                    "run",
+                    "-d",
+                    "--network=none",
+                    "-v",
+                    &mount(&library, "/shim/libfadvise_shim.so", "ro"),
+                    "-v",
+                    &mount(&stats, "/stats", "rw"),
+                    "-v",
+                    &mount(&data, "/data", "rw"),
+                    "-e",
+                    "LD_PRELOAD=/shim/libfadvise_shim.so",
+                    "-e",
+                    "FADVISE_SHIM_STATS_DIR=/stats",
+                    "fadvise-shim-test:1",
+                    "dd",
+                    "if=/dev/zero",
+                    &format!("of=/data/out-{index}"),
+                    "bs=64k",
+                    "count=200",
+                    "oflag=nocache",
+                ])
+                .expect("docker run")
+        })
+        .collect();
+    for id in &ids {
+        assert_eq!(daemon.docker(&["wait", id]).expect("docker wait"), "0");
+    }
+    let output = common::clean_command(common::cli())
+        .args(["report", "--by", "container", "--format", "json"])
+        .arg(&stats)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["processes"], 3, "{report}");
+    assert_eq!(report["calls"]["posix_fadvise"]["count"], 300, "{report}");
+    let groups = report["groups"].as_array().expect("groups");
+    assert_eq!(groups.len(), 3, "{report}");
+    for id in &ids {
+        let group = groups
+            .iter()
+            .find(|group| group["key"]["container_id"] == id.as_str())
+            .unwrap_or_else(|| panic!("no group for container {id}: {report}"));
+        assert_eq!(group["processes"], 1, "{group}");
+        assert_eq!(group["calls"]["posix_fadvise"]["count"], 100, "{group}");
+    }
+    for id in &ids {
+        let _ = daemon.docker(&["rm", id]);
+    }
+}
