@@ -684,6 +684,13 @@ def tool_unavailable(tool):
     return None
 
 
+def positive(text):
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive number")
+    return value
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--bin", required=True, help="directory of the compiled workloads")
@@ -695,7 +702,7 @@ def main():
                         help="directory of the floor libraries (cases 1, 2 and 5) bench.sh built")
     parser.add_argument("--stats-dir", required=True, help="FADVISE_SHIM_STATS_DIR for the shim arms")
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--rounds", type=int, help="rounds of every alternation (default 7, --quick 5)")
+    parser.add_argument("--rounds", type=positive, help="rounds of every alternation (default 7, --quick 5)")
     parser.add_argument("--output")
     parser.add_argument("--cases", help="comma-separated subset to run: " + ", ".join(CASES))
     args = parser.parse_args()
