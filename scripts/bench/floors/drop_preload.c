@@ -1,8 +1,9 @@
 /* Case 2's floor: the least an LD_PRELOAD library can do to drop a call.
  * posix_fadvise and posix_fadvise64 return 0 at once: no argument checks
- * (the shim keeps glibc's EBADF/EINVAL answers for bad arguments; this floor
+ * (the shim still answers a negative descriptor with EBADF and a negative
+ * length or an unknown advice with EINVAL, as the kernel would; this floor
  * does not), no counting, nothing called. What is left above this is the
- * shim's policy lookup and its count of the dropped call. */
+ * shim's policy lookup, those checks and its count of the dropped call. */
 #define _GNU_SOURCE
 #include <fcntl.h>
 
