@@ -6,8 +6,10 @@
 # holds the latest table. Never run as a timed test: CI may run --quick as
 # a smoke test only.
 #
-#   scripts/bench.sh [--quick] [--output FILE] [--no-build] [--cases LIST]
+#   scripts/bench.sh [--quick] [--rounds N] [--output FILE] [--no-build] [--cases LIST]
 #
+# --quick shrinks every count (a smoke run); --rounds N keeps the full counts
+# but runs N rounds of each alternation instead of 7 (5 for the scenario).
 # --no-build uses target/release as it is (e.g. while the work tree does not
 # build); by default the workspace is built in release mode first. --cases
 # runs a comma-separated subset (loop, fdatasync, scenario, tools, startup,
@@ -21,16 +23,18 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 quick=()
+rounds=()
 output=()
 cases=()
 build=yes
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) quick=(--quick) ;;
+    --rounds) rounds=(--rounds "$2"); shift ;;
     --no-build) build=no ;;
     --output) output=(--output "$(realpath -m "$2")"); shift ;;
     --cases) cases=(--cases "$2"); shift ;;
-    -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench.sh: unknown argument $1 (try --help)" >&2; exit 2 ;;
   esac
   shift
@@ -41,7 +45,7 @@ if [ -e /etc/fadvise-shim/policy.toml ]; then
   echo "bench.sh: /etc/fadvise-shim/policy.toml exists and would replace the built-in default; move it away first" >&2
   exit 1
 fi
-unset LD_PRELOAD FADVISE_SHIM_POLICY FADVISE_SHIM_DUMP_DIR FADVISE_SHIM_ON_EXIT
+unset LD_PRELOAD FADVISE_SHIM_POLICY FADVISE_SHIM_DUMP_DIR FADVISE_SHIM_ON_EXIT FADVISE_SHIM_STATS_DIR
 
 if [ "$build" = yes ]; then
   cargo build --release --workspace --quiet
@@ -58,15 +62,27 @@ if [ "$(stat -f -c %T "$scratch_root")" = tmpfs ]; then
   exit 1
 fi
 work=$(mktemp -d "$scratch_root/fadvise-bench.XXXXXX")
-trap 'rm -rf "$work"' EXIT
+# The shim arms' stats files go to a directory of the run's own, on tmpfs
+# like the default (/dev/shm/fadvise-shim/stats-<uid>), so that they count
+# as shared memory and leave the user's directory alone.
+if [ "$(stat -f -c %T /dev/shm 2>/dev/null)" = tmpfs ]; then
+  stats=$(mktemp -d /dev/shm/fadvise-bench-stats.XXXXXX)
+else
+  stats=$(mktemp -d "$work/stats.XXXXXX")
+fi
+trap 'rm -rf "$work" "$stats"' EXIT
 mkdir "$work/bin"
 for source in scripts/bench/*.c; do
   cc -O2 -Wall -o "$work/bin/$(basename "$source" .c)" "$source"
 done
 g++ -O2 -Wall -o "$work/bin/glog_real" scripts/bench/glog_real.cc -lglog
 
-# Case 5's floors: an empty C library and an empty Rust cdylib to preload.
+# The floors: the least a C preload can do to time (case 1) or to drop
+# (case 2) posix_fadvise, and, for case 5, an empty C library and an empty
+# Rust cdylib.
 mkdir "$work/floors"
+cc -O2 -Wall -shared -fPIC -o "$work/floors/timing-preload.so" scripts/bench/floors/timing_preload.c -ldl
+cc -O2 -Wall -shared -fPIC -o "$work/floors/drop-preload.so" scripts/bench/floors/drop_preload.c
 cc -O2 -shared -fPIC -o "$work/floors/empty-c.so" scripts/bench/floors/empty_preload.c
 if cargo build --release --quiet --manifest-path scripts/bench/floors/empty_cdylib/Cargo.toml \
      --target-dir "$work/floors/target"; then
@@ -81,4 +97,5 @@ if [ ! -d /sys/kernel/tracing/events/syscalls ]; then
 fi
 
 python3 scripts/bench/harness.py --bin "$work/bin" --work "$work" --shim "$shim" --cli "$cli" \
-  --example-policy policy.example.toml --floors "$work/floors" "${quick[@]}" "${output[@]}" "${cases[@]}"
+  --example-policy policy.example.toml --floors "$work/floors" --stats-dir "$stats" \
+  "${quick[@]}" "${rounds[@]}" "${output[@]}" "${cases[@]}"

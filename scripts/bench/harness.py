@@ -20,7 +20,8 @@ import sys
 import time
 from pathlib import Path
 
-SHIM_VARIABLES = ("LD_PRELOAD", "FADVISE_SHIM_POLICY", "FADVISE_SHIM_DUMP_DIR", "FADVISE_SHIM_ON_EXIT")
+SHIM_VARIABLES = ("LD_PRELOAD", "FADVISE_SHIM_POLICY", "FADVISE_SHIM_DUMP_DIR", "FADVISE_SHIM_ON_EXIT",
+                  "FADVISE_SHIM_STATS_DIR")
 EATMYDATA = "/usr/lib/x86_64-linux-gnu/libeatmydata.so"
 
 # Sizes of a full run and of a --quick smoke run.
@@ -62,8 +63,12 @@ class Bench:
         self.cli = str(Path(args.cli).resolve())
         self.example_policy = Path(args.example_policy)
         self.floors = Path(args.floors)
-        self.size = QUICK if args.quick else FULL
+        self.stats_dir = str(Path(args.stats_dir).resolve())
+        self.size = dict(QUICK if args.quick else FULL)
+        if args.rounds:
+            self.size.update(rounds=args.rounds, scenario_rounds=args.rounds)
         self.rows = []
+        self.header = None
         self.notes = []
         self.dump_serial = 0
         self.loop_samples = {}  # case 1's samples, which case 4 reads (empty if it did not run)
@@ -76,13 +81,14 @@ class Bench:
 
     # ---- environment and processes -------------------------------------
 
-    def env(self, preload=None, policy=None, on_exit=False, dump_dir=None):
+    def env(self, preload=None, policy=None, on_exit=False, dump_dir=None, stats_dir=None):
         """A clean environment: no inherited shim variables, then the arm's."""
         env = {k: v for k, v in os.environ.items() if k not in SHIM_VARIABLES}
         if preload:
             env["LD_PRELOAD"] = preload
         if preload == self.shim:
             env["FADVISE_SHIM_DUMP_DIR"] = str(dump_dir or self.work / "dumps")
+            env["FADVISE_SHIM_STATS_DIR"] = stats_dir or self.stats_dir
             if policy:
                 env["FADVISE_SHIM_POLICY"] = self.policies.get(policy, policy)
             if on_exit:
@@ -165,6 +171,9 @@ class Bench:
         self.rows.append(dict(case=case, arm=arm, median=format_value(median, unit), ratio=ratio,
                               target=target, verdict=verdict))
 
+    def text_row(self, case, arm, text):
+        self.rows.append(dict(case=case, arm=arm, median=text, ratio=None, target="—", verdict=""))
+
     def ratio_rows(self, case, samples, baseline, labels, unit, targets=None):
         """One row per arm: median, ratio to the baseline arm, verdict."""
         targets = targets or {}
@@ -184,8 +193,18 @@ class Bench:
 
     # ---- cases -------------------------------------------------------------
 
+    def floor(self, name, case):
+        """The path of a floor library bench.sh built, or None with a note."""
+        library = self.floors / f"{name}.so"
+        if library.is_file():
+            return str(library)
+        self.notes.append(f"Case {case}: {library.name} was not built, so its floor arm was skipped.")
+        return None
+
     def case_loop(self):
-        """Cases 1, 2 (posix_fadvise) and 6: one alternating group."""
+        """Cases 1, 2 (posix_fadvise) and 6: one alternating group, with the
+        floors of cases 1 and 2 (the least a C preload can do to time or to
+        drop the call) in the same rounds."""
         shim = self.shim
         arms = [
             ("none", self.loop_arm("fadvise", self.env())),
@@ -196,6 +215,10 @@ class Bench:
             ("limit", self.loop_arm("fadvise", self.env(shim, "limit-rule"))),
             ("noop", self.loop_arm("noop", self.env())),
         ]
+        floors = {"timing-floor": self.floor("timing-preload", 1), "drop-floor": self.floor("drop-preload", 2)}
+        for name, library in floors.items():
+            if library:
+                arms.insert(1, (name, self.loop_arm("fadvise", self.env(library))))
         log(f"cases 1, 2, 6: {len(arms)} arms x {self.size['rounds']} rounds")
         s = self.alternate(arms, self.size["rounds"])
         self.loop_samples = s
@@ -204,6 +227,9 @@ class Bench:
                         {"none": "posix_fadvise WILLNEED, cached page, no shim",
                          "observe": "shim, built-in default (observing)"},
                         "ns", {"observe": observed})
+        self.floor_rows("1 observed call", s, "observe", "timing-floor",
+                        "floor: C preload, 2 × `__rdtsc()` + real call + 1 relaxed atomic add into a log2 bucket",
+                        "shim observing, ratio to the timing floor")
         real = median(s["none"])
         if real and median(s["observe"]):
             self.notes.append(f"Case 1: the ratio of the two arms' medians is {median(s['observe']) / real:.3f}× "
@@ -212,14 +238,31 @@ class Bench:
                         {"drop": "shim, rule drops posix_fadvise"}, "ns",
                         {"drop": ("≤ 15 ns and ≤ 0.05×",
                                   lambda v, r: v <= 15 and r <= 0.05)})
+        self.floor_rows("2 dropped call", s, "drop", "drop-floor",
+                        "floor: C preload whose posix_fadvise returns 0 (no argument checks, no count)",
+                        "shim dropping, ratio to the drop floor")
         self.ratio_rows("6 policy costs", s, "none",
                         {"path": 'shim, non-matching `path = ["/nonexistent/**"]` rule',
                          "exe": 'shim, non-matching `exe = ["nomatch"]` rule',
                          "limit": "shim, `limit` rule at 10⁹/s (all pass)"},
                         "ns", {k: observed for k in ("path", "exe", "limit")})
         if real is not None and median(s["drop"]) is not None:
-            self.notes.append(f"Case 2: the dropped call costs {median(s['drop']) / real:.1%} "
-                              f"of the real call ({real:.0f} ns).")
+            self.notes.append(f"Case 2: the dropped call costs {median(s['drop']):.1f} ns, "
+                              f"{median(s['drop']) / real:.1%} of the real call ({real:.0f} ns); "
+                              f"the loop's own cost (an opaque empty call) is {format_value(median(s['noop']), 'ns')}.")
+
+    def floor_rows(self, case, samples, arm, floor, floor_label, label):
+        """A floor arm against the real call, then `arm` against the floor
+        (paired ratio) and what it adds above it in ns."""
+        if not samples.get(floor):
+            return
+        self.ratio_rows(case, samples, "none", {floor: floor_label}, "ns")
+        ratio = paired_ratio(samples.get(arm, []), samples[floor])
+        value = median(samples.get(arm, []))
+        self.row(case, label, value, "ns", ratio)
+        if value is not None:
+            self.notes.append(f"Case {case.split()[0]}: the shim's arm is {value - median(samples[floor]):+.1f} ns "
+                              "from its floor (difference of medians).")
 
     def pair_loop_arm(self, env):
         """ns/call of two call_loop processes running at once (the mean of
@@ -342,8 +385,7 @@ class Bench:
                     f"p99 {fmt_ns(lat.get('p99'))}, max {fmt_ns(lat.get('max'))}")
         else:
             text = "no posix_fadvise in the dumps" if calls is not None else "no dump read"
-        self.rows.append(dict(case="3 seed scenario", arm="Debian glog: posix_fadvise calls and cost (shim's dump)",
-                              median=text, ratio=None, target="—", verdict=""))
+        self.text_row("3 seed scenario", "Debian glog: posix_fadvise calls and cost (shim's dump)", text)
 
     def read_report(self, dump_dir):
         """Calls of `fadvise-shim report --format json`, or parsed dump tables."""
@@ -414,8 +456,7 @@ class Bench:
         self.ratio_rows("4 vs tools", s, "none", {k: v for k, v in labels.items() if k in s}, "ns",
                         {"shim": ("≤ 1.08×", lambda v, r: r <= 1.08)})
         for tool, why in unavailable.items():
-            self.rows.append(dict(case="4 vs tools", arm=labels[tool], median=f"not run: {why}",
-                                  ratio=None, target="—", verdict=""))
+            self.text_row("4 vs tools", labels[tool], f"not run: {why}")
         # The in-kernel truth: the loop's ns/call without any tool, minus the
         # loop's own cost (an opaque empty call), from cases 1's samples.
         real, noop = median(self.loop_samples.get("none", [])), median(self.loop_samples.get("noop", []))
@@ -468,22 +509,85 @@ class Bench:
         fault_labels["none"] = "/bin/true, no shim (page faults per spawn)"
         self.ratio_rows("5 start-up", faults, "none", fault_labels, "faults")
 
+        self.memory_rows()
+        self.first_call_rows()
+
+    def memory_rows(self):
+        """What a process holds after one call, with and without the shim:
+        VmRSS, RssAnon, RssFile (mapped files: the libraries' pages),
+        RssShmem (the stats file's pages the process has mapped) and the
+        stats file's own allocated and apparent size."""
         rss = [self.bin / "rss_one_call", self.work / "page.dat"]
-        s = self.alternate([("none", lambda: float(self.run(rss, self.env()).stdout)),
-                            ("shim", lambda: float(self.run(rss, self.env(self.shim)).stdout))],
+        fields = ("rss", "anon", "file", "shmem", "file_allocated", "file_size")
+
+        def measure(env):
+            return dict(zip(fields, map(float, self.run(rss, env).stdout.split())))
+
+        s = self.alternate([("none", lambda: measure(self.env())), ("shim", lambda: measure(self.env(self.shim)))],
                            self.size["rounds"])
-        none, shim = median(s["none"]), median(s["shim"])
-        self.row("5 start-up", "VmRSS after one call, no shim", none, "KiB", 1.0 if none else None, "baseline")
-        self.row("5 start-up", "VmRSS after one call, shim", shim, "KiB",
-                 shim / none if none and shim else None)
-        if none is not None and shim is not None:
-            self.row("5 start-up", "resident memory the shim adds", shim - none, "KiB")
+        if not s["none"] or not s["shim"]:
+            return
+        none = {f: median([r[f] for r in s["none"]]) for f in fields}
+        shim = {f: median([r[f] for r in s["shim"]]) for f in fields}
+        self.row("5 start-up", "VmRSS after one call, no shim", none["rss"], "KiB", 1.0, "baseline")
+        self.row("5 start-up", "VmRSS after one call, shim", shim["rss"], "KiB", shim["rss"] / none["rss"])
+        self.row("5 start-up", "resident memory the shim adds (VmRSS)", shim["rss"] - none["rss"], "KiB")
+        for field, name in (("anon", "RssAnon"), ("file", "RssFile")):
+            self.text_row("5 start-up", f"{name} after one call, no shim → shim",
+                          f"{none[field]:,.0f} → {shim[field]:,.0f} KiB (+{shim[field] - none[field]:,.0f})")
+        self.row("5 start-up", "RssShmem after one call, shim (stats file pages mapped)", shim["shmem"], "KiB")
+        self.text_row("5 start-up", "the process's stats file: allocated (`st_blocks`) / size",
+                      f"{shim['file_allocated']:,.0f} / {shim['file_size']:,.0f} KiB")
+
+    def first_call_rows(self):
+        """A process's first posix_fadvise against its second: under the
+        shim the first sets the library up and creates the stats file; with
+        `FADVISE_SHIM_STATS_DIR=none` it only sets the library up."""
+        argv = [self.bin / "first_call", self.work / "page.dat"]
+        samples = {"none-first": [], "none-second": [], "shim-first": [], "shim-second": [],
+                   "private-first": [], "private-second": []}
+
+        def measure(name, env):
+            def run():
+                first, second = map(float, self.run(argv, env).stdout.split())
+                samples[f"{name}-second"].append(second)
+                return first
+            return (name, run)
+
+        runs = 3 * self.size["rounds"]
+        s = self.alternate([measure("none", self.env()), measure("shim", self.env(self.shim)),
+                            measure("private", self.env(self.shim, stats_dir="none"))], runs)
+        for name in ("none", "shim", "private"):
+            samples[f"{name}-first"] = s[name]
+        self.ratio_rows("5 start-up", samples, "none-first",
+                        {"none-first": f"first posix_fadvise of a process, no shim (median of {runs} processes)",
+                         "none-second": "second call, no shim",
+                         "shim-first": "first call, shim: sets up, creates the stats file",
+                         "shim-second": "second call, shim",
+                         "private-first": "first call, shim, `FADVISE_SHIM_STATS_DIR=none` (no stats file)",
+                         "private-second": "second call, shim, `FADVISE_SHIM_STATS_DIR=none`"}, "ns")
+
+    def machine_line(self):
+        """The line above the table: the CPU and what one clock read costs
+        on it (the shim's observed path makes two TSC reads per call)."""
+        reads = 1_000_000
+        runs = [self.run([self.bin / "clock_cost", str(reads)], self.env()).stdout.split()
+                for _ in range(self.size["rounds"])]
+        tsc, monotonic = (median([float(run[i]) for run in runs]) for i in (0, 1))
+        models = re.findall(r"^model name\s*:\s*(.+)$", Path("/proc/cpuinfo").read_text(), re.M)
+        source = Path("/sys/devices/system/clocksource/clocksource0/current_clocksource")
+        source = source.read_text().strip() if source.exists() else "unknown"
+        self.header = (f"Machine: `{models[0] if models else 'unknown CPU'}` (`/proc/cpuinfo` model name), "
+                       f"{os.cpu_count()} CPUs, clock source `{source}`; one `rdtsc` read costs "
+                       f"{format_value(tsc, 'ns')}, one `clock_gettime(CLOCK_MONOTONIC)` {format_value(monotonic, 'ns')} "
+                       f"(medians of {len(runs)} runs of {reads:,} reads each, `scripts/bench/clock_cost.c`).")
 
     # ---- output --------------------------------------------------------------
 
     def table(self):
-        lines = ["| case | arm | median | ratio to baseline | target | verdict |",
-                 "| --- | --- | ---: | ---: | --- | :---: |"]
+        lines = [self.header, ""] if self.header else []
+        lines += ["| case | arm | median | ratio to baseline | target | verdict |",
+                  "| --- | --- | ---: | ---: | --- | :---: |"]
         for r in self.rows:
             ratio = "—" if r["ratio"] is None else f"{r['ratio']:.3f}×"
             lines.append(f"| {r['case']} | {r['arm']} | {r['median']} | {ratio} | {r['target']} | {r['verdict']} |")
@@ -580,6 +684,13 @@ def tool_unavailable(tool):
     return None
 
 
+def positive(text):
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive number")
+    return value
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--bin", required=True, help="directory of the compiled workloads")
@@ -587,8 +698,11 @@ def main():
     parser.add_argument("--shim", required=True)
     parser.add_argument("--cli", required=True)
     parser.add_argument("--example-policy", required=True)
-    parser.add_argument("--floors", required=True, help="directory of the empty libraries case 5 compares with")
+    parser.add_argument("--floors", required=True,
+                        help="directory of the floor libraries (cases 1, 2 and 5) bench.sh built")
+    parser.add_argument("--stats-dir", required=True, help="FADVISE_SHIM_STATS_DIR for the shim arms")
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--rounds", type=positive, help="rounds of every alternation (default 7, --quick 5)")
     parser.add_argument("--output")
     parser.add_argument("--cases", help="comma-separated subset to run: " + ", ".join(CASES))
     args = parser.parse_args()
@@ -605,6 +719,7 @@ def main():
     started = time.monotonic()
     load_before = os.getloadavg()[0]
     bench = Bench(args)
+    bench.machine_line()
     for name in chosen:
         getattr(bench, CASES[name])()
         log(f"{time.monotonic() - started:.0f} s so far")
@@ -614,8 +729,9 @@ def main():
                        f"(sized by a first pilot run to about {bench.size['run_seconds']} s).")
     bench.notes.append(f"Load average (1 min) {load_before:.2f} at the start, {os.getloadavg()[0]:.2f} at the end "
                        "(other work on the machine widens the spread; alternation keeps ratios fair).")
-    bench.notes.append(f"Run took {time.monotonic() - started:.0f} s"
-                       f"{' (--quick: smaller counts, not for the record)' if args.quick else ''}.")
+    reduced = [" (--quick: smaller counts, not for the record)" if args.quick else "",
+               f" (--rounds {args.rounds}: {args.rounds} rounds per alternation)" if args.rounds else ""]
+    bench.notes.append(f"Run took {time.monotonic() - started:.0f} s{''.join(reduced)}.")
     table = bench.table()
     print(table, end="")
     if args.output:
