@@ -122,7 +122,7 @@ fn three_containers_each_count_their_own_calls_under_their_own_id() {
     std::fs::create_dir_all(&stats).unwrap();
     std::fs::create_dir_all(&data).unwrap();
     let library = shared.join("libfadvise_shim.so");
-    std::fs::copy(common::library(), &library).unwrap();
+    std::fs::copy(install_support::library(), &library).unwrap();
     let mount = |from: &Path, to: &str, mode: &str| format!("{}:{to}:{mode}", from.display());
     let ids: Vec<String> = (0..3)
         .map(|index| {
