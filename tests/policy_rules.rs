@@ -14,12 +14,14 @@ use common::{run, Finished, Scratch, Shim, TIMEOUT};
 use policy_common::{call_lines, exe_policy, policy_program, CallLine, Verdict};
 use Verdict::{Kernel, Shim as Dropped};
 
-/// Copies `one_call` to `DIR/NAME` in the scratch directory.
+/// Links `one_call` as `DIR/NAME` in the scratch directory (a hard link: a
+/// copy's write descriptor, inherited by a process another test forks at
+/// that moment, would make exec fail with ETXTBSY).
 fn copy_of_one_call(scratch: &Scratch, dir: &str, name: &str) -> PathBuf {
     let dir = scratch.file(dir);
     std::fs::create_dir_all(&dir).expect("program directory");
     let copy = dir.join(name);
-    std::fs::copy(policy_program("one_call"), &copy).expect("copy one_call");
+    std::fs::hard_link(policy_program("one_call"), &copy).expect("link one_call");
     copy
 }
 

@@ -95,7 +95,10 @@ fn once_puts_the_busy_program_first_at_its_real_rate() {
 fn hostile_exe_names_reach_the_output_sanitised() {
     let scratch = Scratch::new();
     let hostile = scratch.file("evil\x1b[31m\u{9b}2Jred");
-    std::fs::copy(program("top-hostile"), &hostile).expect("copy program");
+    // A hard link, not a copy: a copy's write descriptor, inherited by a
+    // process another test forks at that moment, makes exec fail with
+    // ETXTBSY.
+    std::fs::hard_link(program("top-hostile"), &hostile).expect("link program");
     let _running = paced(&scratch, &hostile, 0, 20.0);
     let finished = top_once(&scratch, "exe", &["--interval", "0.2"]);
     finished.assert_success("top --once");

@@ -64,44 +64,19 @@ const MAX_FILE_BYTES: u64 = 8 << 20;
 /// stays proportional to the number of identities, not of processes (each
 /// `Snapshot` is about 300 KiB).
 pub fn collect(dirs: &[PathBuf]) -> Result<Collected, Failure> {
-    let mut groups: BTreeMap<(String, Option<String>, Option<String>), ProcessStats> =
-        BTreeMap::new();
+    let mut groups = Groups::new();
     let mut unreadable = 0;
-    let mut found = Vec::new();
     for dir in dirs {
         for (dir, pod_from_dir) in dirs_under(dir)? {
-            let contents = crate::stats_dir::read(&dir, true);
-            unreadable += contents.warnings.len() as u64;
-            found.extend(
-                contents
-                    .records
-                    .iter()
-                    .map(|record| (from_dump(record), pod_from_dir.clone())),
-            );
+            let warnings = crate::stats_dir::read_each(&dir, true, &mut |record| {
+                fold(&mut groups, from_dump(&record), pod_from_dir.clone());
+            });
+            unreadable += warnings.len() as u64;
         }
         for (file, pod_from_dir) in dump_files_under(dir)? {
             match read_process(&file) {
-                Some(process) => found.push((process, pod_from_dir)),
+                Some(process) => fold(&mut groups, process, pod_from_dir),
                 None => unreadable += 1,
-            }
-        }
-    }
-    for (mut process, pod_from_dir) in found {
-        if pod_from_dir.is_some() {
-            process.pod_uid = pod_from_dir;
-        }
-        let key = (
-            process.exe.clone(),
-            process.container_id.clone(),
-            process.pod_uid.clone(),
-        );
-        match groups.get_mut(&key) {
-            Some(group) => {
-                group.processes += process.processes;
-                group.stats.merge(&process.stats);
-            }
-            None => {
-                groups.insert(key, process);
             }
         }
     }
@@ -109,6 +84,33 @@ pub fn collect(dirs: &[PathBuf]) -> Result<Collected, Failure> {
         processes: groups.into_values().collect(),
         unreadable,
     })
+}
+
+/// Live and dead processes of one identity stay apart: the renderer counts
+/// the live ones.
+type Groups = BTreeMap<(String, Option<String>, Option<String>, bool), ProcessStats>;
+
+/// Adds one process (or aggregate) into its group; the pod uid of the
+/// directory it lies in, if any, wins over what it says.
+fn fold(groups: &mut Groups, mut process: ProcessStats, pod_from_dir: Option<String>) {
+    if pod_from_dir.is_some() {
+        process.pod_uid = pod_from_dir;
+    }
+    let key = (
+        process.exe.clone(),
+        process.container_id.clone(),
+        process.pod_uid.clone(),
+        process.live,
+    );
+    match groups.get_mut(&key) {
+        Some(group) => {
+            group.processes += process.processes;
+            group.stats.merge(&process.stats);
+        }
+        None => {
+            groups.insert(key, process);
+        }
+    }
 }
 
 /// What a dump, a stats file or an aggregate says, as a `ProcessStats`.

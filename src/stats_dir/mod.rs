@@ -23,6 +23,7 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
+use fadvise_shim_core::call::Call;
 use fadvise_shim_core::compaction::{self, FileId, RETIRED_SUFFIX};
 use fadvise_shim_core::dump::{parse_dump, Dump};
 use fadvise_shim_core::identity::placement_from_cgroup_file;
@@ -49,6 +50,74 @@ pub struct Contents {
 
 /// Reads `dir` (after retiring what is dead, if `compact`).
 pub fn read(dir: &Path, compact: bool) -> Contents {
+    let mut records = Vec::new();
+    let warnings = read_each(dir, compact, &mut |record| records.push(record));
+    Contents { records, warnings }
+}
+
+/// A stats file read, held compactly (only its non-zero buckets) until the
+/// aggregates say whether it is counted: a record's full histograms are
+/// ~300 KiB, and a host may have thousands of live processes.
+struct Held {
+    id: FileId,
+    origin: fadvise_shim_core::origin::Origin,
+    live: bool,
+    created: u64,
+    counters: [[u64; 3]; Call::COUNT],
+    buckets: Vec<(u8, u16, u64)>,
+}
+
+impl Held {
+    fn new(id: FileId, live: stats_file::LiveStats, holder: Option<Option<u32>>) -> Held {
+        let mut counters = [[0; 3]; Call::COUNT];
+        let mut buckets = Vec::new();
+        for (index, stats) in live.stats.calls.iter().enumerate() {
+            counters[index] = [stats.dropped, stats.limited, stats.errors];
+            buckets.extend(
+                stats
+                    .buckets
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, &count)| count != 0)
+                    .map(|(bucket, &count)| (index as u8, bucket as u16, count)),
+            );
+        }
+        let mut origin = live.origin;
+        if let Some(Some(pid)) = holder {
+            from_the_kernel(pid, &mut origin);
+        }
+        Held {
+            id,
+            origin,
+            live: holder.is_some(),
+            created: live.created,
+            counters,
+            buckets,
+        }
+    }
+
+    fn into_record(self) -> Dump {
+        let mut record = Dump {
+            origin: self.origin,
+            reason: if self.live { "live" } else { "dead" }.into(),
+            unix_time: self.created,
+            ..Dump::default()
+        };
+        for (stats, [dropped, limited, errors]) in record.stats.calls.iter_mut().zip(self.counters)
+        {
+            (stats.dropped, stats.limited, stats.errors) = (dropped, limited, errors);
+        }
+        for (call, bucket, count) in self.buckets {
+            record.stats.calls[usize::from(call)].buckets[usize::from(bucket)] = count;
+        }
+        record
+    }
+}
+
+/// Reads `dir` (after retiring what is dead, if `compact`), handing each
+/// record to `visit` as it is ready, so that a caller that adds them up holds
+/// only its sums; returns the warnings.
+pub fn read_each(dir: &Path, compact: bool, visit: &mut dyn FnMut(Dump)) -> Vec<String> {
     let mut warnings = Vec::new();
     if compact {
         // In rounds: a round holds the lock of every file it folds until it
@@ -80,7 +149,6 @@ pub fn read(dir: &Path, compact: bool) -> Contents {
         names
     };
     let names = list();
-    let mut records = Vec::new();
     let mut stats_files = Vec::new();
     for name in names.iter().filter(|name| name.ends_with(FILE_SUFFIX)) {
         let path = dir.join(name);
@@ -107,18 +175,17 @@ pub fn read(dir: &Path, compact: bool) -> Contents {
                         .iter()
                         .map(|&(inode, nonce, _)| (inode, nonce)),
                 );
-                records.push(aggregate);
+                visit(aggregate);
             }
             Err(problem) => warnings.push(format!("{}: {problem}; skipped", path.display())),
         }
     }
-    records.extend(
-        stats_files
-            .into_iter()
-            .filter(|(id, _)| !absorbed.contains(id))
-            .map(|(_, record)| record),
-    );
-    Contents { records, warnings }
+    for held in stats_files {
+        if !absorbed.contains(&held.id) {
+            visit(held.into_record());
+        }
+    }
+    warnings
 }
 
 /// Opens a file for reading without following a symlink, refusing anything
@@ -188,9 +255,8 @@ fn read_sparse(file: &File, length: usize) -> std::io::Result<Vec<u8>> {
     Ok(bytes)
 }
 
-/// A stats file as a record, with its identity; `None` for one still being
-/// created.
-fn read_stats_file(path: &Path) -> Result<Option<(FileId, Dump)>, String> {
+/// A stats file, held; `None` for one still being created.
+fn read_stats_file(path: &Path) -> Result<Option<Held>, String> {
     let file = open_regular(path)?;
     let meta = file.metadata().map_err(|error| error.to_string())?;
     let bytes = read_sparse(&file, meta.len().min(FILE_BYTES as u64 * 2) as usize)
@@ -202,17 +268,7 @@ fn read_stats_file(path: &Path) -> Result<Option<(FileId, Dump)>, String> {
         Err(error) => return Err(error.0),
     };
     let holder = lock_holder(&file);
-    let mut record = Dump {
-        origin: live.origin,
-        reason: if holder.is_some() { "live" } else { "dead" }.into(),
-        unix_time: live.created,
-        stats: live.stats,
-        ..Dump::default()
-    };
-    if let Some(Some(pid)) = holder {
-        from_the_kernel(pid, &mut record);
-    }
-    Ok(Some(((inode, live.nonce), record)))
+    Ok(Some(Held::new((inode, live.nonce), live, holder)))
 }
 
 /// Takes (or, with `probe`, asks about) a write lock on one byte; with
@@ -248,25 +304,25 @@ pub fn lock_holder(file: &File) -> Option<Option<u32>> {
 
 /// Replaces what a live process wrote about itself with what the kernel
 /// says of the lock's holder.
-fn from_the_kernel(pid: u32, record: &mut Dump) {
+fn from_the_kernel(pid: u32, origin: &mut fadvise_shim_core::origin::Origin) {
     let proc = PathBuf::from(format!("/proc/{pid}"));
     if let Ok(exe) = std::fs::read_link(proc.join("exe")) {
         let exe = exe.to_string_lossy();
-        record.origin.exe = exe.strip_suffix(" (deleted)").unwrap_or(&exe).to_string();
+        origin.exe = exe.strip_suffix(" (deleted)").unwrap_or(&exe).to_string();
     }
     if let Ok(text) = std::fs::read_to_string(proc.join("cgroup")) {
         let placement = placement_from_cgroup_file(&text);
-        record.origin.cgroup = placement.cgroup;
-        record.origin.container_id = placement.container_id.unwrap_or_default();
-        record.origin.pod_uid = placement.pod_uid.unwrap_or_default();
+        origin.cgroup = placement.cgroup;
+        origin.container_id = placement.container_id.unwrap_or_default();
+        origin.pod_uid = placement.pod_uid.unwrap_or_default();
     }
-    record.origin.outer_pid = pid;
+    origin.outer_pid = pid;
 }
 
 /// One stats file named on the command line, as a record (`None` while it
 /// is being created).
 pub fn read_one(path: &Path) -> Result<Option<Dump>, crate::Failure> {
     read_stats_file(path)
-        .map(|found| found.map(|(_, record)| record))
+        .map(|found| found.map(Held::into_record))
         .map_err(|problem| crate::Failure(format!("{}: {problem}", path.display())))
 }
