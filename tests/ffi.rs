@@ -272,3 +272,17 @@ fn java_jna_calls_are_counted_and_dropped() {
         assert_eq!(count(&merged, "posix_fadvise", verdict), 30, "{merged}");
     }
 }
+
+/// The shim loaded with `dlopen` (after libc) rather than preloaded: its
+/// `dlsym` still answers.
+#[test]
+fn a_shim_loaded_with_dlopen_still_answers_dlsym() {
+    let program = compile_c("c_ffi", "dlopen_shim", "dlopen_shim", &["-ldl"]);
+    let scratch = Scratch::new();
+    let finished = run(
+        scratch.command(&program, Shim::Off).arg(common::library()),
+        TIMEOUT,
+    );
+    finished.assert_success("dlopen of the shim");
+    assert_eq!(finished.stdout, "found\n", "{finished}");
+}

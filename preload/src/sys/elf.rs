@@ -50,6 +50,8 @@ struct Search<'a> {
     /// An address inside the object after which to search (ours).
     after: usize,
     past_ours: bool,
+    /// Search every object but ours, not only those after it.
+    anywhere: bool,
     name: &'a [u8],
     found: &'a mut dyn FnMut(Definition),
 }
@@ -58,9 +60,21 @@ struct Search<'a> {
 /// in the objects loaded after the one that contains address `after`, in
 /// load order (the order of the global search scope).
 pub fn definitions_after(after: usize, name: &[u8], found: &mut dyn FnMut(Definition)) {
+    search(after, false, name, found);
+}
+
+/// Calls `found` with every defined function named `name` in every loaded
+/// object but the one that contains address `ours`, in load order: for a
+/// library loaded with `dlopen` rather than preloaded, libc comes before it.
+pub fn definitions_elsewhere(ours: usize, name: &[u8], found: &mut dyn FnMut(Definition)) {
+    search(ours, true, name, found);
+}
+
+fn search(after: usize, anywhere: bool, name: &[u8], found: &mut dyn FnMut(Definition)) {
     let mut search = Search {
         after,
         past_ours: false,
+        anywhere,
         name,
         found,
     };
@@ -75,15 +89,18 @@ unsafe extern "C" fn visit(info: *mut dl_phdr_info, _size: size_t, data: *mut c_
     // SAFETY: the loader's program headers for this object.
     let headers =
         unsafe { std::slice::from_raw_parts(info.dlpi_phdr, usize::from(info.dlpi_phnum)) };
-    if !search.past_ours {
-        let base = info.dlpi_addr as usize;
-        let ours = headers.iter().any(|header| {
-            header.p_type == 1 && {
-                let start = base + header.p_vaddr as usize;
-                (start..start + header.p_memsz as usize).contains(&search.after)
-            }
-        });
-        search.past_ours = ours;
+    let base = info.dlpi_addr as usize;
+    let ours = headers.iter().any(|header| {
+        header.p_type == 1 && {
+            let start = base + header.p_vaddr as usize;
+            (start..start + header.p_memsz as usize).contains(&search.after)
+        }
+    });
+    if ours {
+        search.past_ours = true;
+        return 0;
+    }
+    if !search.past_ours && !search.anywhere {
         return 0;
     }
     if let Some(dynamic) = headers.iter().find(|header| header.p_type == PT_DYNAMIC) {

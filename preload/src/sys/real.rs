@@ -88,7 +88,7 @@ pub fn find_next(slot: &AtomicPtr<c_void>, name: &[u8]) -> *mut c_void {
     let _errno = ErrnoGuard::save();
     let mut chosen: Option<(usize, bool)> = None;
     let ours = find_next as *const () as usize;
-    super::elf::definitions_after(ours, name, &mut |found| {
+    let mut choose = |found: super::elf::Definition| {
         let better = match chosen {
             None => true,
             Some((_, default)) => found.default_version && !default,
@@ -96,7 +96,16 @@ pub fn find_next(slot: &AtomicPtr<c_void>, name: &[u8]) -> *mut c_void {
         if better {
             chosen = Some((found.address, found.default_version));
         }
+    };
+    let mut any = false;
+    super::elf::definitions_after(ours, name, &mut |found| {
+        any = true;
+        choose(found)
     });
+    if !any {
+        // Loaded with dlopen, after libc: any definition but ours.
+        super::elf::definitions_elsewhere(ours, name, &mut choose);
+    }
     let found = chosen.map_or(ptr::null_mut(), |(address, _)| address as *mut c_void);
     slot.store(found, Ordering::Release);
     found
