@@ -1,5 +1,5 @@
-//! Rate limits: one GCRA ("generic cell rate algorithm") state per `limit`
-//! rule — a single atomic word updated with compare-and-swap, so limits are
+//! Rate limits: one GCRA state (`fadvise_shim_core::gcra`, the step the
+//! supervisor uses too) per `limit` rule — a single atomic word updated with compare-and-swap, so limits are
 //! exact under threads, need no lock, and a process that dies mid-update
 //! leaves nothing locked. A rule with `rate` r and `burst` b lets b calls
 //! through at once, then one every 1/r seconds: over t seconds, about
@@ -10,6 +10,8 @@
 //! falls back to its word here when the file cannot be used.
 
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
+
+use fadvise_shim_core::gcra::{conforms, parameters};
 
 use super::budget::SharedBudget;
 
@@ -40,13 +42,6 @@ pub static LIMITERS: [Limiter; MAX_LIMITERS] = [const {
         shared: AtomicPtr::new(std::ptr::null_mut()),
     }
 }; MAX_LIMITERS];
-
-/// The GCRA parameters for a rate and burst: (interval, tolerance) in ns.
-pub fn parameters(rate: f64, burst: f64) -> (u64, u64) {
-    let interval = (1e9 / rate).clamp(1.0, 1e18) as u64;
-    let tolerance = ((burst.max(1.0) - 1.0) * interval as f64).min(1e18) as u64;
-    (interval, tolerance)
-}
 
 /// Sets limiter `index` to `rate` calls per second with `burst`. A rule
 /// that is `unchanged` by a reload keeps its budget as it stands (and a
@@ -84,36 +79,6 @@ impl Limiter {
     pub fn admit_local(&self, now_ns: u64) -> bool {
         let (interval, tolerance) = self.parameters();
         conforms(&self.next_ns, interval, tolerance, now_ns)
-    }
-}
-
-/// One GCRA step on `next`: admits the call and moves the arrival time on,
-/// or refuses it. An arrival time further ahead than any conforming history
-/// can put it (a corrupted shared word, or another host's clock) is reset.
-pub fn conforms(next: &AtomicU64, interval: u64, tolerance: u64, now_ns: u64) -> bool {
-    let impossible = now_ns
-        .saturating_add(tolerance)
-        .saturating_add(interval)
-        .saturating_add(1_000_000_000);
-    let mut current = next.load(Ordering::Acquire);
-    loop {
-        let start = if current > impossible {
-            now_ns
-        } else {
-            current.max(now_ns)
-        };
-        if start - now_ns > tolerance {
-            return false;
-        }
-        match next.compare_exchange_weak(
-            current,
-            start + interval,
-            Ordering::AcqRel,
-            Ordering::Acquire,
-        ) {
-            Ok(_) => return true,
-            Err(seen) => current = seen,
-        }
     }
 }
 

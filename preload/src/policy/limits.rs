@@ -9,7 +9,9 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use super::active::with_current;
 use super::budget::{self, SharedBudget, FALLBACK};
-use super::limiter::{conforms, Limiter, LIMITERS, MAX_LIMITERS};
+use fadvise_shim_core::gcra::conforms;
+
+use super::limiter::{Limiter, LIMITERS, MAX_LIMITERS};
 use crate::sys::{warn, ErrnoGuard, NoCancel};
 
 /// Re-mappings allowed per limiter (each keeps its old page mapped).
