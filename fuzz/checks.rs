@@ -47,17 +47,10 @@ pub fn policy(bytes: &[u8]) {
     }
 }
 
-/// A dump file's bytes (read as `fadvise-shim report` reads them, lossily):
-/// a dump that parses holds counts a process could have written, and can
-/// be summarised, merged, and written back to the same statistics.
-pub fn dump(bytes: &[u8]) {
-    let text = String::from_utf8_lossy(bytes);
-    let Ok(dump) = parse_dump(&text) else {
-        return;
-    };
-    // What the reader accepts, a process could have written: exact totals
-    // and no more failed calls than passed ones.
-    for stats in &dump.stats.calls {
+/// What a reader accepted, a process could have written: exact totals and no
+/// more failed calls than passed ones.
+fn assert_writable(snapshot: &fadvise_shim_core::stats::Snapshot) {
+    for stats in &snapshot.calls {
         let passed = stats
             .buckets
             .iter()
@@ -71,6 +64,17 @@ pub fn dump(bytes: &[u8]) {
             "accepted more errors than passed calls"
         );
     }
+}
+
+/// A dump file's bytes (read as `fadvise-shim report` reads them, lossily):
+/// a dump that parses holds counts a process could have written, and can
+/// be summarised, merged, and written back to the same statistics.
+pub fn dump(bytes: &[u8]) {
+    let text = String::from_utf8_lossy(bytes);
+    let Ok(dump) = parse_dump(&text) else {
+        return;
+    };
+    assert_writable(&dump.stats);
     for (_, stats) in dump.stats.made() {
         let _ = (stats.count(), stats.passed(), stats.min(), stats.max());
         for quantile in [0.0, 0.5, 0.9, 0.99, 0.999, 1.0] {
@@ -180,20 +184,7 @@ pub fn stats_file(bytes: &[u8]) {
     let Ok(live) = decode(bytes) else {
         return;
     };
-    for (_, stats) in live.stats.made() {
-        let passed = stats
-            .buckets
-            .iter()
-            .try_fold(0u64, |total, &count| total.checked_add(count));
-        let count = passed
-            .and_then(|passed| passed.checked_add(stats.dropped))
-            .and_then(|count| count.checked_add(stats.limited));
-        assert!(count.is_some(), "accepted totals past u64");
-        assert!(
-            stats.errors <= stats.passed(),
-            "more errors than passed calls"
-        );
-    }
+    assert_writable(&live.stats);
     assert!(live.origin.exe.len() <= fadvise_shim_core::origin::MAX_VALUE_BYTES);
     assert!(
         !live.origin.cgroup.contains('\n'),

@@ -71,37 +71,47 @@ extern "C" fn missing_dlvsym(_: *mut c_void, _: *const c_char, _: *const c_char)
     ptr::null_mut()
 }
 
-/// `dlsym`: `RTLD_NEXT` (-1) and `RTLD_DEFAULT` (0) go to the real one with
-/// the caller's return address; a handle goes to `dlsym_on_handle`.
+/// The body of `dlsym` and `dlvsym` (their first argument is the handle):
+/// `RTLD_NEXT` (-1) and `RTLD_DEFAULT` (0) tail-jump to the real function in
+/// `$real` (found by `$resolve` first if it is not yet), with the caller's
+/// return address; a handle tail-jumps to `$on_handle`.
+macro_rules! trampoline {
+    ($real:ident, $resolve:ident, $on_handle:ident) => {
+        std::arch::naked_asm!(
+            "mov rax, qword ptr [rip + {real}]",
+            "test rax, rax",
+            "jnz 2f",
+            // Not found yet: find it, keeping the arguments (three pushes
+            // leave the stack 16-byte aligned for the call).
+            "push rdi",
+            "push rsi",
+            "push rdx",
+            "call {resolve}",
+            "pop rdx",
+            "pop rsi",
+            "pop rdi",
+            "2:",
+            "cmp rdi, -1",
+            "je 3f",
+            "test rdi, rdi",
+            "je 3f",
+            "jmp {on_handle}",
+            "3:",
+            "jmp rax",
+            real = sym $real,
+            resolve = sym $resolve,
+            on_handle = sym $on_handle,
+        )
+    };
+}
+
+/// `dlsym`: `RTLD_NEXT` and `RTLD_DEFAULT` go to the real one with the
+/// caller's return address; a handle goes to `dlsym_on_handle`.
 #[cfg(target_arch = "x86_64")]
 #[unsafe(naked)]
 #[no_mangle]
 pub unsafe extern "C" fn dlsym(handle: *mut c_void, name: *const c_char) -> *mut c_void {
-    std::arch::naked_asm!(
-        "mov rax, qword ptr [rip + {real}]",
-        "test rax, rax",
-        "jnz 2f",
-        // Not found yet: find it, keeping the arguments (three pushes
-        // leave the stack 16-byte aligned for the call).
-        "push rdi",
-        "push rsi",
-        "push rdx",
-        "call {resolve}",
-        "pop rdx",
-        "pop rsi",
-        "pop rdi",
-        "2:",
-        "cmp rdi, -1",
-        "je 3f",
-        "test rdi, rdi",
-        "je 3f",
-        "jmp {on_handle}",
-        "3:",
-        "jmp rax",
-        real = sym NEXT_DLSYM,
-        resolve = sym resolve_dlsym,
-        on_handle = sym dlsym_on_handle,
-    )
+    trampoline!(NEXT_DLSYM, resolve_dlsym, dlsym_on_handle)
 }
 
 /// `dlvsym`, the same way.
@@ -113,29 +123,7 @@ pub unsafe extern "C" fn dlvsym(
     name: *const c_char,
     version: *const c_char,
 ) -> *mut c_void {
-    std::arch::naked_asm!(
-        "mov rax, qword ptr [rip + {real}]",
-        "test rax, rax",
-        "jnz 2f",
-        "push rdi",
-        "push rsi",
-        "push rdx",
-        "call {resolve}",
-        "pop rdx",
-        "pop rsi",
-        "pop rdi",
-        "2:",
-        "cmp rdi, -1",
-        "je 3f",
-        "test rdi, rdi",
-        "je 3f",
-        "jmp {on_handle}",
-        "3:",
-        "jmp rax",
-        real = sym NEXT_DLVSYM,
-        resolve = sym resolve_dlvsym,
-        on_handle = sym dlvsym_on_handle,
-    )
+    trampoline!(NEXT_DLVSYM, resolve_dlvsym, dlvsym_on_handle)
 }
 
 unsafe extern "C" fn dlsym_on_handle(handle: *mut c_void, name: *const c_char) -> *mut c_void {

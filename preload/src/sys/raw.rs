@@ -77,25 +77,20 @@ pub fn close(fd: c_int) {
 /// `read(2)`: bytes read, 0 at the end, -1 on error (`-EINTR` is -2, so
 /// that callers can retry).
 pub fn read(fd: c_int, buffer: &mut [u8]) -> isize {
-    match call4(
-        libc::SYS_read,
-        c_long::from(fd),
-        buffer.as_mut_ptr() as c_long,
-        buffer.len() as c_long,
-        0,
-    ) {
-        value if value == -c_long::from(libc::EINTR) => -2,
-        value => result(value) as isize,
-    }
+    transfer(libc::SYS_read, fd, buffer.as_mut_ptr(), buffer.len())
 }
 
 /// `write(2)`: as `read`.
 pub fn write(fd: c_int, bytes: &[u8]) -> isize {
+    transfer(libc::SYS_write, fd, bytes.as_ptr().cast_mut(), bytes.len())
+}
+
+fn transfer(number: c_long, fd: c_int, buffer: *mut u8, length: usize) -> isize {
     match call4(
-        libc::SYS_write,
+        number,
         c_long::from(fd),
-        bytes.as_ptr() as c_long,
-        bytes.len() as c_long,
+        buffer as c_long,
+        length as c_long,
         0,
     ) {
         value if value == -c_long::from(libc::EINTR) => -2,
