@@ -7,6 +7,7 @@
 # a smoke test only.
 #
 #   scripts/bench.sh [--quick] [--rounds N] [--output FILE] [--no-build] [--cases LIST]
+#                    [--compare-shim LIBRARY]
 #
 # --quick shrinks every count (a smoke run); --rounds N keeps the full counts
 # but runs N rounds of each alternation instead of 7 (5 for the scenario).
@@ -14,6 +15,8 @@
 # build); by default the workspace is built in release mode first. --cases
 # runs a comma-separated subset (loop, fdatasync, scenario, tools, startup,
 # host-budget), for work on one of them; the record is a full run.
+# --compare-shim adds another build of libfadvise_shim.so (say, of the commit
+# before a change) to case 1, in the same rounds as this one.
 #
 # Needs: cc, g++ with libgoogle-glog-dev, python3, eatmydata; strace, perf
 # and bpftrace are used when present (root is needed for perf trace and
@@ -26,6 +29,7 @@ quick=()
 rounds=()
 output=()
 cases=()
+compare=()
 build=yes
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -34,7 +38,8 @@ while [ $# -gt 0 ]; do
     --no-build) build=no ;;
     --output) output=(--output "$(realpath -m "$2")"); shift ;;
     --cases) cases=(--cases "$2"); shift ;;
-    -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --compare-shim) compare=(--compare-shim "$(realpath "$2")"); shift ;;
+    -h|--help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench.sh: unknown argument $1 (try --help)" >&2; exit 2 ;;
   esac
   shift
@@ -98,4 +103,4 @@ fi
 
 python3 scripts/bench/harness.py --bin "$work/bin" --work "$work" --shim "$shim" --cli "$cli" \
   --example-policy policy.example.toml --floors "$work/floors" --stats-dir "$stats" \
-  "${quick[@]}" "${rounds[@]}" "${output[@]}" "${cases[@]}"
+  "${quick[@]}" "${rounds[@]}" "${output[@]}" "${cases[@]}" "${compare[@]}"

@@ -84,6 +84,9 @@ fn describe(rule: &Rule) -> String {
     if let Some(path) = &rule.path {
         let _ = write!(text, " for paths {}", path.patterns.join(", "));
     }
+    if let Some(caller) = &rule.caller {
+        let _ = write!(text, " called from {}", caller.patterns.join(", "));
+    }
     if let Action::Limit(limit) = rule.action {
         let scope = match limit.scope {
             Scope::Process => "per process",

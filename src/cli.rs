@@ -98,6 +98,8 @@ pub enum GroupBy {
     Process,
     Container,
     Pod,
+    /// The calling module and function: call sites
+    Caller,
 }
 
 #[derive(Args)]

@@ -51,6 +51,9 @@ fn the_library_exports_exactly_the_hooks() {
             // Handing our hooks to lookups on a handle (ctypes, plugins).
             "dlsym",
             "dlvsym",
+            // Telling objects unloaded apart from those loaded later, for
+            // call sites.
+            "dlclose",
         ])
         .map(|name| name.to_string())
         .collect();

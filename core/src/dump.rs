@@ -16,6 +16,7 @@ use std::fmt;
 use crate::call::Call;
 use crate::histogram::{BUCKETS, HIGHEST_VALUE, SIGNIFICANT_DIGITS};
 use crate::origin::{read_origin_line, write_origin, Origin, OriginRef};
+use crate::sites::{Module, SiteKey, SiteSource, SiteStats};
 use crate::stats::{CallStats, Snapshot};
 use crate::text::{put_cell, put_decimal, put_sanitized, put_u64, Cell, Sink};
 
@@ -159,8 +160,19 @@ pub fn write_table_row(sink: &mut impl Sink, label: &[u8], label_width: usize, s
     sink.put(b"\n");
 }
 
-/// Writes a whole dump of `snapshot`.
+/// Writes a whole dump of `snapshot`, its sites included.
 pub fn write_dump(sink: &mut impl Sink, header: &Header, snapshot: &Snapshot) {
+    write_dump_with_sites(sink, header, snapshot, &snapshot.sites);
+}
+
+/// Writes a whole dump of `snapshot` with the sites of `sites` (the preload
+/// library's, listed from shared memory without allocating).
+pub fn write_dump_with_sites(
+    sink: &mut impl Sink,
+    header: &Header,
+    snapshot: &Snapshot,
+    sites: &dyn SiteSource,
+) {
     sink.put_str(MAGIC);
     sink.put(b" -- read it with cat, merge dumps with `fadvise-shim report`\n");
     write_origin(sink, &header.origin);
@@ -229,8 +241,89 @@ pub fn write_dump(sink: &mut impl Sink, header: &Header, snapshot: &Snapshot) {
         }
         sink.put(b"\n");
     }
+    write_sites(sink, sites);
     sink.put_str(END);
     sink.put(b"\n");
+}
+
+/// `module INDEX build_id=HEX path=PATH` for every module, then `site CALL
+/// MODULE 0xADDRESS dropped=N limited=N errors=N buckets=I:C,…` for every
+/// site (`MODULE` is `-` for none).
+fn write_sites(sink: &mut impl Sink, sites: &dyn SiteSource) {
+    let mut sink = SinkRef(sink);
+    sites.each_module(&mut |index, path, build_id| {
+        sink.put(b"module ");
+        put_u64(&mut sink, index as u64);
+        sink.put(b" build_id=");
+        for byte in build_id {
+            let digits = b"0123456789abcdef";
+            sink.put(&[
+                digits[usize::from(byte >> 4)],
+                digits[usize::from(byte & 15)],
+            ]);
+        }
+        sink.put(b" path=");
+        put_sanitized(&mut sink, path);
+        sink.put(b"\n");
+    });
+    sites.each_site(&mut |site| {
+        sink.put(b"site ");
+        sink.put_str(site.call.name());
+        sink.put(b" ");
+        match site.module {
+            Some(index) => put_u64(&mut sink, index as u64),
+            None => sink.put(b"-"),
+        }
+        sink.put(b" 0x");
+        put_hex(&mut sink, site.address);
+        for (key, value) in [
+            (&b" dropped="[..], site.stats.dropped),
+            (b" limited=", site.stats.limited),
+            (b" errors=", site.stats.errors),
+        ] {
+            sink.put(key);
+            put_u64(&mut sink, value);
+        }
+        sink.put(b" buckets=");
+        let mut first = true;
+        for (index, &count) in site.stats.buckets.iter().enumerate() {
+            if count != 0 {
+                if !first {
+                    sink.put(b",");
+                }
+                first = false;
+                put_u64(&mut sink, index as u64);
+                sink.put(b":");
+                put_u64(&mut sink, count);
+            }
+        }
+        sink.put(b"\n");
+    });
+}
+
+/// A `Sink` borrowed by the closures above (one `&mut` for both visitors).
+struct SinkRef<'a, S: Sink>(&'a mut S);
+
+impl<S: Sink> Sink for SinkRef<'_, S> {
+    fn put(&mut self, bytes: &[u8]) {
+        self.0.put(bytes);
+    }
+}
+
+fn put_hex(sink: &mut impl Sink, value: u64) {
+    let digits = b"0123456789abcdef";
+    let mut text = [0u8; 16];
+    let mut length = 0;
+    let mut rest = value;
+    loop {
+        text[15 - length] = digits[(rest & 15) as usize];
+        length += 1;
+        rest >>= 4;
+        if rest == 0 {
+            break;
+        }
+    }
+    sink.put(&text[16 - length..]);
 }
 
 fn put_field<S: Sink>(sink: &mut S, key: &[u8], value: impl FnOnce(&mut S)) {
@@ -311,11 +404,13 @@ pub fn parse_dump(text: &str) -> Result<Dump, DumpError> {
     let mut dump = Dump::default();
     let mut layout_seen = false;
     let mut seen_stats = [false; Call::COUNT];
+    let mut modules: BTreeMap<usize, Module> = BTreeMap::new();
     for (number, line) in lines.by_ref() {
         if line == END {
             if !layout_seen {
                 return Err(error(number, "no histogram layout line".into()));
             }
+            name_main_program(&mut dump);
             check_totals(&dump.stats).map_err(|message| error(number, message))?;
             return Ok(dump);
         }
@@ -336,6 +431,17 @@ pub fn parse_dump(text: &str) -> Result<Dump, DumpError> {
             "policy" => dump.policy = rest.to_string(),
             "signal" => dump.signal = rest.to_string(),
             "reason" => dump.reason = rest.to_string(),
+            "module" => {
+                let (index, module) = parse_module(rest).ok_or_else(|| number_error("module"))?;
+                if modules.len() >= MAX_MODULES || modules.insert(index, module).is_some() {
+                    return Err(number_error("module (a duplicate or too many)"));
+                }
+            }
+            "site" => {
+                let (key, stats) =
+                    parse_site(rest, &modules).ok_or_else(|| number_error("site"))?;
+                dump.stats.sites.add(key, &stats);
+            }
             "budget" => dump
                 .budgets
                 .push(parse_budget(rest).ok_or_else(|| number_error("budget"))?),
@@ -402,6 +508,80 @@ fn check_totals(stats: &Snapshot) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// Modules a dump may list (a writer lists at most its sites' modules).
+const MAX_MODULES: usize = 65536;
+
+/// The main program's module is written with an empty path: it is the
+/// executable's. Keys are rebuilt because the path is part of them.
+fn name_main_program(dump: &mut Dump) {
+    let unnamed = |key: &SiteKey| key.module.as_ref().is_some_and(|m| m.path.is_empty());
+    if !dump.stats.sites.sites.keys().any(unnamed) {
+        return;
+    }
+    let sites = std::mem::take(&mut dump.stats.sites.sites);
+    for (mut key, stats) in sites {
+        if let Some(module) = key.module.as_mut().filter(|m| m.path.is_empty()) {
+            module.path = dump.origin.exe.clone();
+        }
+        dump.stats.sites.add(key, &stats);
+    }
+}
+
+/// `INDEX build_id=HEX path=PATH`.
+fn parse_module(text: &str) -> Option<(usize, Module)> {
+    let (index, rest) = text.split_once(" build_id=")?;
+    let (build_id, path) = rest.split_once(" path=")?;
+    let hex = build_id.len() % 2 == 0 && build_id.bytes().all(|b| b.is_ascii_hexdigit());
+    hex.then(|| {
+        Some((
+            index.parse().ok()?,
+            Module {
+                path: path.to_owned(),
+                build_id: build_id.to_ascii_lowercase(),
+            },
+        ))
+    })?
+}
+
+/// `CALL MODULE 0xADDRESS dropped=N limited=N errors=N buckets=I:C,…`.
+fn parse_site(text: &str, modules: &BTreeMap<usize, Module>) -> Option<(SiteKey, SiteStats)> {
+    let mut fields = text.split(' ');
+    let call = Call::from_name(fields.next()?)?;
+    let module = match fields.next()? {
+        "-" => None,
+        index => Some(modules.get(&index.parse().ok()?)?.clone()),
+    };
+    let address = u64::from_str_radix(fields.next()?.strip_prefix("0x")?, 16).ok()?;
+    let mut stats = SiteStats::default();
+    for (name, value) in [
+        ("dropped", &mut stats.dropped),
+        ("limited", &mut stats.limited),
+        ("errors", &mut stats.errors),
+    ] {
+        *value = fields
+            .next()?
+            .strip_prefix(name)?
+            .strip_prefix('=')?
+            .parse()
+            .ok()?;
+    }
+    let buckets = fields.next()?.strip_prefix("buckets=")?;
+    for pair in buckets.split(',').filter(|pair| !pair.is_empty()) {
+        let (index, count) = pair.split_once(':')?;
+        let index: usize = index.parse().ok()?;
+        *stats.buckets.get_mut(index)? = count.parse().ok()?;
+    }
+    let valid = fields.next().is_none() && stats.errors <= stats.passed();
+    valid.then_some((
+        SiteKey {
+            call,
+            module,
+            address,
+        },
+        stats,
+    ))
 }
 
 /// `INODE:NONCE:WHEN`.

@@ -8,6 +8,7 @@
 
 use crate::call::Call;
 use crate::histogram::{self, BUCKETS};
+use crate::sites::Sites;
 
 /// One call's counters and latency histogram.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -90,10 +91,13 @@ impl CallStats {
     }
 }
 
-/// Statistics for every call, indexed by `Call::index`.
+/// Statistics for every call, indexed by `Call::index`, and where the
+/// calls came from (filled by readers; the preload library writes its
+/// sites from shared memory instead).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Snapshot {
     pub calls: [CallStats; Call::COUNT],
+    pub sites: Sites,
 }
 
 impl Snapshot {
@@ -113,6 +117,7 @@ impl Snapshot {
         for (mine, theirs) in self.calls.iter_mut().zip(&other.calls) {
             mine.merge(theirs);
         }
+        self.sites.merge(&other.sites);
     }
 
     /// The calls that were made at least once, in table order.

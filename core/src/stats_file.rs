@@ -13,7 +13,10 @@
 //! | 0..128 | header words: magic, version, histogram layout, state, creation time, nonce, origin length |
 //! | 128..4096 | the origin (`origin.rs` lines: who made the calls) |
 //! | 4096.. | per call: `dropped`, `limited`, `errors`, one spare word |
+//! | 6144..8192 | call-site keys: return address, call, ready bit (`SITE_SLOTS` words) |
 //! | 8192.. | per call: the latency histogram, `histogram::BUCKETS` words |
+//! | `SITES_OFFSET`.. | per site: its address in its module, module slot, counters, coarse histogram |
+//! | `MODULES_OFFSET`.. | per module: state, identity, build id, path |
 //!
 //! The file is sparse: a process pays (in shared memory) only for the pages
 //! it touches, a few for a process that makes one kind of call. Liveness is
@@ -21,18 +24,24 @@
 //! preload library's `stats/file.rs`). The reader refuses a file it does not
 //! understand — wrong magic, version or layout, cut short, not complete —
 //! rather than misreport it.
+//!
+//! Sites (`sites.rs`) are claimed by compare-and-swap on their key, filled,
+//! then marked ready; modules likewise on their state word. Readers take
+//! only ready ones, so a site or module half written is never misnamed (its
+//! calls are still in the call's totals).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::call::Call;
 use crate::histogram::{BUCKETS, HIGHEST_VALUE, SIGNIFICANT_DIGITS};
 use crate::origin::{read_origin_line, write_origin, Origin, OriginRef};
+use crate::sites::{Module, SiteKey, SiteStats, Sites, SITE_BUCKETS};
 use crate::stats::Snapshot;
 
 /// File-name suffix of stats files.
 pub const FILE_SUFFIX: &str = ".stats";
 pub const MAGIC: u64 = u64::from_le_bytes(*b"FSHSTAT1");
-pub const VERSION: u64 = 1;
+pub const VERSION: u64 = 2;
 
 pub const WORD_MAGIC: usize = 0;
 pub const WORD_VERSION: usize = 1;
@@ -52,8 +61,11 @@ pub const ORIGIN_OFFSET: usize = 128;
 pub const ORIGIN_CAPACITY: usize = 4096 - ORIGIN_OFFSET;
 pub const COUNTERS_OFFSET: usize = 4096;
 pub const COUNTER_WORDS_PER_CALL: usize = 4;
+pub const SITE_KEYS_OFFSET: usize = 6144;
 pub const HISTOGRAMS_OFFSET: usize = 8192;
-pub const FILE_BYTES: usize = HISTOGRAMS_OFFSET + Call::COUNT * BUCKETS * 8;
+pub const SITES_OFFSET: usize = HISTOGRAMS_OFFSET + Call::COUNT * BUCKETS * 8;
+pub const MODULES_OFFSET: usize = SITES_OFFSET + SITE_SLOTS * SITE_WORDS * 8;
+pub const FILE_BYTES: usize = MODULES_OFFSET + MODULE_SLOTS * MODULE_WORDS * 8;
 pub const FILE_WORDS: usize = FILE_BYTES / 8;
 
 /// The writer's locks, held for its life. Liveness: an open-file-description
@@ -65,6 +77,75 @@ pub const FILE_WORDS: usize = FILE_BYTES / 8;
 /// with any close of the file).
 pub const LIVENESS_BYTE: i64 = 0;
 pub const IDENTITY_BYTE: i64 = 1;
+
+/// Call sites a process records (then its calls count only in the totals).
+pub const SITE_SLOTS: usize = 256;
+/// A site key: the return address (bits 0..48), the call's index (48..56),
+/// `SITE_READY` once the site's record is filled in.
+pub const SITE_ADDRESS_MASK: u64 = (1 << 48) - 1;
+pub const SITE_CALL_SHIFT: u32 = 48;
+pub const SITE_READY: u64 = 1 << 63;
+/// Set on the key of a site whose module was unloaded: no new call matches
+/// it (another object may load at the same address), readers still count it.
+pub const SITE_RETIRED: u64 = 1 << 62;
+
+/// Words of a site's record.
+pub const SITE_WORDS: usize = 24;
+/// The address relative to the module's load address (or absolute, without
+/// a module).
+pub const SITE_ADDRESS: usize = 0;
+/// The module slot, or `NO_MODULE`.
+pub const SITE_MODULE: usize = 1;
+pub const SITE_DROPPED: usize = 2;
+pub const SITE_LIMITED: usize = 3;
+pub const SITE_ERRORS: usize = 4;
+pub const SITE_FIRST_BUCKET: usize = 5;
+/// The writer's own cache of the site's verdict; not for readers.
+pub const SITE_VERDICT: usize = SITE_FIRST_BUCKET + SITE_BUCKETS;
+pub const NO_MODULE: u64 = u64::MAX;
+
+/// Loaded objects a process names.
+pub const MODULE_SLOTS: usize = 64;
+pub const MODULE_WORDS: usize = 64;
+/// 0 free, `MODULE_CLAIMED` while being filled, then `MODULE_READY`.
+pub const MODULE_STATE: usize = 0;
+pub const MODULE_CLAIMED: u64 = 1;
+pub const MODULE_READY: u64 = 2;
+/// The writer's identity of the object (its start address and link map):
+/// process-local, not for readers.
+pub const MODULE_START: usize = 1;
+pub const MODULE_LINK_MAP: usize = 2;
+pub const MODULE_BUILD_ID_BYTES: usize = 4;
+pub const MODULE_BUILD_ID: usize = 5;
+pub const BUILD_ID_CAPACITY: usize = 32;
+pub const MODULE_PATH_BYTES: usize = MODULE_BUILD_ID + BUILD_ID_CAPACITY / 8;
+pub const MODULE_PATH: usize = MODULE_PATH_BYTES + 1;
+pub const PATH_CAPACITY: usize = (MODULE_WORDS - MODULE_PATH) * 8;
+
+/// Word index of a site's key.
+pub const fn site_key_word(slot: usize) -> usize {
+    SITE_KEYS_OFFSET / 8 + slot
+}
+
+/// Word index of a field of a site's record.
+pub const fn site_word(slot: usize, field: usize) -> usize {
+    SITES_OFFSET / 8 + slot * SITE_WORDS + field
+}
+
+/// Word index of a field of a module slot.
+pub const fn module_word(slot: usize, field: usize) -> usize {
+    MODULES_OFFSET / 8 + slot * MODULE_WORDS + field
+}
+
+/// Packs bytes into little-endian words, as the file holds text; what does
+/// not fit is cut. For the writer (no allocation).
+pub fn store_bytes(words: &[AtomicU64], bytes: &[u8]) {
+    for (slot, chunk) in words.iter().zip(bytes.chunks(8)) {
+        let mut word = [0u8; 8];
+        word[..chunk.len()].copy_from_slice(chunk);
+        slot.store(u64::from_le_bytes(word), Ordering::Relaxed);
+    }
+}
 
 /// Word index of a call's `dropped`, `limited` and `errors` counters.
 pub const fn counter_word(call: Call, counter: Counter) -> usize {
@@ -200,6 +281,7 @@ pub fn decode(bytes: &[u8]) -> Result<LiveStats, StatsFileError> {
     }
     let mut origin = Origin::default();
     let text = String::from_utf8_lossy(&bytes[ORIGIN_OFFSET..ORIGIN_OFFSET + origin_bytes]);
+
     for line in text.lines() {
         let (key, value) = line.split_once(' ').unwrap_or((line, ""));
         if let Some(Err(message)) = read_origin_line(&mut origin, key, value) {
@@ -227,11 +309,85 @@ pub fn decode(bytes: &[u8]) -> Result<LiveStats, StatsFileError> {
         // the bucket of its call: never more errors than passed calls.
         counts.errors = word(bytes, counter_word(call, Counter::Errors)).min(counts.passed());
     }
+    stats.sites = decode_sites(bytes, &origin.exe);
     Ok(LiveStats {
         nonce: word(bytes, WORD_NONCE),
         created: word(bytes, WORD_CREATED),
         origin,
         stats,
+    })
+}
+
+/// The ready sites of a file. Hostile values cannot harm: a site naming a
+/// module slot that is not ready is kept without its module; counts
+/// saturate when merged.
+fn decode_sites(bytes: &[u8], exe: &str) -> Sites {
+    let modules: Vec<Option<Module>> = (0..MODULE_SLOTS)
+        .map(|slot| decode_module(bytes, slot, exe))
+        .collect();
+    let mut sites = Sites::default();
+    for slot in 0..SITE_SLOTS {
+        let key = word(bytes, site_key_word(slot));
+        let Some(call) = Call::ALL.get(((key >> SITE_CALL_SHIFT) & 0xff) as usize) else {
+            continue;
+        };
+        if key & SITE_READY == 0 {
+            continue;
+        }
+        let field = |field| word(bytes, site_word(slot, field));
+        let mut stats = SiteStats {
+            dropped: field(SITE_DROPPED),
+            limited: field(SITE_LIMITED),
+            errors: field(SITE_ERRORS),
+            buckets: [0; SITE_BUCKETS],
+        };
+        for (bucket, count) in stats.buckets.iter_mut().enumerate() {
+            *count = field(SITE_FIRST_BUCKET + bucket);
+        }
+        stats.errors = stats.errors.min(stats.passed());
+        let module = usize::try_from(field(SITE_MODULE))
+            .ok()
+            .and_then(|index| modules.get(index).cloned().flatten());
+        sites.add(
+            SiteKey {
+                call: *call,
+                module,
+                address: field(SITE_ADDRESS),
+            },
+            &stats,
+        );
+    }
+    sites
+}
+
+/// A ready module slot; an empty path is the main program's, `exe`.
+fn decode_module(bytes: &[u8], slot: usize, exe: &str) -> Option<Module> {
+    if word(bytes, module_word(slot, MODULE_STATE)) != MODULE_READY {
+        return None;
+    }
+    let text = |first: usize, length: u64, capacity: usize| {
+        let start = module_word(slot, first) * 8;
+        let length = usize::try_from(length).unwrap_or(usize::MAX).min(capacity);
+        bytes.get(start..start + length).unwrap_or(&[])
+    };
+    let build_id = text(
+        MODULE_BUILD_ID,
+        word(bytes, module_word(slot, MODULE_BUILD_ID_BYTES)),
+        BUILD_ID_CAPACITY,
+    );
+    let path = text(
+        MODULE_PATH,
+        word(bytes, module_word(slot, MODULE_PATH_BYTES)),
+        PATH_CAPACITY,
+    );
+    let path = String::from_utf8_lossy(path);
+    Some(Module {
+        path: if path.is_empty() {
+            exe.to_owned()
+        } else {
+            path.into_owned()
+        },
+        build_id: crate::sites::hex_encode(build_id),
     })
 }
 

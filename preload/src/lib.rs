@@ -33,4 +33,4 @@ pub use hooks::exports::{
     sync_file_range, syncfs, syscall,
 };
 #[cfg(target_arch = "x86_64")]
-pub use hooks::lookups::{dlsym, dlvsym};
+pub use hooks::lookups::{dlclose, dlsym, dlvsym};

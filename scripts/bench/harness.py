@@ -38,6 +38,7 @@ POLICIES = {
     "drop-dontneed": '[[rule]]\ncall = "posix_fadvise"\nadvice = "dontneed"\naction = "drop"\n',
     "path-rule": '[[rule]]\ncall = "posix_fadvise"\npath = ["/nonexistent/**"]\naction = "drop"\n',
     "exe-rule": '[[rule]]\ncall = "posix_fadvise"\nexe = ["nomatch"]\naction = "drop"\n',
+    "caller-rule": '[[rule]]\ncall = "posix_fadvise"\ncaller = ["nomatch"]\naction = "drop"\n',
     "limit-rule": '[[rule]]\ncall = "posix_fadvise"\naction = "limit"\nrate = 1000000000\nburst = 1000000000\n',
     # Case 7: the same limit (every call passes) with one budget per process,
     # and with one budget for the host ({limits} becomes the work directory).
@@ -60,6 +61,9 @@ class Bench:
         self.bin = Path(args.bin)
         self.work = Path(args.work)
         self.shim = str(Path(args.shim).resolve())
+        # Another build of the library (e.g. from the commit before a
+        # change), measured in the same rounds as this one's observing arm.
+        self.compare_shim = str(Path(args.compare_shim).resolve()) if args.compare_shim else None
         self.cli = str(Path(args.cli).resolve())
         self.example_policy = Path(args.example_policy)
         self.floors = Path(args.floors)
@@ -213,8 +217,11 @@ class Bench:
             ("path", self.loop_arm("fadvise", self.env(shim, "path-rule"))),
             ("exe", self.loop_arm("fadvise", self.env(shim, "exe-rule"))),
             ("limit", self.loop_arm("fadvise", self.env(shim, "limit-rule"))),
+            ("caller", self.loop_arm("fadvise", self.env(shim, "caller-rule"))),
             ("noop", self.loop_arm("noop", self.env())),
         ]
+        if self.compare_shim:
+            arms.insert(2, ("compared", self.loop_arm("fadvise", self.env(self.compare_shim))))
         floors = {"timing-floor": self.floor("timing-preload", 1), "drop-floor": self.floor("drop-preload", 2)}
         for name, library in floors.items():
             if library:
@@ -230,6 +237,14 @@ class Bench:
         self.floor_rows("1 observed call", s, "observe", "timing-floor",
                         "floor: C preload, 2 × `__rdtsc()` + real call + 1 relaxed atomic add into a log2 bucket",
                         "shim observing, ratio to the timing floor")
+        if self.compare_shim and s.get("compared"):
+            self.ratio_rows("1 observed call", s, "compared",
+                            {"compared": f"the library of `--compare-shim` ({self.compare_shim}), observing",
+                             "observe": "this shim observing, ratio to that library"},
+                            "ns", {"observe": ("≤ +3 ns", lambda v, r: v - median(s["compared"]) <= 3)})
+            added = [a - b for a, b in zip(s["observe"], s["compared"])]
+            self.notes.append(f"Case 1: this shim's observed call costs {median(added):+.1f} ns against "
+                              f"`--compare-shim`'s (median of same-round differences).")
         real = median(s["none"])
         if real and median(s["observe"]):
             self.notes.append(f"Case 1: the ratio of the two arms' medians is {median(s['observe']) / real:.3f}× "
@@ -244,8 +259,9 @@ class Bench:
         self.ratio_rows("6 policy costs", s, "none",
                         {"path": 'shim, non-matching `path = ["/nonexistent/**"]` rule',
                          "exe": 'shim, non-matching `exe = ["nomatch"]` rule',
-                         "limit": "shim, `limit` rule at 10⁹/s (all pass)"},
-                        "ns", {k: observed for k in ("path", "exe", "limit")})
+                         "limit": "shim, `limit` rule at 10⁹/s (all pass)",
+                         "caller": 'shim, non-matching `caller = ["nomatch"]` rule (verdict cached per site)'},
+                        "ns", {k: observed for k in ("path", "exe", "limit", "caller")})
         if real is not None and median(s["drop"]) is not None:
             self.notes.append(f"Case 2: the dropped call costs {median(s['drop']):.1f} ns, "
                               f"{median(s['drop']) / real:.1%} of the real call ({real:.0f} ns); "
@@ -701,6 +717,7 @@ def main():
     parser.add_argument("--floors", required=True,
                         help="directory of the floor libraries (cases 1, 2 and 5) bench.sh built")
     parser.add_argument("--stats-dir", required=True, help="FADVISE_SHIM_STATS_DIR for the shim arms")
+    parser.add_argument("--compare-shim", help="another build of the library to measure beside this one in case 1")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--rounds", type=positive, help="rounds of every alternation (default 7, --quick 5)")
     parser.add_argument("--output")

@@ -5,6 +5,7 @@ use fadvise_shim_core::dump::Dump;
 use fadvise_shim_core::stats::{CallStats, Snapshot};
 use serde_json::{json, Map, Value};
 
+use super::callers::callers;
 use super::load::{host_budgets, merged, merged_by, process_count};
 use crate::cli::GroupBy;
 
@@ -44,7 +45,20 @@ pub fn render(dumps: &[Dump], by: GroupBy) -> Vec<u8> {
             })
             .collect::<Map<String, Value>>(),
     });
-    if by != GroupBy::Call {
+    if by == GroupBy::Caller {
+        let groups: Vec<Value> = callers(dumps)
+            .into_iter()
+            .map(|caller| {
+                let key: Map<String, Value> = caller
+                    .key
+                    .into_iter()
+                    .map(|(field, value)| (field.to_string(), Value::String(value)))
+                    .collect();
+                json!({ "key": key, "processes": caller.processes, "calls": calls(&caller.calls) })
+            })
+            .collect();
+        report["groups"] = Value::Array(groups);
+    } else if by != GroupBy::Call {
         let groups: Vec<Value> = merged_by(dumps, by)
             .into_iter()
             .map(|(key, (processes, snapshot))| {

@@ -110,6 +110,8 @@ pub fn group_key(dump: &Dump, by: GroupBy) -> GroupKey {
         ],
         GroupBy::Container => vec![("container_id", origin.container_id.clone())],
         GroupBy::Pod => vec![("pod_uid", origin.pod_uid.clone())],
+        // Callers are within records, not records: see `callers`.
+        GroupBy::Caller => vec![],
     }
 }
 

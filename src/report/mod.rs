@@ -5,6 +5,7 @@
 //! Every format is rendered from the same merged `Snapshot`s, so they all
 //! tell the same counts; one module per format.
 
+mod callers;
 mod hgrm;
 mod hlog;
 mod json;

@@ -4,6 +4,9 @@
 use fadvise_shim_core::dump::{write_table_heading, write_table_row, Dump};
 use fadvise_shim_core::stats::{CallStats, Snapshot};
 
+use fadvise_shim_core::call::Call;
+
+use super::callers::callers;
 use super::load::{host_budgets, merged, merged_by, process_count, GroupKey};
 use crate::cli::GroupBy;
 
@@ -16,6 +19,7 @@ pub fn render(dumps: &[Dump], by: GroupBy) -> Vec<u8> {
     let mut out = format!("{processes} process{plural} merged, {calls} calls\n").into_bytes();
     let groups: Vec<(String, Snapshot)> = match by {
         GroupBy::Call => vec![(String::new(), total)],
+        GroupBy::Caller => return with_callers(out, dumps),
         _ => merged_by(dumps, by)
             .into_iter()
             .map(|(key, (_, snapshot))| (prefix(&key, by), snapshot))
@@ -40,6 +44,7 @@ pub fn render(dumps: &[Dump], by: GroupBy) -> Vec<u8> {
         GroupBy::Process => "exe[pid]/call",
         GroupBy::Container => "container/call",
         GroupBy::Pod => "pod/call",
+        GroupBy::Caller => unreachable!("rendered by with_callers"),
     };
     write_table_heading(&mut out, heading, label_width);
     for (label, stats) in &rows {
@@ -52,6 +57,36 @@ pub fn render(dumps: &[Dump], by: GroupBy) -> Vec<u8> {
         );
         out.extend_from_slice(line.as_bytes());
     }
+    out
+}
+
+/// The table by call site: per call, its sites with the most calls first,
+/// then `other`; latencies are the sites' coarse bucket bounds.
+fn with_callers(mut out: Vec<u8>, dumps: &[Dump]) -> Vec<u8> {
+    let callers = callers(dumps);
+    let mut rows: Vec<(Call, bool, u64, String, &CallStats)> = callers
+        .iter()
+        .flat_map(|caller| {
+            caller.calls.made().map(move |(call, stats)| {
+                let other = caller.label == "other";
+                let label = format!("{} {}", call.name(), caller.label);
+                (call, other, u64::MAX - stats.count(), label, stats)
+            })
+        })
+        .collect();
+    rows.sort_by(|a, b| (a.0, a.1, a.2, &a.3).cmp(&(b.0, b.1, b.2, &b.3)));
+    let label_width = rows
+        .iter()
+        .map(|row| row.3.chars().count())
+        .max()
+        .unwrap_or(0);
+    write_table_heading(&mut out, "call caller", label_width);
+    for (.., label, stats) in &rows {
+        write_table_row(&mut out, label.as_bytes(), label_width, stats);
+    }
+    out.extend_from_slice(
+        b"(caller latencies are bucket bounds: p99 1.02us means at most 1,023 ns)\n",
+    );
     out
 }
 

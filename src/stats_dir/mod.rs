@@ -65,6 +65,7 @@ struct Held {
     created: u64,
     counters: [[u64; 3]; Call::COUNT],
     buckets: Vec<(u8, u16, u64)>,
+    sites: fadvise_shim_core::sites::Sites,
 }
 
 impl Held {
@@ -82,6 +83,7 @@ impl Held {
                     .map(|(bucket, &count)| (index as u8, bucket as u16, count)),
             );
         }
+        let sites = live.stats.sites;
         let mut origin = live.origin;
         if let Some(Some(pid)) = holder {
             from_the_kernel(pid, &mut origin);
@@ -93,6 +95,7 @@ impl Held {
             created: live.created,
             counters,
             buckets,
+            sites,
         }
     }
 
@@ -110,6 +113,7 @@ impl Held {
         for (call, bucket, count) in self.buckets {
             record.stats.calls[usize::from(call)].buckets[usize::from(bucket)] = count;
         }
+        record.stats.sites = self.sites;
         record
     }
 }

@@ -32,9 +32,6 @@
 //! println!("{named}"); // libfoo.so bar+0x1c
 //! ```
 
-// Remove when `report --by caller` uses it.
-#![allow(dead_code)]
-
 mod debuginfo;
 mod demangle;
 mod elf;

@@ -55,10 +55,6 @@ impl SymbolTable {
         SymbolTable { symbols, code }
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.symbols.is_empty()
-    }
-
     /// The function holding `address`. Of several symbols starting at the
     /// same place, an exported name with the fewest leading underscores wins
     /// (`readahead`, weak, over `__readahead`, global).
@@ -178,7 +174,6 @@ mod tests {
     #[test]
     fn an_empty_table_names_nothing() {
         let table = SymbolTable::new(Vec::new(), Vec::new());
-        assert!(table.is_empty());
         assert_eq!(table.find(0x1000), Found::Unnamed);
         assert_eq!(table.find(u64::MAX), Found::Unnamed);
     }

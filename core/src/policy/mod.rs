@@ -155,13 +155,16 @@ pub struct Rule {
     pub exe: Option<Globs>,
     /// `path`: globs on the path of the call's file.
     pub path: Option<Globs>,
+    /// `caller`: globs on the path (or file name) of the loaded object that
+    /// made the call: the executable or a shared library.
+    pub caller: Option<Globs>,
     pub action: Action,
 }
 
 impl Rule {
     /// Whether the rule covers this call and advice (`advice` is `None` for
-    /// calls without one, and for invalid advice values). Ignores `exe` and
-    /// `path`, which are decided elsewhere.
+    /// calls without one, and for invalid advice values). Ignores `exe`,
+    /// `path` and `caller`, which are decided elsewhere.
     pub fn covers(&self, call: Call, advice: Option<Advice>) -> bool {
         if !self.calls.contains(call) {
             return false;
@@ -255,6 +258,12 @@ impl Globs {
                 glob.is_match(exe.as_os_str().as_bytes())
                     || (!pattern.contains('/') && name.is_some_and(|name| glob.is_match(name)))
             })
+    }
+
+    /// Whether the calling object's path, or its file name for patterns
+    /// without a `/`, matches (as `exe` matches an executable).
+    pub fn matches_caller(&self, module: &Path) -> bool {
+        self.matches_exe(module)
     }
 
     /// Whether a file's path matches.

@@ -18,7 +18,9 @@ use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, Ordering};
 
 use libc::c_int;
 
-use fadvise_shim_core::dump::{write_dump, BudgetUse, Budgets, Header, Reason, FILE_SUFFIX};
+use fadvise_shim_core::dump::{
+    write_dump_with_sites, BudgetUse, Budgets, Header, Reason, FILE_SUFFIX,
+};
 use fadvise_shim_core::origin::{write_file_stem, OriginRef};
 use fadvise_shim_core::stats::Snapshot;
 
@@ -293,7 +295,12 @@ fn write_into(
     }
     let mut buffer = [0u8; 1024];
     let mut sink = FdSink::new(fd, &mut buffer);
-    write_dump(&mut sink, header, snapshot);
+    write_dump_with_sites(
+        &mut sink,
+        header,
+        snapshot,
+        &crate::stats::sites::ProcessSites,
+    );
     let complete = sink.flush();
     // SAFETY: we opened `fd`; names are valid.
     unsafe {

@@ -5,6 +5,10 @@
 //! `posix_fadvise` returns an error number and never touches `errno`; the
 //! others return -1 and set `errno`; `sync` returns nothing.
 //!
+//! Every intercepted function is a trampoline (`trampoline.rs`) that hands
+//! its body the caller's return address, for call sites; `syscall()`, whose
+//! seven arguments leave no register free, has one of its own that calls.
+//!
 //! They are `extern "C-unwind"` because the real `fsync`, `fdatasync` and
 //! `msync` are cancellation points: `pthread_cancel` unwinds through us.
 //! Nothing here can panic. If a real function is missing, the hook fails
@@ -18,6 +22,7 @@ use fadvise_shim_core::args;
 use fadvise_shim_core::call::Call;
 
 use super::intercept::{intercept, File, Outcome};
+use super::trampoline::with_caller;
 use crate::sys::real::{real, Real};
 use crate::sys::set_errno;
 
@@ -107,12 +112,14 @@ fn fadvise(
     offset: off64_t,
     len: off64_t,
     advice: c_int,
+    caller: usize,
 ) -> c_int {
     let Some(real) = real else {
         return libc::ENOSYS;
     };
     as_error_number(intercept(
         Call::PosixFadvise,
+        caller,
         advice,
         File::Fd(fd),
         || args::fadvise_error(fd, len, advice),
@@ -124,33 +131,44 @@ fn fadvise(
     ))
 }
 
-#[no_mangle]
-pub unsafe extern "C-unwind" fn posix_fadvise(
+with_caller!(posix_fadvise(fd: c_int, offset: off_t, len: off_t, advice: c_int) -> c_int, "r8", posix_fadvise_body);
+
+extern "C-unwind" fn posix_fadvise_body(
     fd: c_int,
     offset: off_t,
     len: off_t,
     advice: c_int,
+    caller: usize,
 ) -> c_int {
-    fadvise(REAL_POSIX_FADVISE.get(), fd, offset, len, advice)
+    fadvise(REAL_POSIX_FADVISE.get(), fd, offset, len, advice, caller)
 }
 
-#[no_mangle]
-pub unsafe extern "C-unwind" fn posix_fadvise64(
+with_caller!(posix_fadvise64(fd: c_int, offset: off64_t, len: off64_t, advice: c_int) -> c_int, "r8", posix_fadvise64_body);
+
+extern "C-unwind" fn posix_fadvise64_body(
     fd: c_int,
     offset: off64_t,
     len: off64_t,
     advice: c_int,
+    caller: usize,
 ) -> c_int {
-    fadvise(REAL_POSIX_FADVISE64.get(), fd, offset, len, advice)
+    fadvise(REAL_POSIX_FADVISE64.get(), fd, offset, len, advice, caller)
 }
 
-#[no_mangle]
-pub unsafe extern "C-unwind" fn readahead(fd: c_int, offset: off64_t, count: size_t) -> ssize_t {
+with_caller!(readahead(fd: c_int, offset: off64_t, count: size_t) -> ssize_t, "rcx", readahead_body);
+
+extern "C-unwind" fn readahead_body(
+    fd: c_int,
+    offset: off64_t,
+    count: size_t,
+    caller: usize,
+) -> ssize_t {
     let Some(real) = REAL_READAHEAD.get() else {
         return missing() as ssize_t;
     };
     with_errno(intercept(
         Call::Readahead,
+        caller,
         0,
         File::Fd(fd),
         || args::fd_error(fd),
@@ -161,18 +179,21 @@ pub unsafe extern "C-unwind" fn readahead(fd: c_int, offset: off64_t, count: siz
     )) as ssize_t
 }
 
-#[no_mangle]
-pub unsafe extern "C-unwind" fn sync_file_range(
+with_caller!(sync_file_range(fd: c_int, offset: off64_t, nbytes: off64_t, flags: u32) -> c_int, "r8", sync_file_range_body);
+
+extern "C-unwind" fn sync_file_range_body(
     fd: c_int,
     offset: off64_t,
     nbytes: off64_t,
     flags: u32,
+    caller: usize,
 ) -> c_int {
     let Some(real) = REAL_SYNC_FILE_RANGE.get() else {
         return missing() as c_int;
     };
     with_errno(intercept(
         Call::SyncFileRange,
+        caller,
         0,
         File::Fd(fd),
         || args::sync_file_range_error(fd, offset, nbytes, flags),
@@ -190,12 +211,14 @@ fn fd_call(
     real: Option<unsafe extern "C-unwind" fn(c_int) -> c_int>,
     fd: c_int,
     cancellation_point: bool,
+    caller: usize,
 ) -> c_int {
     let Some(real) = real else {
         return missing() as c_int;
     };
     with_errno(intercept(
         call,
+        caller,
         0,
         File::Fd(fd),
         || args::fd_error(fd),
@@ -206,28 +229,33 @@ fn fd_call(
     )) as c_int
 }
 
-#[no_mangle]
-pub unsafe extern "C-unwind" fn fsync(fd: c_int) -> c_int {
-    fd_call(Call::Fsync, REAL_FSYNC.get(), fd, true)
+with_caller!(fsync(fd: c_int) -> c_int, "rsi", fsync_body);
+
+extern "C-unwind" fn fsync_body(fd: c_int, caller: usize) -> c_int {
+    fd_call(Call::Fsync, REAL_FSYNC.get(), fd, true, caller)
 }
 
-#[no_mangle]
-pub unsafe extern "C-unwind" fn fdatasync(fd: c_int) -> c_int {
-    fd_call(Call::Fdatasync, REAL_FDATASYNC.get(), fd, true)
+with_caller!(fdatasync(fd: c_int) -> c_int, "rsi", fdatasync_body);
+
+extern "C-unwind" fn fdatasync_body(fd: c_int, caller: usize) -> c_int {
+    fd_call(Call::Fdatasync, REAL_FDATASYNC.get(), fd, true, caller)
 }
 
-#[no_mangle]
-pub unsafe extern "C-unwind" fn syncfs(fd: c_int) -> c_int {
-    fd_call(Call::Syncfs, REAL_SYNCFS.get(), fd, false)
+with_caller!(syncfs(fd: c_int) -> c_int, "rsi", syncfs_body);
+
+extern "C-unwind" fn syncfs_body(fd: c_int, caller: usize) -> c_int {
+    fd_call(Call::Syncfs, REAL_SYNCFS.get(), fd, false, caller)
 }
 
-#[no_mangle]
-pub unsafe extern "C-unwind" fn sync() {
+with_caller!(sync() -> (), "rdi", sync_body);
+
+extern "C-unwind" fn sync_body(caller: usize) {
     let Some(real) = REAL_SYNC.get() else {
         return;
     };
     intercept(
         Call::Sync,
+        caller,
         0,
         File::None,
         || None,
@@ -241,13 +269,20 @@ pub unsafe extern "C-unwind" fn sync() {
     );
 }
 
-#[no_mangle]
-pub unsafe extern "C-unwind" fn msync(address: *mut c_void, length: size_t, flags: c_int) -> c_int {
+with_caller!(msync(address: *mut c_void, length: size_t, flags: c_int) -> c_int, "rcx", msync_body);
+
+extern "C-unwind" fn msync_body(
+    address: *mut c_void,
+    length: size_t,
+    flags: c_int,
+    caller: usize,
+) -> c_int {
     let Some(real) = REAL_MSYNC.get() else {
         return missing() as c_int;
     };
     with_errno(intercept(
         Call::Msync,
+        caller,
         0,
         File::Mapping(address as usize),
         || args::msync_error(address as usize, length, flags, page_size()),
@@ -268,6 +303,13 @@ fn page_size() -> usize {
 /// straight on. Stable Rust cannot define a C-variadic function, but on
 /// x86_64 and aarch64 the first six variadic integer arguments arrive in the
 /// same registers as fixed ones, so six fixed `long`s read them correctly.
+///
+/// The number and six arguments fill every argument register and one stack
+/// slot, so the return address cannot ride in a register: the trampoline
+/// copies the seventh argument and the return address below its own
+/// return address (the body's two stack arguments) and calls the body.
+#[cfg(target_arch = "x86_64")]
+#[unsafe(naked)]
 #[no_mangle]
 pub unsafe extern "C" fn syscall(
     number: c_long,
@@ -277,6 +319,52 @@ pub unsafe extern "C" fn syscall(
     a4: c_long,
     a5: c_long,
     a6: c_long,
+) -> c_long {
+    std::arch::naked_asm!(
+        ".cfi_startproc",
+        // On entry rsp is 8 past a 16-byte boundary; 24 bytes more leave it
+        // aligned for the call: padding, then the return address (the
+        // body's 8th argument), then a copy of `a6` (its 7th).
+        "mov rax, qword ptr [rsp]",
+        "sub rsp, 8",
+        ".cfi_adjust_cfa_offset 8",
+        "push rax",
+        ".cfi_adjust_cfa_offset 8",
+        "push qword ptr [rsp + 24]",
+        ".cfi_adjust_cfa_offset 8",
+        "call {body}",
+        "add rsp, 24",
+        ".cfi_adjust_cfa_offset -24",
+        "ret",
+        ".cfi_endproc",
+        body = sym syscall_body,
+    )
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+#[no_mangle]
+pub unsafe extern "C" fn syscall(
+    number: c_long,
+    a1: c_long,
+    a2: c_long,
+    a3: c_long,
+    a4: c_long,
+    a5: c_long,
+    a6: c_long,
+) -> c_long {
+    syscall_body(number, a1, a2, a3, a4, a5, a6, 0)
+}
+
+#[allow(clippy::too_many_arguments)]
+extern "C" fn syscall_body(
+    number: c_long,
+    a1: c_long,
+    a2: c_long,
+    a3: c_long,
+    a4: c_long,
+    a5: c_long,
+    a6: c_long,
+    caller: usize,
 ) -> c_long {
     let Some(address) = REAL_SYSCALL.address() else {
         return missing() as c_long;
@@ -316,6 +404,7 @@ pub unsafe extern "C" fn syscall(
     };
     with_errno(intercept(
         call,
+        caller,
         advice,
         file,
         || argument_error,

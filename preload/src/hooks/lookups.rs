@@ -17,12 +17,12 @@
 
 #![allow(clippy::missing_safety_doc)]
 
-use std::ffi::{c_char, c_void};
+use std::ffi::{c_char, c_int, c_void};
 use std::ptr;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 
 use crate::sys::elf::definitions_after;
-use crate::sys::real::{find_next, NEXT_DLSYM, NEXT_DLVSYM};
+use crate::sys::real::{find_next, Real, NEXT_DLSYM, NEXT_DLVSYM};
 use crate::sys::ErrnoGuard;
 
 type DlsymFn = unsafe extern "C" fn(*mut c_void, *const c_char) -> *mut c_void;
@@ -57,10 +57,34 @@ fn or_missing(found: *mut c_void, missing: *mut c_void) -> *mut c_void {
     }
 }
 
-/// Looks up both real functions; called at start-up.
+/// Looks up the real functions; called at start-up.
 pub fn resolve_next_definitions() {
     resolve_dlsym();
     resolve_dlvsym();
+    REAL_DLCLOSE.resolve();
+    crate::sys::loader::resolve();
+}
+
+static REAL_DLCLOSE: Real = Real::new(c"dlclose");
+type DlcloseFn = unsafe extern "C" fn(*mut c_void) -> c_int;
+
+/// `dlclose`: the real one, then call sites forget the objects it unloaded
+/// (`stats::sites::forget_unloaded`), so that an object loaded later at the
+/// same address is told apart. Their counts stay, under their names.
+#[no_mangle]
+pub unsafe extern "C" fn dlclose(handle: *mut c_void) -> c_int {
+    let Some(real) = REAL_DLCLOSE.address() else {
+        return -1;
+    };
+    // SAFETY: the next `dlclose`, whose type this is.
+    let real: DlcloseFn = unsafe { std::mem::transmute::<*mut c_void, DlcloseFn>(real) };
+    // SAFETY: the caller's handle, passed on.
+    let result = unsafe { real(handle) };
+    if result == 0 {
+        let _errno = ErrnoGuard::save();
+        let _ = std::panic::catch_unwind(crate::stats::sites::forget_unloaded);
+    }
+    result
 }
 
 extern "C" fn missing_dlsym(_: *mut c_void, _: *const c_char) -> *mut c_void {
@@ -145,7 +169,7 @@ unsafe extern "C" fn dlvsym_on_handle(
 }
 
 /// Every function we hook, with our hook's address.
-fn hooks() -> [(&'static [u8], usize); 21] {
+fn hooks() -> [(&'static [u8], usize); 22] {
     use super::descriptors as d;
     use super::exports as e;
     use crate::dump::signals as s;
@@ -171,6 +195,7 @@ fn hooks() -> [(&'static [u8], usize); 21] {
         (b"signal", s::signal as *const () as usize),
         (b"bsd_signal", s::bsd_signal as *const () as usize),
         (b"sysv_signal", s::sysv_signal as *const () as usize),
+        (b"dlclose", dlclose as *const () as usize),
     ]
 }
 

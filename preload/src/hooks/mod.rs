@@ -10,3 +10,4 @@ pub mod exports;
 pub mod intercept;
 #[cfg(target_arch = "x86_64")]
 pub mod lookups;
+mod trampoline;

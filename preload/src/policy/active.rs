@@ -30,6 +30,16 @@ static SLOT: [Slot; SLOTS] = [const {
     }
 }; SLOTS];
 static CURRENT: AtomicUsize = AtomicUsize::new(NO_SLOT);
+/// Counts publications (from 1), so that verdicts cached per call site can
+/// tell which policy decided them.
+static GENERATION: AtomicU32 = AtomicU32::new(0);
+
+/// The generation of the policy in force; read before deciding, a verdict
+/// stamped with it is never newer than the policy it came from.
+#[inline(always)]
+pub fn generation() -> u32 {
+    GENERATION.load(Ordering::Acquire)
+}
 
 /// The table entry for a call.
 #[inline(always)]
@@ -81,6 +91,7 @@ pub fn publish(compiled: Box<Compiled>) -> bool {
         .policy
         .swap(Box::into_raw(compiled), Ordering::SeqCst);
     CURRENT.store(index, Ordering::SeqCst);
+    GENERATION.fetch_add(1, Ordering::Release);
     if !old.is_null() {
         // SAFETY: `old` came from `Box::into_raw`, its slot was not current
         // and had no readers, and a reader that arrives now sees that the

@@ -1,8 +1,10 @@
 //! Turns a validated `Policy` into what the hot path reads: a flat table of
 //! verdicts indexed by call and advice, decided once per process image (so
 //! `exe` rules cost nothing per call), plus the ordered rules that still
-//! depend on the file (`path` rules), which only the calls they concern
-//! consult.
+//! depend on the file (`path` rules) or on the calling object (`caller`
+//! rules), which only the calls they concern consult. A verdict that
+//! depends on the caller alone is decided once per call site and cached
+//! there (`hooks::intercept`).
 
 use std::ffi::{CStr, CString};
 use std::os::unix::ffi::OsStrExt;
@@ -25,6 +27,10 @@ pub const DROP: u32 = 1;
 pub const LIMIT: u32 = 2;
 /// Table entry: a `path` rule may match; consult `Compiled::rules`.
 pub const BY_PATH: u32 = 3;
+/// Table entry: a `caller` rule may match, and no `path` rule decides first.
+pub const BY_CALLER: u32 = 4;
+/// Table entry: both `path` and `caller` rules may decide.
+pub const BY_PATH_AND_CALLER: u32 = 5;
 pub const KIND_MASK: u32 = 0xff;
 
 /// Advice slots per call: the six advice values, then "none or invalid".
@@ -107,6 +113,8 @@ pub struct Compiled {
     pub signal_name: String,
     /// The policy file, or `built-in`.
     pub source: Vec<u8>,
+    /// The executable: the calling object of calls from the main program.
+    exe: std::path::PathBuf,
 }
 
 impl Compiled {
@@ -152,13 +160,8 @@ impl Compiled {
         for call in Call::ALL {
             let advices = Advice::ALL.into_iter().map(Some).chain([None]);
             for advice in advices {
-                let first = rules.iter().find(|rule| rule.covers(call, advice));
                 let raw_advice = advice.map_or(-1, Advice::raw);
-                table[table_index(call, raw_advice)] = match first {
-                    Some(rule) if rule.rule.path.is_some() => BY_PATH,
-                    Some(rule) => rule.entry,
-                    None => PASS,
-                };
+                table[table_index(call, raw_advice)] = table_entry(&rules, call, advice);
             }
         }
         let dump_dir = settings
@@ -187,6 +190,7 @@ impl Compiled {
             signal: policy.dump.signal,
             signal_name: policy.dump.signal.name(),
             source: source.map_or_else(|| b"built-in".to_vec(), |path| path.to_bytes().to_vec()),
+            exe: settings.exe.clone(),
         }
     }
 
@@ -209,17 +213,67 @@ impl Compiled {
     /// that covers it and whose `path` (if any) matches `path` (`None`
     /// when the call's file has no known path: then no path rule matches).
     pub fn entry_by_path(&self, call: Call, raw_advice: libc::c_int, path: Option<&Path>) -> u32 {
+        self.entry_by_context(call, raw_advice, path, None)
+    }
+
+    /// The entry for a call whose verdict depends on its file, its caller,
+    /// or both: the first rule that covers it whose `path` matches `path`
+    /// and whose `caller` matches `caller` (the calling object's path as
+    /// the loader has it; empty for the main program). An unknown file or
+    /// caller matches no rule that asks about it.
+    pub fn entry_by_context(
+        &self,
+        call: Call,
+        raw_advice: libc::c_int,
+        path: Option<&Path>,
+        caller: Option<&[u8]>,
+    ) -> u32 {
         let advice = (call == Call::PosixFadvise)
             .then(|| Advice::from_raw(raw_advice))
             .flatten();
+        let caller = caller.map(|caller| match caller {
+            b"" => self.exe.as_path(),
+            named => Path::new(std::ffi::OsStr::from_bytes(named)),
+        });
         for rule in self.rules.iter().filter(|rule| rule.covers(call, advice)) {
-            match (&rule.rule.path, path) {
-                (None, _) => return rule.entry,
-                (Some(globs), Some(path)) if globs.matches_path(path) => return rule.entry,
-                _ => {}
+            let path_matches = match (&rule.rule.path, path) {
+                (None, _) => true,
+                (Some(globs), Some(path)) => globs.matches_path(path),
+                (Some(_), None) => false,
+            };
+            let caller_matches = match (&rule.rule.caller, caller) {
+                (None, _) => true,
+                (Some(globs), Some(caller)) => globs.matches_caller(caller),
+                (Some(_), None) => false,
+            };
+            if path_matches && caller_matches {
+                return rule.entry;
             }
         }
         PASS
+    }
+}
+
+/// A call's table entry: the first covering rule's if it asks nothing
+/// about the call's file or caller; else which of the two the rules up to
+/// the first that asks nothing depend on.
+fn table_entry(rules: &[CompiledRule], call: Call, advice: Option<Advice>) -> u32 {
+    let (mut by_path, mut by_caller) = (false, false);
+    for rule in rules.iter().filter(|rule| rule.covers(call, advice)) {
+        by_path |= rule.rule.path.is_some();
+        by_caller |= rule.rule.caller.is_some();
+        if rule.rule.path.is_none() && rule.rule.caller.is_none() {
+            if !by_path && !by_caller {
+                return rule.entry;
+            }
+            break;
+        }
+    }
+    match (by_path, by_caller) {
+        (false, false) => PASS,
+        (true, false) => BY_PATH,
+        (false, true) => BY_CALLER,
+        (true, true) => BY_PATH_AND_CALLER,
     }
 }
 

@@ -24,7 +24,8 @@ use fadvise_shim_core::call::Call;
 use fadvise_shim_core::histogram::{self, BUCKETS};
 use fadvise_shim_core::stats::Snapshot;
 use fadvise_shim_core::stats_file::{
-    bucket_word, COUNTERS_OFFSET, FILE_BYTES, FILE_WORDS, HISTOGRAMS_OFFSET,
+    bucket_word, COUNTERS_OFFSET, FILE_BYTES, FILE_WORDS, HISTOGRAMS_OFFSET, MODULES_OFFSET,
+    MODULE_SLOTS, MODULE_WORDS, SITES_OFFSET, SITE_KEYS_OFFSET, SITE_SLOTS, SITE_WORDS,
 };
 
 #[repr(C)]
@@ -35,18 +36,28 @@ struct CallCounters {
     _spare: AtomicU64,
 }
 
+const GAP_WORDS: usize = (SITE_KEYS_OFFSET - COUNTERS_OFFSET) / 8 - Call::COUNT * 4;
+
 /// A stats file's contents, word for word.
 #[repr(C)]
 pub struct Area {
     header: [AtomicU64; COUNTERS_OFFSET / 8],
     counters: [CallCounters; Call::COUNT],
-    _gap: [AtomicU64; (HISTOGRAMS_OFFSET - COUNTERS_OFFSET) / 8 - Call::COUNT * 4],
+    _gap: [AtomicU64; GAP_WORDS],
+    /// Call-site keys (`sites.rs`), in the counters' page: allocated with
+    /// the file, so the hot path may read them.
+    pub(super) site_keys: [AtomicU64; SITE_SLOTS],
     histograms: [[AtomicU64; BUCKETS]; Call::COUNT],
+    pub(super) sites: [[AtomicU64; SITE_WORDS]; SITE_SLOTS],
+    pub(super) modules: [[AtomicU64; MODULE_WORDS]; MODULE_SLOTS],
 }
 
 const _: () = {
     assert!(offset_of!(Area, counters) == COUNTERS_OFFSET);
+    assert!(offset_of!(Area, site_keys) == SITE_KEYS_OFFSET);
     assert!(offset_of!(Area, histograms) == HISTOGRAMS_OFFSET);
+    assert!(offset_of!(Area, sites) == SITES_OFFSET);
+    assert!(offset_of!(Area, modules) == MODULES_OFFSET);
     assert!(std::mem::size_of::<Area>() == FILE_BYTES);
 };
 
@@ -70,9 +81,11 @@ static PRIVATE: Area = Area {
             _spare: AtomicU64::new(0),
         }
     }; Call::COUNT],
-    _gap: [const { AtomicU64::new(0) };
-        (HISTOGRAMS_OFFSET - COUNTERS_OFFSET) / 8 - Call::COUNT * 4],
+    _gap: [const { AtomicU64::new(0) }; GAP_WORDS],
+    site_keys: [const { AtomicU64::new(0) }; SITE_SLOTS],
     histograms: [const { [const { AtomicU64::new(0) }; BUCKETS] }; Call::COUNT],
+    sites: [const { [const { AtomicU64::new(0) }; SITE_WORDS] }; SITE_SLOTS],
+    modules: [const { [const { AtomicU64::new(0) }; MODULE_WORDS] }; MODULE_SLOTS],
 };
 
 static AREA: AtomicPtr<Area> = AtomicPtr::new(ptr::from_ref(&PRIVATE).cast_mut());
@@ -121,8 +134,19 @@ fn allocate_or_private(word: usize) -> &'static Area {
     &PRIVATE
 }
 
+/// Whether the word's page of the area in use may be written, allocating
+/// it if need be (for sites and modules, which claim whole records).
+pub(super) fn page_ready(word: usize) -> bool {
+    writable(word) || !ptr::eq(allocate_or_private(word), &PRIVATE)
+}
+
+/// The private area, for sweeping its sites into a file.
+pub(super) fn private() -> &'static Area {
+    &PRIVATE
+}
+
 #[inline(always)]
-fn area() -> &'static Area {
+pub(super) fn area() -> &'static Area {
     // SAFETY: `AREA` always points to `PRIVATE` or to a stats file mapping,
     // which is never unmapped.
     unsafe { &*AREA.load(Ordering::Relaxed) }
@@ -194,10 +218,11 @@ pub fn sweep_private_into_file() {
             continue;
         }
         let word = (ptr::from_ref(from) as usize - base) / 8;
-        if writable(word) || !ptr::eq(allocate_or_private(word), &PRIVATE) {
+        if page_ready(word) {
             to.fetch_add(from.swap(0, Ordering::AcqRel), Ordering::Relaxed);
         }
     }
+    super::sites::sweep(&PRIVATE, current);
 }
 
 /// Copies every counter into `snapshot` (async-signal-safe: loads and

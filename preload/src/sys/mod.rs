@@ -11,6 +11,7 @@ pub mod elf;
 pub mod errno;
 pub mod fdpath;
 pub mod io;
+pub mod loader;
 pub mod raw;
 pub mod real;
 pub mod safedir;

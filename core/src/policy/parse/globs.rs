@@ -1,10 +1,12 @@
-//! `exe` and `path` globs: compiled so that `*` stops at `/` and `**`
+//! `exe`, `path` and `caller` globs: compiled so that `*` stops at `/` and `**`
 //! crosses it, with the patterns that can never match refused.
 //!
 //! The paths they meet are always absolute (`/proc/self/exe`, and the file
 //! behind a descriptor), so a pattern with a `/` that starts with neither
 //! `/` nor `*` nor `{` cannot match, nor can a `path` pattern without any
-//! `/`. An `exe` pattern without `/` is matched against the file name too.
+//! `/`. An `exe` or `caller` pattern without `/` is matched against the
+//! file name too (`caller` meets the calling object's path as the loader
+//! has it: absolute for the executable and libraries found by search).
 
 use crate::policy::{Glob, Globs};
 
@@ -15,6 +17,7 @@ use super::fields::Errors;
 pub(super) enum GlobKind {
     Exe,
     Path,
+    Caller,
 }
 
 /// Compiles `patterns` (each with its offset), reporting every bad one.
@@ -53,6 +56,7 @@ fn reachable(kind: GlobKind, pattern: &str) -> Result<(), String> {
     let key = match kind {
         GlobKind::Exe => "exe",
         GlobKind::Path => "path",
+        GlobKind::Caller => "caller",
     };
     if pattern.len() > 1 && pattern.ends_with('/') {
         return Err(format!(

@@ -10,7 +10,7 @@ use super::suggest;
 
 const PLACE: &str = "in [[rule]]";
 const KEYS: &[&str] = &[
-    "name", "call", "advice", "exe", "path", "action", "rate", "burst", "scope",
+    "name", "call", "advice", "exe", "path", "caller", "action", "rate", "burst", "scope",
 ];
 const ACTIONS: &[&str] = &["pass", "drop", "limit"];
 const SCOPES: &[&str] = &["process", "host"];
@@ -81,6 +81,9 @@ fn rule(section: &Section, line: usize, errors: &mut Errors) -> Option<(Rule, us
         }
         glob_field(&field, GlobKind::Path, errors)
     });
+    let caller = section
+        .get("caller")
+        .and_then(|field| glob_field(&field, GlobKind::Caller, errors));
     let action = action(section, errors);
     if let (Some(Action::Limit(limit)), None, Some(scope)) = (action, &name, section.get("scope")) {
         if limit.scope == Scope::Host {
@@ -101,6 +104,7 @@ fn rule(section: &Section, line: usize, errors: &mut Errors) -> Option<(Rule, us
         advice,
         exe,
         path,
+        caller,
         action: action?,
     };
     Some((rule, name_at))

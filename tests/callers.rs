@@ -1,0 +1,248 @@
+//! Who made the call (issue 15): a program linking two libraries, whose
+//! named functions each make known numbers of calls, which makes calls of
+//! its own and from two plugins it loads and unloads in turn
+//! (`tests/c_callers/`). `report --by caller` must name every call's module
+//! and function with exact counts, from live statistics and from dumps;
+//! `caller` rules must drop exactly the named module's calls, as the kernel
+//! sees it (`strace`), even for a plugin loaded where an unloaded one was.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{cli, compile_c, run, Scratch, Shim, TIMEOUT};
+use fadvise_shim_core::policy::ON_EXIT_ENV;
+use serde_json::Value;
+
+/// The test program and its plugins, built once.
+struct Programs {
+    callers: PathBuf,
+    plugin_one: PathBuf,
+    plugin_two: PathBuf,
+}
+
+fn programs() -> Programs {
+    let shared = ["-shared", "-fPIC"];
+    let liba = compile_c("c_callers", "liba", "liba.so", &shared);
+    let libb = compile_c("c_callers", "libb", "libb.so", &shared);
+    let plugin_one = compile_c(
+        "c_callers",
+        "plugin",
+        "plugin_one.so",
+        &["-shared", "-fPIC", "-Wl,-soname,plugin_one.so"],
+    );
+    let plugin_two = compile_c(
+        "c_callers",
+        "plugin",
+        "plugin_two.so",
+        &["-shared", "-fPIC", "-Wl,-soname,plugin_two.so"],
+    );
+    let libraries = [&liba, &libb].map(|library| library.to_str().unwrap().to_owned());
+    let callers = compile_c(
+        "c_callers",
+        "callers",
+        "callers",
+        &[&libraries[0], &libraries[1], "-ldl"],
+    );
+    Programs {
+        callers,
+        plugin_one,
+        plugin_two,
+    }
+}
+
+fn report_by_caller(path: &Path) -> Value {
+    let output = common::clean_command(cli())
+        .args(["report", "--by", "caller", "--format", "json"])
+        .arg(path)
+        .output()
+        .expect("report runs");
+    assert!(output.status.success(), "{output:?}");
+    serde_json::from_slice(&output.stdout).expect("json")
+}
+
+/// `call`'s `field` summed over the groups whose module's file name is
+/// `module` and whose function is `function`.
+fn attributed(report: &Value, module: &str, function: &str, call: &str, field: &str) -> u64 {
+    groups(report)
+        .filter(|group| {
+            let key = &group["key"];
+            key["function"] == function
+                && key["module"]
+                    .as_str()
+                    .is_some_and(|path| Path::new(path).file_name().unwrap() == module)
+        })
+        .map(|group| group["calls"][call][field].as_u64().unwrap_or(0))
+        .sum()
+}
+
+fn groups(report: &Value) -> impl Iterator<Item = &Value> {
+    report["groups"].as_array().expect("groups").iter()
+}
+
+/// Every call is where the program made it, and nothing is left over.
+fn assert_every_call_attributed(report: &Value) {
+    let expected = [
+        ("liba.so", "liba_work", "fsync", 3),
+        ("liba.so", "liba_work", "posix_fadvise", 3),
+        ("liba.so", "liba_work", "fdatasync", 3),
+        ("libb.so", "libb_work", "fsync", 5),
+        ("libb.so", "libb_work", "posix_fadvise", 5),
+        ("libb.so", "libb_work", "fdatasync", 5),
+        ("callers", "main", "fsync", 7),
+        ("callers", "main", "fdatasync", 1),
+        ("plugin_one.so", "plugin_work", "fsync", 4),
+        ("plugin_two.so", "plugin_work", "fsync", 2),
+    ];
+    for (module, function, call, count) in expected {
+        assert_eq!(
+            attributed(report, module, function, call, "count"),
+            count,
+            "{call} from {module} {function}: {report:#}"
+        );
+    }
+    let total: u64 = expected.iter().map(|(.., count)| count).sum();
+    let in_groups: u64 = groups(report)
+        .flat_map(|group| group["calls"].as_object().unwrap().values())
+        .map(|stats| stats["count"].as_u64().unwrap())
+        .sum();
+    assert_eq!(in_groups, total, "{report:#}");
+    assert!(
+        groups(report).all(|group| group["key"]["caller"] != "other"),
+        "{report:#}"
+    );
+}
+
+#[test]
+fn every_call_is_attributed_to_its_module_and_function() {
+    let programs = programs();
+    let scratch = Scratch::new();
+    let mut command = scratch.command(&programs.callers, Shim::Default);
+    command
+        .env(ON_EXIT_ENV, "1")
+        .arg(scratch.file("data"))
+        .arg(&programs.plugin_one)
+        .arg(&programs.plugin_two);
+    run(&mut command, TIMEOUT).assert_success("callers under the shim");
+    // From the live statistics (the process is gone: its file, or the
+    // aggregate it was retired into) and from its dump at exit.
+    assert_every_call_attributed(&report_by_caller(&scratch.stats_dir()));
+    assert_every_call_attributed(&report_by_caller(&scratch.dump_dir()));
+
+    let table = common::clean_command(cli())
+        .args(["report", "--by", "caller"])
+        .arg(scratch.dump_dir())
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&table.stdout);
+    for row in [
+        "fsync liba.so liba_work+0x",
+        "posix_fadvise libb.so libb_work+0x",
+        "fsync callers main+0x",
+        "fsync plugin_one.so plugin_work+0x",
+    ] {
+        assert!(table.contains(row), "{row:?} in\n{table}");
+    }
+}
+
+/// The kernel's count of each traced call (`strace -f`), and the report.
+fn kernel_view(policy: &str) -> (std::collections::HashMap<String, usize>, Value) {
+    let programs = programs();
+    let scratch = Scratch::new();
+    let log = scratch.file("strace.log");
+    let mut command = scratch.command("strace", Shim::Policy(policy));
+    command
+        .args(["-f", "-qq", "-e", "trace=fsync,fdatasync,fadvise64", "-o"])
+        .arg(&log)
+        .arg(&programs.callers)
+        .arg(scratch.file("data"))
+        .arg(&programs.plugin_one)
+        .arg(&programs.plugin_two);
+    run(&mut command, TIMEOUT).assert_success("callers under strace");
+    let text = std::fs::read_to_string(&log).unwrap();
+    let mut seen = std::collections::HashMap::new();
+    for line in text.lines() {
+        for call in ["fsync", "fdatasync", "fadvise64"] {
+            // `PID fsync(3) = 0`; strace's own calls do not reach the log.
+            if line.contains(&format!(" {call}(")) {
+                *seen.entry(call.to_owned()).or_insert(0) += 1;
+            }
+        }
+    }
+    (seen, report_by_caller(&scratch.stats_dir()))
+}
+
+#[test]
+fn a_caller_rule_drops_only_the_named_modules_calls() {
+    let (kernel, report) =
+        kernel_view("[[rule]]\ncall = \"*\"\ncaller = [\"*liba*\"]\naction = \"drop\"\n");
+    // libb's 5, main's 7 and the plugins' 4 + 2 reach the kernel; liba's
+    // 3 of each do not.
+    assert_eq!(kernel.get("fsync"), Some(&18), "{kernel:?}");
+    assert_eq!(kernel.get("fadvise64"), Some(&5), "{kernel:?}");
+    assert_eq!(kernel.get("fdatasync"), Some(&6), "{kernel:?}");
+    for call in ["fsync", "posix_fadvise", "fdatasync"] {
+        assert_eq!(
+            attributed(&report, "liba.so", "liba_work", call, "dropped"),
+            3
+        );
+        assert_eq!(
+            attributed(&report, "libb.so", "libb_work", call, "passed"),
+            5
+        );
+    }
+}
+
+#[test]
+fn a_plugin_loaded_where_an_unloaded_one_was_is_told_apart() {
+    // Both plugins are the same code; the second is usually loaded at the
+    // first one's address, so its calls come from the very same return
+    // addresses. Only the first's calls may be dropped.
+    let (kernel, report) = kernel_view(
+        "[[rule]]\ncall = \"fsync\"\ncaller = [\"plugin_one.so\"]\naction = \"drop\"\n",
+    );
+    assert_eq!(kernel.get("fsync"), Some(&(3 + 5 + 7 + 2)), "{kernel:?}");
+    assert_eq!(
+        attributed(&report, "plugin_one.so", "plugin_work", "fsync", "dropped"),
+        4
+    );
+    assert_eq!(
+        attributed(&report, "plugin_two.so", "plugin_work", "fsync", "passed"),
+        2
+    );
+}
+
+#[test]
+fn caller_rules_are_checked() {
+    let scratch = Scratch::new();
+    let good = scratch.policy_file("[[rule]]\ncall = \"fsync\"\ncaller = [\"*libglog*\", \"/usr/lib/**/libnio.so\"]\naction = \"drop\"\n");
+    let output = common::clean_command(cli())
+        .arg("check")
+        .arg(&good)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        text.contains("called from *libglog*, /usr/lib/**/libnio.so"),
+        "{text}"
+    );
+    for (bad, message) in [
+        ("caller = \"\"", "empty glob"),
+        ("caller = [\"lib/libglog.so\"]", "cannot match"),
+        ("caller = 3", "caller"),
+    ] {
+        let file = scratch.policy_file(&format!(
+            "[[rule]]\ncall = \"fsync\"\n{bad}\naction = \"drop\"\n"
+        ));
+        let output = common::clean_command(cli())
+            .arg("check")
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(1), "{bad}: {output:?}");
+        let errors = String::from_utf8_lossy(&output.stderr);
+        assert!(errors.contains(message), "{bad}: {errors}");
+        assert!(errors.contains("line 3"), "{bad}: {errors}");
+    }
+}
