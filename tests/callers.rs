@@ -243,6 +243,6 @@ fn caller_rules_are_checked() {
         assert_eq!(output.status.code(), Some(1), "{bad}: {output:?}");
         let errors = String::from_utf8_lossy(&output.stderr);
         assert!(errors.contains(message), "{bad}: {errors}");
-        assert!(errors.contains("line 3"), "{bad}: {errors}");
+        assert!(errors.contains(".toml:3:"), "{bad}: {errors}");
     }
 }

@@ -251,11 +251,11 @@ pub fn write_dump_with_sites(
 /// site (`MODULE` is `-` for none).
 fn write_sites(sink: &mut impl Sink, sites: &dyn SiteSource) {
     let mut sink = SinkRef(sink);
-    sites.each_module(&mut |index, path, build_id| {
+    sites.each_module(&mut |module| {
         sink.put(b"module ");
-        put_u64(&mut sink, index as u64);
+        put_u64(&mut sink, module.index as u64);
         sink.put(b" build_id=");
-        for byte in build_id {
+        for byte in module.build_id {
             let digits = b"0123456789abcdef";
             sink.put(&[
                 digits[usize::from(byte >> 4)],
@@ -263,7 +263,7 @@ fn write_sites(sink: &mut impl Sink, sites: &dyn SiteSource) {
             ]);
         }
         sink.put(b" path=");
-        put_sanitized(&mut sink, path);
+        put_sanitized(&mut sink, module.path);
         sink.put(b"\n");
     });
     sites.each_site(&mut |site| {
@@ -663,6 +663,28 @@ mod tests {
         fadvise.dropped = 1000;
         fadvise.errors = 2;
         snapshot.call_mut(Call::Fsync).limited = 7;
+        let mut site = SiteStats {
+            dropped: 400,
+            errors: 1,
+            ..SiteStats::default()
+        };
+        site.buckets[crate::sites::coarse_bucket(380)] = 500;
+        let module = Module {
+            path: "/usr/lib/x86_64-linux-gnu/libglog.so.1".into(),
+            build_id: "a1b2c3".into(),
+        };
+        let key = |address| SiteKey {
+            call: Call::PosixFadvise,
+            module: Some(module.clone()),
+            address,
+        };
+        snapshot.sites.add(key(0x1a3), &site);
+        snapshot.sites.add(key(0x2f0), &site);
+        let unknown = SiteKey {
+            module: None,
+            ..key(0x7f00_1234)
+        };
+        snapshot.sites.add(unknown, &site);
         snapshot
     }
 
@@ -691,6 +713,44 @@ mod tests {
         let mut out = Vec::new();
         write_dump(&mut out, &header, snapshot);
         String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn sites_of_the_main_program_are_named_by_its_executable() {
+        let mut snapshot = Snapshot::default();
+        snapshot.call_mut(Call::Fsync).dropped = 2;
+        let mut text = written(&snapshot, b"/usr/bin/dd");
+        let end = text.rfind("end\n").unwrap();
+        text.insert_str(
+            end,
+            "module 0 build_id= path=\nsite fsync 0 0x10 dropped=2 limited=0 errors=0 buckets=\n",
+        );
+        let dump = parse_dump(&text).unwrap();
+        let (key, stats) = dump.stats.sites.sites.iter().next().unwrap();
+        assert_eq!(key.module.as_ref().unwrap().path, "/usr/bin/dd");
+        assert_eq!((key.address, stats.dropped), (0x10, 2));
+    }
+
+    #[test]
+    fn bad_site_lines_are_refused() {
+        let good = written(&sample(), b"/usr/bin/dd");
+        for (bad, line) in [
+            ("site fsync 9 0x10 dropped=0 limited=0 errors=0 buckets=", "site"),
+            ("site nosuch 0 0x10 dropped=0 limited=0 errors=0 buckets=", "site"),
+            ("site fsync 0 10 dropped=0 limited=0 errors=0 buckets=", "site"),
+            ("site fsync 0 0x10 dropped=0 limited=0 errors=1 buckets=", "site"),
+            ("site fsync 0 0x10 dropped=0 limited=0 errors=0 buckets=15:1", "site"),
+            ("site fsync 0 0x10 dropped=x limited=0 errors=0 buckets=", "site"),
+            ("site fsync 0 0x10 dropped=0 limited=0 errors=0 buckets= extra", "site"),
+            ("module 0 build_id=a1b2c3 path=/again", "module"),
+            ("module 1 build_id=xyz path=/x", "module"),
+        ] {
+            let end = good.rfind("end\n").unwrap();
+            let mut text = good.clone();
+            text.insert_str(end, &format!("{bad}\n"));
+            let error = parse_dump(&text).unwrap_err();
+            assert!(error.message.contains(line), "{bad}: {error}");
+        }
     }
 
     #[test]

@@ -173,18 +173,31 @@ pub struct RawSite<'a> {
     pub stats: &'a SiteStats,
 }
 
+/// A module as a writer that allocates nothing hands it over.
+pub struct RawModule<'a> {
+    /// What its sites' `RawSite::module` says.
+    pub index: usize,
+    pub path: &'a [u8],
+    /// Raw bytes; empty if none.
+    pub build_id: &'a [u8],
+}
+
 /// Something that lists modules and sites without allocating: the preload
 /// library's shared table (inside a signal handler), or a reader's `Sites`.
 pub trait SiteSource {
-    /// Every module a site refers to: index, path, build id (raw bytes).
-    fn each_module(&self, visit: &mut dyn FnMut(usize, &[u8], &[u8]));
+    /// Every module a site refers to.
+    fn each_module(&self, visit: &mut dyn FnMut(&RawModule));
     fn each_site(&self, visit: &mut dyn FnMut(&RawSite));
 }
 
 impl SiteSource for Sites {
-    fn each_module(&self, visit: &mut dyn FnMut(usize, &[u8], &[u8])) {
+    fn each_module(&self, visit: &mut dyn FnMut(&RawModule)) {
         for (index, module) in self.modules().into_iter().enumerate() {
-            visit(index, module.path.as_bytes(), &hex_decode(&module.build_id));
+            visit(&RawModule {
+                index,
+                path: module.path.as_bytes(),
+                build_id: &hex_decode(&module.build_id),
+            });
         }
     }
 
@@ -297,8 +310,8 @@ mod tests {
         }
         assert_eq!(sites.sites.len(), MAX_MERGED_SITES);
         let mut listed = Vec::new();
-        sites.each_module(&mut |index, path, build_id| {
-            listed.push((index, path.to_vec(), build_id.to_vec()))
+        sites.each_module(&mut |module| {
+            listed.push((module.index, module.path.to_vec(), module.build_id.to_vec()))
         });
         assert_eq!(
             listed,

@@ -417,6 +417,25 @@ mod tests {
         words[bucket_word(Call::PosixFadvise, index_of(380))].store(150, Ordering::Relaxed);
         words[counter_word(Call::Fsync, Counter::Dropped)].store(7, Ordering::Relaxed);
         words[counter_word(Call::PosixFadvise, Counter::Errors)].store(2, Ordering::Relaxed);
+        // Two sites of fsync, one in a ready module, one naming a slot that
+        // is not ready; and a key still being claimed.
+        let key = |address: u64| address | (Call::Fsync.index() as u64) << SITE_CALL_SHIFT;
+        words[site_key_word(3)].store(key(0x5555_0000_1000) | SITE_READY, Ordering::Relaxed);
+        words[site_word(3, SITE_ADDRESS)].store(0x1a3, Ordering::Relaxed);
+        words[site_word(3, SITE_MODULE)].store(0, Ordering::Relaxed);
+        words[site_word(3, SITE_DROPPED)].store(7, Ordering::Relaxed);
+        words[site_key_word(4)].store(key(0x5555_0000_2000) | SITE_READY, Ordering::Relaxed);
+        words[site_word(4, SITE_ADDRESS)].store(0x2000, Ordering::Relaxed);
+        words[site_word(4, SITE_MODULE)].store(1, Ordering::Relaxed);
+        words[site_word(4, SITE_FIRST_BUCKET + 2)].store(5, Ordering::Relaxed);
+        words[site_key_word(5)].store(key(0x5555_0000_3000), Ordering::Relaxed);
+        words[site_word(5, SITE_DROPPED)].store(9, Ordering::Relaxed);
+        words[module_word(0, MODULE_STATE)].store(MODULE_READY, Ordering::Relaxed);
+        store_bytes(&words[module_word(0, MODULE_BUILD_ID)..], &[0xab, 0xcd]);
+        words[module_word(0, MODULE_BUILD_ID_BYTES)].store(2, Ordering::Relaxed);
+        store_bytes(&words[module_word(0, MODULE_PATH)..], b"/usr/lib/libglog.so.1");
+        words[module_word(0, MODULE_PATH_BYTES)].store(21, Ordering::Relaxed);
+        words[module_word(1, MODULE_STATE)].store(MODULE_CLAIMED, Ordering::Relaxed);
         mark_complete(&words);
         words
             .iter()
@@ -434,6 +453,16 @@ mod tests {
         let fadvise = live.stats.call(Call::PosixFadvise);
         assert_eq!((fadvise.passed(), fadvise.errors), (150, 2));
         assert_eq!(live.stats.call(Call::Fsync).dropped, 7);
+        let sites: Vec<_> = live.stats.sites.sites.iter().collect();
+        assert_eq!(sites.len(), 2, "{sites:?}");
+        let (named, unnamed) = (sites[1], sites[0]);
+        let module = named.0.module.as_ref().unwrap();
+        assert_eq!(
+            (module.path.as_str(), module.build_id.as_str()),
+            ("/usr/lib/libglog.so.1", "abcd")
+        );
+        assert_eq!((named.0.address, named.1.dropped), (0x1a3, 7));
+        assert_eq!((unnamed.0.module.as_ref(), unnamed.1.passed()), (None, 5));
     }
 
     proptest::proptest! {

@@ -24,7 +24,9 @@ use std::ptr;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use fadvise_shim_core::call::Call;
-use fadvise_shim_core::sites::{coarse_bucket, RawSite, SiteSource, SiteStats, SITE_BUCKETS};
+use fadvise_shim_core::sites::{
+    coarse_bucket, RawModule, RawSite, SiteSource, SiteStats, SITE_BUCKETS,
+};
 use fadvise_shim_core::stats_file::{
     module_word, site_word, store_bytes, BUILD_ID_CAPACITY, MODULE_BUILD_ID, MODULE_BUILD_ID_BYTES,
     MODULE_CLAIMED, MODULE_LINK_MAP, MODULE_PATH, MODULE_PATH_BYTES, MODULE_READY, MODULE_SLOTS,
@@ -296,7 +298,7 @@ fn find_in(area: &'static Area, key: u64, caller: u64) -> Option<Site> {
 pub struct ProcessSites;
 
 impl SiteSource for ProcessSites {
-    fn each_module(&self, visit: &mut dyn FnMut(usize, &[u8], &[u8])) {
+    fn each_module(&self, visit: &mut dyn FnMut(&RawModule)) {
         for (number, area) in areas().enumerate() {
             for (slot, module) in area.modules.iter().enumerate() {
                 if module[MODULE_STATE].load(Ordering::Acquire) != MODULE_READY {
@@ -314,7 +316,11 @@ impl SiteSource for ProcessSites {
                     &module[MODULE_BUILD_ID_BYTES],
                     &mut build_id,
                 );
-                visit(number * MODULE_SLOTS + slot, path, build_id);
+                visit(&RawModule {
+                    index: number * MODULE_SLOTS + slot,
+                    path,
+                    build_id,
+                });
             }
         }
     }
