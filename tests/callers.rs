@@ -7,6 +7,9 @@
 //! sees it (`strace`), even for a plugin loaded where an unloaded one was.
 
 mod common;
+// Only its Prometheus and serve helpers are used here.
+#[allow(dead_code)]
+mod serve_support;
 
 use std::path::{Path, PathBuf};
 
@@ -120,7 +123,7 @@ fn every_call_is_attributed_to_its_module_and_function() {
     let mut command = scratch.command(&programs.callers, Shim::Default);
     command
         .env(ON_EXIT_ENV, "1")
-        .arg(scratch.file("data"))
+        .arg(scratch.file("calls.data"))
         .arg(&programs.plugin_one)
         .arg(&programs.plugin_two);
     run(&mut command, TIMEOUT).assert_success("callers under the shim");
@@ -145,6 +148,45 @@ fn every_call_is_attributed_to_its_module_and_function() {
     }
 }
 
+/// A real Prometheus server scraping `serve` sees which library made the
+/// calls: one series per calling module, adding up to the calls made.
+#[test]
+fn prometheus_sees_the_calls_by_calling_library() {
+    let programs = programs();
+    let scratch = Scratch::new();
+    let mut command = scratch.command(&programs.callers, Shim::Default);
+    command
+        .arg(scratch.file("calls.data"))
+        .arg(&programs.plugin_one)
+        .arg(&programs.plugin_two);
+    run(&mut command, TIMEOUT).assert_success("callers under the shim");
+    let serve = serve_support::Serve::start("127.0.0.1:0", &scratch.stats_dir());
+    let prometheus = serve_support::Prometheus::start(scratch.path(), serve.address);
+    let query = "sum by (caller) (fadvise_shim_caller_calls_total{call=\"fsync\"})";
+    let expected = [
+        ("callers", 7.0),
+        ("liba.so", 3.0),
+        ("libb.so", 5.0),
+        ("plugin_one.so", 4.0),
+        ("plugin_two.so", 2.0),
+    ];
+    let rows = prometheus.wait_for(query, std::time::Duration::from_secs(15), |rows| {
+        rows.len() == expected.len()
+    });
+    let seen: Vec<(String, f64)> = rows
+        .iter()
+        .map(|(labels, value)| {
+            let labels: Value = serde_json::from_str(labels).unwrap();
+            (labels["caller"].as_str().unwrap().to_owned(), *value)
+        })
+        .collect();
+    let expected: Vec<(String, f64)> = expected
+        .iter()
+        .map(|(caller, value)| (caller.to_string(), *value))
+        .collect();
+    assert_eq!(seen, expected);
+}
+
 /// The kernel's count of each traced call (`strace -f`), and the report.
 fn kernel_view(policy: &str) -> (std::collections::HashMap<String, usize>, Value) {
     let programs = programs();
@@ -155,7 +197,7 @@ fn kernel_view(policy: &str) -> (std::collections::HashMap<String, usize>, Value
         .args(["-f", "-qq", "-e", "trace=fsync,fdatasync,fadvise64", "-o"])
         .arg(&log)
         .arg(&programs.callers)
-        .arg(scratch.file("data"))
+        .arg(scratch.file("calls.data"))
         .arg(&programs.plugin_one)
         .arg(&programs.plugin_two);
     run(&mut command, TIMEOUT).assert_success("callers under strace");

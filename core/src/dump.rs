@@ -735,13 +735,34 @@ mod tests {
     fn bad_site_lines_are_refused() {
         let good = written(&sample(), b"/usr/bin/dd");
         for (bad, line) in [
-            ("site fsync 9 0x10 dropped=0 limited=0 errors=0 buckets=", "site"),
-            ("site nosuch 0 0x10 dropped=0 limited=0 errors=0 buckets=", "site"),
-            ("site fsync 0 10 dropped=0 limited=0 errors=0 buckets=", "site"),
-            ("site fsync 0 0x10 dropped=0 limited=0 errors=1 buckets=", "site"),
-            ("site fsync 0 0x10 dropped=0 limited=0 errors=0 buckets=15:1", "site"),
-            ("site fsync 0 0x10 dropped=x limited=0 errors=0 buckets=", "site"),
-            ("site fsync 0 0x10 dropped=0 limited=0 errors=0 buckets= extra", "site"),
+            (
+                "site fsync 9 0x10 dropped=0 limited=0 errors=0 buckets=",
+                "site",
+            ),
+            (
+                "site nosuch 0 0x10 dropped=0 limited=0 errors=0 buckets=",
+                "site",
+            ),
+            (
+                "site fsync 0 10 dropped=0 limited=0 errors=0 buckets=",
+                "site",
+            ),
+            (
+                "site fsync 0 0x10 dropped=0 limited=0 errors=1 buckets=",
+                "site",
+            ),
+            (
+                "site fsync 0 0x10 dropped=0 limited=0 errors=0 buckets=15:1",
+                "site",
+            ),
+            (
+                "site fsync 0 0x10 dropped=x limited=0 errors=0 buckets=",
+                "site",
+            ),
+            (
+                "site fsync 0 0x10 dropped=0 limited=0 errors=0 buckets= extra",
+                "site",
+            ),
             ("module 0 build_id=a1b2c3 path=/again", "module"),
             ("module 1 build_id=xyz path=/x", "module"),
         ] {

@@ -433,7 +433,10 @@ mod tests {
         words[module_word(0, MODULE_STATE)].store(MODULE_READY, Ordering::Relaxed);
         store_bytes(&words[module_word(0, MODULE_BUILD_ID)..], &[0xab, 0xcd]);
         words[module_word(0, MODULE_BUILD_ID_BYTES)].store(2, Ordering::Relaxed);
-        store_bytes(&words[module_word(0, MODULE_PATH)..], b"/usr/lib/libglog.so.1");
+        store_bytes(
+            &words[module_word(0, MODULE_PATH)..],
+            b"/usr/lib/libglog.so.1",
+        );
         words[module_word(0, MODULE_PATH_BYTES)].store(21, Ordering::Relaxed);
         words[module_word(1, MODULE_STATE)].store(MODULE_CLAIMED, Ordering::Relaxed);
         mark_complete(&words);

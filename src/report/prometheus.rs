@@ -4,7 +4,11 @@
 //! format 0.0.4 or OpenMetrics 1.0.0.
 //!
 //! Series are labelled by `call`, `verdict`, `exe`, `container_id` and
-//! `pod_uid` (the last two only where known), never by pid. Label values
+//! `pod_uid` (the last two only where known), never by pid;
+//! `fadvise_shim_caller_calls_total` also by `caller`, the file name of the
+//! loaded object that made the calls (`unknown` for calls no site names),
+//! so a dashboard shows which library makes them: one series per library,
+//! not per call site (those are for `report --by caller`). Label values
 //! come from files the watched processes wrote, so they are bounded:
 //! control characters become `_` and each value is cut to a fixed length;
 //! processes are grouped by the cleaned values, so two hostile names that
@@ -19,6 +23,7 @@
 use std::collections::btree_map::{BTreeMap, Entry};
 use std::fmt::Write;
 
+use fadvise_shim_core::call::Call;
 use fadvise_shim_core::dump::Dump;
 use fadvise_shim_core::histogram::highest_value_at;
 use fadvise_shim_core::stats::Snapshot;
@@ -42,6 +47,8 @@ pub const BOUNDS_NS: [u64; 14] = {
 const MAX_EXE: usize = 255;
 const MAX_CONTAINER_ID: usize = 64;
 const MAX_POD_UID: usize = 36;
+/// A module's file name, as an executable's.
+const MAX_CALLER: usize = 255;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Format {
@@ -116,6 +123,11 @@ pub fn families(
         "Latency of intercepted calls that passed to the kernel.",
         Kind::Histogram,
     );
+    let mut by_caller = family(
+        "fadvise_shim_caller_calls",
+        "Intercepted calls by the loaded object (program or library) that made them, and verdict.",
+        Kind::Counter,
+    );
     let mut seen = family(
         "fadvise_shim_processes_seen",
         "Processes whose counts are included, live or exited.",
@@ -144,14 +156,25 @@ pub fn families(
                 labels: labels.clone(),
                 value: sum,
             });
-            duration.push("_count", labels, stats.passed());
+            duration.push("_count", labels.clone(), stats.passed());
+            let mut left = [stats.passed(), stats.dropped, stats.limited];
+            let callers = group.callers.range((call, String::new())..);
+            for ((_, caller), counts) in callers.take_while(|((of, _), _)| *of == call) {
+                push_verdicts(&mut by_caller, &labels, caller, counts);
+                for (left, count) in left.iter_mut().zip(counts) {
+                    *left = left.saturating_sub(*count);
+                }
+            }
+            if left.iter().any(|&count| count != 0) {
+                push_verdicts(&mut by_caller, &labels, "unknown", &left);
+            }
         }
         seen.push("_total", identity.clone(), group.seen);
         if group.live > 0 {
             live.push("", identity.clone(), group.live);
         }
     }
-    let mut all = vec![calls, errors, duration, seen, live];
+    let mut all = vec![calls, errors, duration, by_caller, seen, live];
     if let Some(unreadable) = unreadable {
         let mut files = family(
             "fadvise_shim_unreadable_files",
@@ -199,17 +222,50 @@ pub fn expose(families: &[Family], format: Format) -> Vec<u8> {
     out.into_bytes()
 }
 
+/// `_total` samples of one caller: passed, dropped, limited.
+fn push_verdicts(family: &mut Family, labels: &str, caller: &str, counts: &[u64; 3]) {
+    for (verdict, &value) in ["passed", "dropped", "limited"].iter().zip(counts) {
+        let caller = label_value(caller, MAX_CALLER);
+        family.push(
+            "_total",
+            format!("{labels},caller=\"{caller}\",verdict=\"{verdict}\""),
+            value,
+        );
+    }
+}
+
 /// Processes added up by their cleaned identity, which is also the
-/// rendered label set `exe="…"[,container_id="…"][,pod_uid="…"]`.
+/// rendered label set `exe="…"[,container_id="…"][,pod_uid="…"]`; their
+/// sites only as counts per call and calling module (passed, dropped,
+/// limited), which is all the exporter serves of them.
 struct Group {
     seen: u64,
     live: u64,
     stats: Snapshot,
+    callers: BTreeMap<(Call, String), [u64; 3]>,
+}
+
+/// Moves `stats`'s sites into per-module counts.
+fn fold_callers(callers: &mut BTreeMap<(Call, String), [u64; 3]>, stats: &mut Snapshot) {
+    for (key, site) in std::mem::take(&mut stats.sites.sites) {
+        let Some(module) = &key.module else { continue };
+        let counts = callers
+            .entry((key.call, module.file_name().to_owned()))
+            .or_default();
+        for (count, add) in counts
+            .iter_mut()
+            .zip([site.passed(), site.dropped, site.limited])
+        {
+            *count = count.saturating_add(add);
+        }
+    }
 }
 
 fn grouped(processes: impl IntoIterator<Item = ProcessStats>) -> BTreeMap<String, Group> {
     let mut groups: BTreeMap<String, Group> = BTreeMap::new();
-    for process in processes {
+    for mut process in processes {
+        let mut callers = BTreeMap::new();
+        fold_callers(&mut callers, &mut process.stats);
         let mut identity = format!("exe=\"{}\"", label_value(&process.exe, MAX_EXE));
         for (name, value, limit) in [
             ("container_id", &process.container_id, MAX_CONTAINER_ID),
@@ -226,6 +282,7 @@ fn grouped(processes: impl IntoIterator<Item = ProcessStats>) -> BTreeMap<String
                     seen: process.processes,
                     live,
                     stats: process.stats,
+                    callers,
                 });
             }
             Entry::Occupied(mut occupied) => {
@@ -233,6 +290,12 @@ fn grouped(processes: impl IntoIterator<Item = ProcessStats>) -> BTreeMap<String
                 group.seen += process.processes;
                 group.live += live;
                 group.stats.merge(&process.stats);
+                for (key, counts) in callers {
+                    let mine = group.callers.entry(key).or_default();
+                    for (mine, add) in mine.iter_mut().zip(counts) {
+                        *mine = mine.saturating_add(add);
+                    }
+                }
             }
         }
     }

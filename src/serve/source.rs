@@ -24,6 +24,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use fadvise_shim_core::dump::{parse_dump, Dump, FILE_SUFFIX};
+use fadvise_shim_core::sites::{Module, SiteKey};
 use fadvise_shim_core::stats::Snapshot;
 
 use crate::Failure;
@@ -122,8 +123,31 @@ pub fn from_dump(dump: &Dump) -> ProcessStats {
         pod_uid: known(&dump.origin.pod_uid),
         live: dump.reason == "live",
         processes: dump.processes,
-        stats: dump.stats.clone(),
+        stats: by_module(&dump.stats),
     }
+}
+
+/// `stats` with its sites added up per call and calling module (by file
+/// name): what the exporter serves of them, and all a group keeps, so its
+/// memory does not grow with the number of sites.
+fn by_module(stats: &Snapshot) -> Snapshot {
+    let mut collapsed = Snapshot {
+        calls: stats.calls.clone(),
+        sites: Default::default(),
+    };
+    for (key, site) in &stats.sites.sites {
+        let Some(module) = &key.module else { continue };
+        let key = SiteKey {
+            call: key.call,
+            module: Some(Module {
+                path: module.file_name().to_owned(),
+                build_id: String::new(),
+            }),
+            address: 0,
+        };
+        collapsed.sites.add(key, site);
+    }
+    collapsed
 }
 
 /// `dir` and its immediate subdirectories, each with the pod UID its name
