@@ -61,7 +61,9 @@ fn home(key: u64) -> usize {
 }
 
 /// The site of a call made from return address `caller` (0: unknown),
-/// claimed if new; `None` if it has no room.
+/// claimed if new; `None` if it has no room. A site in its home slot (the
+/// usual case) costs a multiply, a load and a compare, inline; the rest is
+/// out of line.
 #[inline(always)]
 pub fn find(call: Call, caller: usize) -> Option<Site> {
     if caller == 0 {
@@ -69,6 +71,17 @@ pub fn find(call: Call, caller: usize) -> Option<Site> {
     }
     let area = counters::area();
     let key = key_of(call, caller);
+    let slot = home(key);
+    if area.site_keys[slot].load(Ordering::Acquire) & !SITE_READY == key {
+        return Some(Site { area, slot });
+    }
+    find_in(area, key, caller)
+}
+
+/// `find` beyond the home slot, in a given area (also for a key already
+/// made, when sweeping).
+#[inline(never)]
+fn find_in(area: &'static Area, key: u64, caller: usize) -> Option<Site> {
     let mut slot = home(key);
     for _ in 0..MAX_PROBES {
         let found = area.site_keys[slot].load(Ordering::Acquire);
@@ -260,7 +273,7 @@ pub fn sweep(from: &'static Area, to: &'static Area) {
             continue;
         }
         let record = &from.sites[slot];
-        let Some(target) = find_in(to, key, key & SITE_ADDRESS_MASK) else {
+        let Some(target) = find_in(to, key, (key & SITE_ADDRESS_MASK) as usize) else {
             continue;
         };
         let fields = [SITE_DROPPED, SITE_LIMITED, SITE_ERRORS]
@@ -273,22 +286,6 @@ pub fn sweep(from: &'static Area, to: &'static Area) {
             }
         }
     }
-}
-
-/// `find` in a given area, for a key already made.
-fn find_in(area: &'static Area, key: u64, caller: u64) -> Option<Site> {
-    let mut slot = home(key);
-    for _ in 0..MAX_PROBES {
-        let found = area.site_keys[slot].load(Ordering::Acquire);
-        if found & !SITE_READY == key {
-            return Some(Site { area, slot });
-        }
-        if found == 0 {
-            return claim(area, slot, key, caller as usize);
-        }
-        slot = (slot + 1) % SITE_SLOTS;
-    }
-    None
 }
 
 /// The sites of this process for a dump, listed without allocating: the
