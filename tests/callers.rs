@@ -6,53 +6,18 @@
 //! `caller` rules must drop exactly the named module's calls, as the kernel
 //! sees it (`strace`), even for a plugin loaded where an unloaded one was.
 
+mod callers_support;
 mod common;
 // Only its Prometheus and serve helpers are used here.
 #[allow(dead_code)]
 mod serve_support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use common::{cli, compile_c, run, Scratch, Shim, TIMEOUT};
+use callers_support::programs;
+use common::{cli, run, Scratch, Shim, TIMEOUT};
 use fadvise_shim_core::policy::ON_EXIT_ENV;
 use serde_json::Value;
-
-/// The test program and its plugins, built once.
-struct Programs {
-    callers: PathBuf,
-    plugin_one: PathBuf,
-    plugin_two: PathBuf,
-}
-
-fn programs() -> Programs {
-    let shared = ["-shared", "-fPIC"];
-    let liba = compile_c("c_callers", "liba", "liba.so", &shared);
-    let libb = compile_c("c_callers", "libb", "libb.so", &shared);
-    let plugin_one = compile_c(
-        "c_callers",
-        "plugin",
-        "plugin_one.so",
-        &["-shared", "-fPIC", "-Wl,-soname,plugin_one.so"],
-    );
-    let plugin_two = compile_c(
-        "c_callers",
-        "plugin",
-        "plugin_two.so",
-        &["-shared", "-fPIC", "-Wl,-soname,plugin_two.so"],
-    );
-    let libraries = [&liba, &libb].map(|library| library.to_str().unwrap().to_owned());
-    let callers = compile_c(
-        "c_callers",
-        "callers",
-        "callers",
-        &[&libraries[0], &libraries[1], "-ldl"],
-    );
-    Programs {
-        callers,
-        plugin_one,
-        plugin_two,
-    }
-}
 
 fn report_by_caller(path: &Path) -> Value {
     let output = common::clean_command(cli())
@@ -118,7 +83,7 @@ fn assert_every_call_attributed(report: &Value) {
 
 #[test]
 fn every_call_is_attributed_to_its_module_and_function() {
-    let programs = programs();
+    let programs = programs(None);
     let scratch = Scratch::new();
     let mut command = scratch.command(&programs.callers, Shim::Default);
     command
@@ -152,7 +117,7 @@ fn every_call_is_attributed_to_its_module_and_function() {
 /// calls: one series per calling module, adding up to the calls made.
 #[test]
 fn prometheus_sees_the_calls_by_calling_library() {
-    let programs = programs();
+    let programs = programs(None);
     let scratch = Scratch::new();
     let mut command = scratch.command(&programs.callers, Shim::Default);
     command
@@ -189,7 +154,7 @@ fn prometheus_sees_the_calls_by_calling_library() {
 
 /// The kernel's count of each traced call (`strace -f`), and the report.
 fn kernel_view(policy: &str) -> (std::collections::HashMap<String, usize>, Value) {
-    let programs = programs();
+    let programs = programs(None);
     let scratch = Scratch::new();
     let log = scratch.file("strace.log");
     let mut command = scratch.command("strace", Shim::Policy(policy));

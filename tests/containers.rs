@@ -4,9 +4,13 @@
 //! as its pid 1 with the shim and one stats directory bind-mounted into all
 //! of them. Each container's calls must come back under its own container
 //! id, exactly: before, their dumps overwrote each other (`dd.1.dump`).
+//! Then a program whose libraries exist only inside its container: while it
+//! lives, `report --by caller` names their functions, read through
+//! `/proc/PID/root` (issue 15).
 //!
 //! Skips with a clear message only where the daemon cannot start.
 
+mod callers_support;
 mod common;
 mod install_support;
 
@@ -176,5 +180,73 @@ fn three_containers_each_count_their_own_calls_under_their_own_id() {
     }
     for id in &ids {
         let _ = daemon.docker(&["rm", id]);
+    }
+    callers_are_named_from_inside_their_container(&daemon, &library, &stats);
+}
+
+/// The call-site program with its libraries under `/opt/app`, a directory
+/// only its container has: the report, run on the host while the program
+/// waits, must name liba's and libb's functions.
+fn callers_are_named_from_inside_their_container(daemon: &Daemon, library: &Path, stats: &Path) {
+    let programs = callers_support::programs(Some("/opt/app"));
+    let app = daemon.dir.path().join("app");
+    std::fs::create_dir_all(&app).unwrap();
+    for file in [
+        &programs.callers,
+        &programs.liba,
+        &programs.libb,
+        &programs.plugin_one,
+        &programs.plugin_two,
+    ] {
+        std::fs::copy(file, app.join(file.file_name().unwrap())).unwrap();
+    }
+    assert!(
+        !Path::new("/opt/app").exists(),
+        "/opt/app must exist only in the container"
+    );
+    let mount = |from: &Path, to: &str, mode: &str| format!("{}:{to}:{mode}", from.display());
+    let id = daemon
+        .docker(&[
+            "run",
+            "-d",
+            "--network=none",
+            "-v",
+            &mount(library, "/shim/libfadvise_shim.so", "ro"),
+            "-v",
+            &mount(stats, "/stats", "rw"),
+            "-v",
+            &mount(&app, "/opt/app", "ro"),
+            "-e",
+            "LD_PRELOAD=/shim/libfadvise_shim.so",
+            "-e",
+            "FADVISE_SHIM_STATS_DIR=/stats",
+            "fadvise-shim-test:1",
+            "/opt/app/callers",
+            "/tmp/calls.data",
+            "/opt/app/plugin_one.so",
+            "/opt/app/plugin_two.so",
+            "wait",
+        ])
+        .expect("docker run");
+    let ready = common::poll(Duration::from_secs(20), || {
+        let logs = daemon.docker(&["logs", &id]).ok()?;
+        logs.contains("ready").then_some(())
+    });
+    assert!(ready.is_some(), "{:?}", daemon.docker(&["logs", &id]));
+    let output = common::clean_command(common::cli())
+        .args(["report", "--by", "caller"])
+        .arg(stats)
+        .output()
+        .unwrap();
+    let _ = daemon.docker(&["rm", "-f", &id]);
+    let table = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{output:?}");
+    for row in [
+        "fsync liba.so liba_work+0x",
+        "posix_fadvise libb.so libb_work+0x",
+        "fsync callers main+0x",
+        "fsync plugin_one.so plugin_work+0x",
+    ] {
+        assert!(table.contains(row), "{row:?} in\n{table}");
     }
 }

@@ -1,10 +1,13 @@
 /* Calls from everywhere: liba (3 of each), libb (5 of each), main itself
  * (7 fsync, 1 fdatasync), then a plugin dlopen'ed, used (4 fsync) and
  * dlclose'd, then a second plugin the same way (2 fsync).
- * Usage: callers FILE PLUGIN_ONE PLUGIN_TWO */
+ * Usage: callers FILE PLUGIN_ONE PLUGIN_TWO [wait]
+ * With `wait`, it then prints "ready" and waits for a signal, so that it
+ * can be looked at alive. */
 #include <dlfcn.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <string.h>
 #include <unistd.h>
 
 void liba_work(int fd, int n);
@@ -28,8 +31,8 @@ static int use_plugin(const char *path, int fd, int n)
 
 int main(int argc, char **argv)
 {
-    if (argc != 4) {
-        fprintf(stderr, "usage: callers FILE PLUGIN_ONE PLUGIN_TWO\n");
+    if (argc != 4 && !(argc == 5 && strcmp(argv[4], "wait") == 0)) {
+        fprintf(stderr, "usage: callers FILE PLUGIN_ONE PLUGIN_TWO [wait]\n");
         return 2;
     }
     int fd = open(argv[1], O_RDWR | O_CREAT, 0600);
@@ -44,5 +47,10 @@ int main(int argc, char **argv)
     fdatasync(fd);
     if (use_plugin(argv[2], fd, 4) != 0 || use_plugin(argv[3], fd, 2) != 0)
         return 1;
+    if (argc == 5) {
+        printf("ready\n");
+        fflush(stdout);
+        pause();
+    }
     return 0;
 }
