@@ -16,6 +16,7 @@
 use std::collections::BTreeMap;
 
 use crate::call::Call;
+use crate::stats::{saturating_add_each, saturating_sum};
 
 /// Coarse latency buckets per site: 14 bounds, then everything above.
 pub const SITE_BUCKETS: usize = 15;
@@ -88,9 +89,7 @@ pub struct SiteStats {
 
 impl SiteStats {
     pub fn passed(&self) -> u64 {
-        self.buckets
-            .iter()
-            .fold(0u64, |total, &count| total.saturating_add(count))
+        saturating_sum(&self.buckets)
     }
 
     pub fn count(&self) -> u64 {
@@ -107,9 +106,7 @@ impl SiteStats {
         self.dropped = self.dropped.saturating_add(other.dropped);
         self.limited = self.limited.saturating_add(other.limited);
         self.errors = self.errors.saturating_add(other.errors);
-        for (mine, theirs) in self.buckets.iter_mut().zip(&other.buckets) {
-            *mine = mine.saturating_add(*theirs);
-        }
+        saturating_add_each(&mut self.buckets, &other.buckets);
     }
 
     /// The bound of the bucket holding the `quantile` of passed calls

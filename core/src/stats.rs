@@ -34,13 +34,24 @@ impl Default for CallStats {
     }
 }
 
+/// The sum of `counts`, saturating: a report merging absurd (hand-made)
+/// dumps must not panic or wrap around.
+pub(crate) fn saturating_sum(counts: &[u64]) -> u64 {
+    counts
+        .iter()
+        .fold(0u64, |total, &count| total.saturating_add(count))
+}
+
+/// Adds `theirs` into `mine`, count by count, saturating.
+pub(crate) fn saturating_add_each(mine: &mut [u64], theirs: &[u64]) {
+    for (mine, theirs) in mine.iter_mut().zip(theirs) {
+        *mine = mine.saturating_add(*theirs);
+    }
+}
+
 impl CallStats {
-    // Sums saturate: a report merging absurd (hand-made) dumps must not
-    // panic or wrap around.
     pub fn passed(&self) -> u64 {
-        self.buckets
-            .iter()
-            .fold(0u64, |total, &count| total.saturating_add(count))
+        saturating_sum(&self.buckets)
     }
 
     pub fn count(&self) -> u64 {
@@ -57,9 +68,7 @@ impl CallStats {
         self.dropped = self.dropped.saturating_add(other.dropped);
         self.limited = self.limited.saturating_add(other.limited);
         self.errors = self.errors.saturating_add(other.errors);
-        for (mine, theirs) in self.buckets.iter_mut().zip(&other.buckets) {
-            *mine = mine.saturating_add(*theirs);
-        }
+        saturating_add_each(&mut self.buckets, &other.buckets);
     }
 
     pub fn quantile(&self, quantile: f64) -> u64 {
