@@ -2,9 +2,8 @@
 //! must attribute PostgreSQL's WAL syncs to the `postgres` executable, the
 //! JDK's `FileChannel.force` to its `libnio.so`, and glog's page dropping to
 //! `libglog.so`, with the counts the kernel saw (`strace`) or the server
-//! counted (`pg_stat_wal`); and a `caller`
-//! rule on glog must drop glog's `posix_fadvise` calls but not the
-//! program's own.
+//! counted (`pg_stat_wal`); and a `caller` rule on glog must drop glog's
+//! `posix_fadvise` calls but not the program's own.
 //!
 //! Each site's address is checked against the module's own code: it must be
 //! the return address of a call to the expected function, as `objdump -d`
