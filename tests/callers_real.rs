@@ -2,8 +2,9 @@
 //! must attribute PostgreSQL's WAL syncs to the `postgres` executable, the
 //! JDK's `FileChannel.force` to its `libnio.so`, and glog's page dropping to
 //! `libglog.so`, with the counts the kernel saw (`strace`) or the server
-//! counted (`pg_stat_wal`); and a `caller` rule on glog must drop glog's
-//! `posix_fadvise` calls but not the program's own.
+//! counted (`pg_stat_wal`); and `caller` rules must drop only the named
+//! module's calls: glog's `posix_fadvise` but not the program's own, and
+//! (by a path glob) libnio's `fsync` but not its `fdatasync`.
 //!
 //! Each site's address is checked against the module's own code: it must be
 //! the return address of a call to the expected function, as `objdump -d`
@@ -300,41 +301,56 @@ fn java_program(scratch: &Scratch) -> Option<PathBuf> {
     Some(classes)
 }
 
-#[test]
-fn java_file_channel_force_is_attributed_to_libnio() {
+/// `Force` forces its file this many times with `force(true)` and with
+/// `force(false)`.
+const FULL: usize = 7;
+const DATA: usize = 5;
+
+/// The Java program under `strace`: the kernel's fsync and fdatasync calls
+/// and the report.
+fn java_run(shim: Shim) -> Option<(HashMap<String, usize>, Value)> {
     let scratch = Scratch::new();
-    let Some(classes) = java_program(&scratch) else {
-        return;
-    };
-    let (full, data) = (7, 5);
+    let classes = java_program(&scratch)?;
     let (finished, kernel) = under_strace(
         &scratch,
-        Shim::Default,
+        shim,
         &[
             &"java",
             &"-cp",
             &classes,
             &"Force",
             &scratch.file("data"),
-            &full.to_string(),
-            &data.to_string(),
+            &FULL.to_string(),
+            &DATA.to_string(),
         ],
         &["fsync", "fdatasync"],
     );
     finished.assert_success("java under the shim");
-    assert_eq!(kernel.get("fsync"), Some(&full), "{kernel:?}");
-    assert_eq!(kernel.get("fdatasync"), Some(&data), "{kernel:?}");
+    assert_eq!(finished.stdout, "done\n", "{finished}");
+    Some((kernel, report_by_caller(&scratch.stats_dir())))
+}
 
-    let report = report_by_caller(&scratch.stats_dir());
+/// The one libnio group with `call`s.
+fn libnio_group<'a>(report: &'a Value, call: &str) -> &'a Value {
+    let nio: Vec<&Value> = of_module(report, "libnio.so")
+        .filter(|group| count(group, call, "count") > 0)
+        .collect();
+    assert_eq!(nio.len(), 1, "{call}: {report:#}");
+    nio[0]
+}
+
+#[test]
+fn java_file_channel_force_is_attributed_to_libnio() {
+    let Some((kernel, report)) = java_run(Shim::Default) else {
+        return;
+    };
+    assert_eq!(kernel.get("fsync"), Some(&FULL), "{kernel:?}");
+    assert_eq!(kernel.get("fdatasync"), Some(&DATA), "{kernel:?}");
     for (call, libc, forced) in [
-        ("fsync", "fsync@plt", full),
-        ("fdatasync", "fdatasync@plt", data),
+        ("fsync", "fsync@plt", FULL),
+        ("fdatasync", "fdatasync@plt", DATA),
     ] {
-        let nio: Vec<&Value> = of_module(&report, "libnio.so")
-            .filter(|group| count(group, call, "count") > 0)
-            .collect();
-        assert_eq!(nio.len(), 1, "{call}: {report:#}");
-        let group = nio[0];
+        let group = libnio_group(&report, call);
         assert_eq!(count(group, call, "count"), forced as u64, "{report:#}");
         assert_eq!(total(&report, call, "count"), forced as u64, "{report:#}");
         assert_eq!(
@@ -343,6 +359,26 @@ fn java_file_channel_force_is_attributed_to_libnio() {
         );
         code_of(group).assert_site_calls(group, libc);
     }
+}
+
+#[test]
+fn a_caller_rule_on_libnios_path_drops_its_fsync_only() {
+    // A path glob: the JDK loads libnio.so itself (dlopen), from its home.
+    let policy =
+        "[[rule]]\ncall = \"fsync\"\ncaller = [\"/usr/lib/jvm/**/libnio.so\"]\naction = \"drop\"\n";
+    let Some((kernel, report)) = java_run(Shim::Policy(policy)) else {
+        return;
+    };
+    assert_eq!(kernel.get("fsync"), None, "{kernel:?}");
+    assert_eq!(kernel.get("fdatasync"), Some(&DATA), "{kernel:?}");
+    let fsync = libnio_group(&report, "fsync");
+    assert_eq!(count(fsync, "fsync", "dropped"), FULL as u64, "{report:#}");
+    let fdatasync = libnio_group(&report, "fdatasync");
+    assert_eq!(
+        count(fdatasync, "fdatasync", "passed"),
+        DATA as u64,
+        "{report:#}"
+    );
 }
 
 /// The glog driver (`tests/callers_real/glog_calls.cc`), built once per
