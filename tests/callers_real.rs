@@ -217,6 +217,9 @@ fn postgresql_wal_syncs_are_attributed_to_the_postgres_executable() {
     // The server's own count of its WAL syncs.
     let wal_syncs = cluster.psql("select wal_sync from pg_stat_wal");
     let checkpoint = cluster.psql("checkpoint");
+    // The checkpointer is alive: its record is read as a live process's
+    // (modules under /proc/PID/root).
+    let live = report_by_caller(&cluster.stats);
     let stopped = cluster.stop();
     for (output, what) in [
         (&method, "show wal_sync_method"),
@@ -281,6 +284,12 @@ fn postgresql_wal_syncs_are_attributed_to_the_postgres_executable() {
     for group in file_sync {
         code.assert_site_calls(group, "fsync@plt");
     }
+    assert!(
+        groups(&live)
+            .any(|group| group["key"]["function"] == "FileSync"
+                && count(group, "fsync", "count") > 0),
+        "{live:#}"
+    );
 }
 
 /// The test's Java program, compiled; `None` without a JDK.
