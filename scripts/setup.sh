@@ -10,7 +10,7 @@ packages=(
   build-essential strace sqlite3 libsqlite3-dev eatmydata nocache
   libgoogle-glog-dev prometheus debootstrap hyperfine linux-perf postgresql
   python3 python3-pip util-linux coreutils xxd libjemalloc2 libtcmalloc-minimal4
-  golang-go liburing-dev libc6-dev libjna-java tmux docker.io
+  golang-go liburing-dev libc6-dev libjna-java default-jdk-headless tmux docker.io
 )
 missing=()
 for package in "${packages[@]}"; do

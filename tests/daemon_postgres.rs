@@ -9,148 +9,31 @@
 //! skips with a message otherwise.
 
 mod common;
+mod postgres_support;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::Duration;
 
 use fadvise_shim_core::call::Call;
-use fadvise_shim_core::policy::{DUMP_DIR_ENV, STATS_DIR_ENV};
-
-/// `initdb` of the newest PostgreSQL installed, if any.
-fn postgres_bin() -> Option<PathBuf> {
-    let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-        .ok()?
-        .filter_map(|entry| Some(entry.ok()?.path().join("bin")))
-        .filter(|bin| bin.join("initdb").is_file())
-        .collect();
-    versions.sort();
-    versions.pop()
-}
-
-fn postgres_uid() -> Option<u32> {
-    let output = Command::new("id").args(["-u", "postgres"]).output().ok()?;
-    String::from_utf8_lossy(&output.stdout).trim().parse().ok()
-}
-
-/// Runs `program` as the `postgres` user, under the shim.
-fn as_postgres(library: &Path, dumps: &Path, program: &Path, args: &[&str]) -> Output {
-    common::clean_command("setpriv")
-        .args(["--reuid=postgres", "--regid=postgres", "--clear-groups"])
-        .arg(program)
-        .args(args)
-        .env("LD_PRELOAD", library)
-        .env(DUMP_DIR_ENV, dumps)
-        .env(STATS_DIR_ENV, dumps.parent().unwrap().join("stats"))
-        .env("PGHOST", dumps.parent().unwrap().join("socket"))
-        .output()
-        .expect("setpriv runs")
-}
-
-fn assert_ran(output: &Output, what: &str) {
-    assert!(
-        output.status.success(),
-        "{what}: {:?}\n{}\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
+use postgres_support::{assert_ran, Cluster};
 
 #[test]
 fn postgresql_runs_and_its_processes_dump_on_sigusr1() {
-    let (Some(bin), Some(uid), true) = (
-        postgres_bin(),
-        postgres_uid(),
-        unsafe { libc::geteuid() } == 0,
-    ) else {
-        eprintln!("SKIPPED: needs root and Debian's postgresql (initdb and a postgres user)");
+    let Some(mut cluster) = Cluster::start() else {
         return;
     };
-    let scratch = tempfile::Builder::new()
-        .prefix("fadvise-pg-")
-        .tempdir_in("/tmp")
-        .unwrap();
-    let root = scratch.path();
-    let (data, socket, dumps) = (root.join("data"), root.join("socket"), root.join("dumps"));
-    let stats = root.join("stats");
-    // The library where the postgres user can read it.
-    let library = root.join("libfadvise_shim.so");
-    std::fs::copy(common::library(), &library).unwrap();
-    for dir in [&data, &socket, &dumps, &stats] {
-        std::fs::create_dir(dir).unwrap();
-        std::os::unix::fs::chown(dir, Some(uid), None).unwrap();
-    }
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o755)).unwrap();
-
-    let run =
-        |program: &str, args: &[&str]| as_postgres(&library, &dumps, &bin.join(program), args);
-    let data_arg = data.to_str().unwrap();
-    assert_ran(&run("initdb", &["-D", data_arg, "--no-sync"]), "initdb");
-    let port = (40_000 + std::process::id() % 20_000).to_string();
-    let options = format!("-c listen_addresses='' -k {} -p {port}", socket.display());
-    assert_ran(
-        &run(
-            "pg_ctl",
-            &[
-                "-D",
-                data_arg,
-                "-o",
-                &options,
-                "-l",
-                &format!("{data_arg}/log"),
-                "-w",
-                "start",
-            ],
-        ),
-        "pg_ctl start",
-    );
-    let stop = || run("pg_ctl", &["-D", data_arg, "-m", "fast", "-w", "stop"]);
-
-    let pgbench = Path::new("/usr/bin/pgbench");
-    let bench = |args: &[&str]| {
-        as_postgres(
-            &library,
-            &dumps,
-            pgbench,
-            &[&["-p", &port][..], args].concat(),
-        )
-    };
-    let init = bench(&["-i", "-q", "postgres"]);
-    let load = bench(&["-c", "4", "-t", "300", "postgres"]);
+    let dumps = cluster.dumps.clone();
+    let init = cluster.pgbench(&["-i", "-q"]);
+    let load = cluster.pgbench(&["-c", "4", "-t", "300"]);
     // The server's own count of its WAL syncs (fdatasync by default), which
     // the short-lived backends that committed made and no signal dumped.
-    let wal_syncs = as_postgres(
-        &library,
-        &dumps,
-        &bin.join("psql"),
-        &[
-            "-p",
-            &port,
-            "-tAc",
-            "select wal_sync from pg_stat_wal",
-            "postgres",
-        ],
-    );
+    let wal_syncs = cluster.psql("select wal_sync from pg_stat_wal");
     // A checkpoint makes the checkpointer (a long-lived worker) sync files,
     // so at least it has calls to dump whatever else is running.
-    let psql = bin.join("psql");
-    let checkpoint = as_postgres(
-        &library,
-        &dumps,
-        &psql,
-        &["-p", &port, "-c", "checkpoint", "postgres"],
-    );
+    let checkpoint = cluster.psql("checkpoint");
 
     // SIGUSR1 to the postmaster and every process it forked.
-    let postmaster: i32 = std::fs::read_to_string(data.join("postmaster.pid"))
-        .unwrap()
-        .lines()
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let postmaster = cluster.postmaster();
     let children = Command::new("pgrep")
         .args(["-P", &postmaster.to_string()])
         .output()
@@ -179,19 +62,8 @@ fn postgresql_runs_and_its_processes_dump_on_sigusr1() {
     });
     // Workers that are still writing get a moment more.
     std::thread::sleep(Duration::from_millis(300));
-    let query = as_postgres(
-        &library,
-        &dumps,
-        &psql,
-        &[
-            "-p",
-            &port,
-            "-tAc",
-            "select count(*) from pgbench_accounts",
-            "postgres",
-        ],
-    );
-    let stopped = stop();
+    let query = cluster.psql("select count(*) from pgbench_accounts");
+    let stopped = cluster.stop();
 
     assert_ran(&init, "pgbench -i");
     assert_ran(&checkpoint, "checkpoint");
@@ -213,7 +85,7 @@ fn postgresql_runs_and_its_processes_dump_on_sigusr1() {
         .expect("wal_sync");
     let report = common::clean_command(common::cli())
         .args(["report", "--format", "json"])
-        .arg(&stats)
+        .arg(&cluster.stats)
         .output()
         .unwrap();
     assert_ran(&report, "report on the stats directory");
