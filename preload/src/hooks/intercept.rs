@@ -104,12 +104,12 @@ fn pass(
     Outcome::Passed(result)
 }
 
-/// The verdict for a call that meets a `path` rule: looks up its file.
+/// The verdict for a call that meets a `path` rule: looks up its file
+/// (for a descriptor, through the path cache).
 #[cold]
 #[inline(never)]
 fn entry_by_path(call: Call, raw_advice: libc::c_int, file: File) -> u32 {
     let _errno = crate::sys::ErrnoGuard::save();
-    let _no_cancel = crate::sys::NoCancel::new();
     let decide = |path: Option<&Path>| {
         active::with_current(|policy| policy.entry_by_path(call, raw_advice, path))
             .unwrap_or(compile::PASS)
@@ -117,8 +117,11 @@ fn entry_by_path(call: Call, raw_advice: libc::c_int, file: File) -> u32 {
     // A panic in the lookup must not reach the host: the call passes.
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match file {
         File::None => decide(None),
-        File::Fd(fd) => crate::sys::fdpath::with_fd_path(fd, decide),
-        File::Mapping(address) => crate::sys::fdpath::with_mapping_path(address, decide),
+        File::Fd(fd) => crate::policy::path_cache::entry(call, raw_advice, fd),
+        File::Mapping(address) => {
+            let _no_cancel = crate::sys::NoCancel::new();
+            crate::sys::fdpath::with_mapping_path(address, decide)
+        }
     }))
     .unwrap_or(compile::PASS)
 }

@@ -30,6 +30,9 @@ static SLOT: [Slot; SLOTS] = [const {
     }
 }; SLOTS];
 static CURRENT: AtomicUsize = AtomicUsize::new(NO_SLOT);
+/// Counts publications, so that what was decided under one policy (the
+/// path cache) can tell it is out of date.
+static GENERATION: AtomicU32 = AtomicU32::new(0);
 
 /// The table entry for a call.
 #[inline(always)]
@@ -37,6 +40,14 @@ pub fn entry(index: usize) -> u32 {
     TABLE
         .get(index)
         .map_or(PASS, |entry| entry.load(Ordering::Relaxed))
+}
+
+/// The number of policies published so far. It moves after the new
+/// policy is current: a reader that sees a generation then decides with
+/// that policy or a later one.
+#[inline(always)]
+pub fn generation() -> u32 {
+    GENERATION.load(Ordering::Acquire)
 }
 
 /// Runs `read` on the current compiled policy, if there is one. Lock-free
@@ -81,6 +92,7 @@ pub fn publish(compiled: Box<Compiled>) -> bool {
         .policy
         .swap(Box::into_raw(compiled), Ordering::SeqCst);
     CURRENT.store(index, Ordering::SeqCst);
+    GENERATION.fetch_add(1, Ordering::Release);
     if !old.is_null() {
         // SAFETY: `old` came from `Box::into_raw`, its slot was not current
         // and had no readers, and a reader that arrives now sees that the
