@@ -73,15 +73,16 @@ const IDENTITY_MASK: libc::c_uint =
 /// give all of it (a bad descriptor, a kernel without a mount id). One
 /// system call, no `errno` change; async-signal-safe.
 pub fn identity(fd: libc::c_int) -> Option<Identity> {
-    // SAFETY: `statx` is plain data, for which all zeroes is a value.
-    let mut buffer: libc::statx = unsafe { std::mem::zeroed() };
+    // Not zeroed: the kernel writes the whole structure when it succeeds,
+    // and it is read only then (zeroing 256 bytes per call shows).
+    let mut buffer = std::mem::MaybeUninit::<libc::statx>::uninit();
     let null_path = NULL_PATH_WORKS.load(Ordering::Relaxed);
     let path = if null_path {
         std::ptr::null()
     } else {
         c"".as_ptr()
     };
-    match crate::sys::raw::statx_fd(fd, path, IDENTITY_MASK, &mut buffer) {
+    match crate::sys::raw::statx_fd(fd, path, IDENTITY_MASK, buffer.as_mut_ptr()) {
         Ok(()) => {}
         Err(libc::EFAULT) if null_path => {
             NULL_PATH_WORKS.store(false, Ordering::Relaxed);
@@ -89,6 +90,8 @@ pub fn identity(fd: libc::c_int) -> Option<Identity> {
         }
         Err(_) => return None,
     }
+    // SAFETY: `statx` succeeded, so the kernel filled the structure.
+    let buffer = unsafe { buffer.assume_init() };
     let needed = libc::STATX_INO | libc::STATX_NLINK | libc::STATX_CTIME;
     let mount_known = buffer.stx_mask & (libc::STATX_MNT_ID | libc::STATX_MNT_ID_UNIQUE) != 0;
     (buffer.stx_mask & needed == needed && mount_known).then(|| Identity {

@@ -121,13 +121,14 @@ pub fn openat_error(
 }
 
 /// `statx(2)` of the file behind `fd` (`AT_EMPTY_PATH`; `path` is null or
-/// `""`, null being cheaper but only accepted since Linux 6.11): `Err` holds
-/// the error number. Five arguments, so a call of its own.
+/// `""`, null being cheaper but only accepted since Linux 6.11) into
+/// `buffer`, which must be writable: `Err` holds the error number. Five
+/// arguments, so a call of its own.
 pub fn statx_fd(
     fd: c_int,
     path: *const libc::c_char,
     mask: libc::c_uint,
-    buffer: &mut libc::statx,
+    buffer: *mut libc::statx,
 ) -> Result<(), c_int> {
     let value = statx_call(fd, path, mask, buffer);
     if value < 0 {
@@ -142,11 +143,12 @@ fn statx_call(
     fd: c_int,
     path: *const libc::c_char,
     mask: libc::c_uint,
-    buffer: &mut libc::statx,
+    buffer: *mut libc::statx,
 ) -> c_long {
     let result: c_long;
-    // SAFETY: as in `call4`, with the fifth argument in r8; `buffer` is a
-    // writable `struct statx` and `path` null or a NUL-terminated string.
+    // SAFETY: as in `call4`, with the fifth argument in r8; the caller
+    // passes a writable `struct statx` and `path` null or a NUL-terminated
+    // string.
     unsafe {
         std::arch::asm!(
             "syscall",
@@ -155,7 +157,7 @@ fn statx_call(
             in("rsi") path,
             in("rdx") c_long::from(libc::AT_EMPTY_PATH),
             in("r10") c_long::from(mask),
-            in("r8") std::ptr::from_mut(buffer),
+            in("r8") buffer,
             lateout("rcx") _,
             lateout("r11") _,
             options(nostack),
@@ -169,7 +171,7 @@ fn statx_call(
     fd: c_int,
     path: *const libc::c_char,
     mask: libc::c_uint,
-    buffer: &mut libc::statx,
+    buffer: *mut libc::statx,
 ) -> c_long {
     let _errno = super::ErrnoGuard::save();
     // SAFETY: as the x86_64 version; libc passes the arguments on.
@@ -180,7 +182,7 @@ fn statx_call(
             path,
             libc::AT_EMPTY_PATH,
             mask,
-            std::ptr::from_mut(buffer),
+            buffer,
         )
     };
     if result < 0 {
