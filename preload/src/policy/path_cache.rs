@@ -13,17 +13,21 @@
 //! linked (the link count and change time move; Linux's multigrain
 //! timestamps, 6.13+, make the change visible however soon it follows), a
 //! name replaced by another file (another inode), and a bind mount of the
-//! same file (another mount). Files with several names (hard links,
-//! directories) are never cached: their path depends on the name they were
-//! opened by, which no identity shows.
+//! same file (another mount). Files with several links (hard links; most
+//! file systems' directories) are never cached: a hard-linked file's path
+//! depends on the name it was opened by, which no identity shows.
 //!
 //! What it does not guarantee: a rename of a parent directory, a `chroot`
 //! or another change of what the process's paths mean changes no identity
 //! of the file, so its old verdict lasts until the entry is `FRESH_MS` old
-//! (then the path is looked up again); so would a rename on a file system
-//! that keeps `ctime` on rename. A thread that swaps a descriptor's file and
-//! back (two raw closes) within the ≈ 3 µs of another thread's look-up of
-//! it can leave the second file's verdict on the first, for as long.
+//! (then the path is looked up again). So may, for as long: a rename on a
+//! file system that leaves `ctime` alone, or (without multigrain
+//! timestamps: not ext4, xfs, btrfs or tmpfs since 6.13) one within the
+//! same clock tick as the file's previous change, or a deleted file's inode
+//! number given to a new file in that tick and opened at the same number;
+//! and a thread that swaps a descriptor's file and back (two raw closes)
+//! within the ≈ 3 µs of another thread's look-up of it, which can leave the
+//! second file's verdict on the first.
 //!
 //! The cache is a fixed table indexed by descriptor number modulo `SLOTS`
 //! (the slot names its descriptor), each slot a sequence lock: readers
