@@ -6,8 +6,8 @@
 //! close, a raw `close` from `syscall()` and from an inline `syscall`
 //! instruction (as Go makes it), `fclose` (closed inside libc), `dup2`,
 //! `dup3`, `fcntl(F_DUPFD)`, fork, exec, renames, hard links, a name
-//! replaced by rename, a bind mount, threads and a signal handler racing,
-//! and a policy reload. A renamed parent directory is the one change it may
+//! replaced by rename, an unlinked file's inode number reused at once, a
+//! bind mount, threads and a signal handler racing, and a policy reload. A renamed parent directory is the one change it may
 //! miss, for at most its freshness bound (1 s).
 
 mod common;
@@ -57,6 +57,12 @@ const STEPS: &[(&str, Verdict)] = &[
     ("replaced-name-old-fd", Kernel),
     ("replaced-name-reopened", Kernel),
     ("after-replace-match", Dropped),
+    ("unlinked-match", Dropped),
+    ("new-file-after-unlinked", Kernel),
+    ("unlinked-match", Dropped),
+    ("new-file-after-unlinked", Kernel),
+    ("unlinked-match", Dropped),
+    ("new-file-after-unlinked", Kernel),
     ("before-parent-rename", Dropped),
     ("parent-renamed-after-bound", Kernel),
     ("after-racing-other", Kernel),

@@ -270,6 +270,29 @@ static void names_change(void)
     close(fd);
     close(keep);
 
+    /* ext4 gives a freed inode's number to the next file created in the
+     * same block group (so in the same directory), and without a look at
+     * its times in between (no fstat), a new file's times are the clock's
+     * coarse tick: the same as the unlinked file's last change. The new
+     * file, moved out of match, must not inherit the verdict of the
+     * unlinked one that had its inode number and its descriptor number. */
+    for (int round = 0; round < 3; round++) {
+        join(from, match_dir, "unlinked");
+        fd = open(from, O_RDWR | O_CREAT | O_EXCL, 0600);
+        if (fd < 0 || ftruncate(fd, sysconf(_SC_PAGESIZE)) != 0 || unlink(from) != 0)
+            die(from);
+        probe("unlinked-match", fd);
+        inline_close(fd);
+        join(from, match_dir, "reusing");
+        join(to, other_dir, "reusing");
+        same_number(fd, open(from, O_RDWR | O_CREAT | O_EXCL, 0600));
+        if (ftruncate(fd, sysconf(_SC_PAGESIZE)) != 0 || rename(from, to) != 0)
+            die(to);
+        probe("new-file-after-unlinked", fd);
+        unlink(to);
+        inline_close(fd);
+    }
+
     /* A parent directory renamed: no inode of the file changes, so the
      * cache may keep the old verdict for up to its freshness bound (1 s). */
     join(from, match_dir, "parent");
@@ -358,7 +381,7 @@ static void racing(void)
     pthread_t threads[2];
     for (int i = 0; i < 2; i++)
         pthread_create(&threads[i], NULL, steady_caller, &steadies[i]);
-    for (int i = 0; i < 20000; i++) {
+    for (int i = 0; i < 4000; i++) {
         dup2(i % 2 ? match_source : other_source, swapped);
         posix_fadvise(swapped, 0, 0, POSIX_FADV_DONTNEED);
     }

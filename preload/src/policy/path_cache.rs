@@ -4,7 +4,7 @@
 //!
 //! What it guarantees: a cached verdict is used only while the descriptor's
 //! file has the identity it had when its path was looked up (device, inode,
-//! mount, change time, at most one link; `sys::fdpath::identity`, asked of
+//! mount, change time, exactly one link; `sys::fdpath::identity`, asked of
 //! the kernel on every call), under the same policy (the reload generation),
 //! and for at most `FRESH_MS`. So a descriptor number reused after `close`,
 //! `dup2`/`dup3`, `fcntl(F_DUPFD)`, a raw `close` system call we never see,
@@ -15,19 +15,25 @@
 //! name replaced by another file (another inode), and a bind mount of the
 //! same file (another mount). Files with several links (hard links; most
 //! file systems' directories) are never cached: a hard-linked file's path
-//! depends on the name it was opened by, which no identity shows.
+//! depends on the name it was opened by, which no identity shows. Nor are
+//! unlinked files: ext4 gives a freed inode's number to the next file
+//! created, and an unlinked file's change time is final, so a new file made
+//! in the same clock tick could wear its identity; a file with one link
+//! must be unlinked (a change, which multigrain timestamps make later than
+//! any time already read) before its number can be reused.
 //!
 //! What it does not guarantee: a rename of a parent directory, a `chroot`
 //! or another change of what the process's paths mean changes no identity
 //! of the file, so its old verdict lasts until the entry is `FRESH_MS` old
 //! (then the path is looked up again). So may, for as long: a rename on a
-//! file system that leaves `ctime` alone, or (without multigrain
-//! timestamps: not ext4, xfs, btrfs or tmpfs since 6.13) one within the
-//! same clock tick as the file's previous change, or a deleted file's inode
-//! number given to a new file in that tick and opened at the same number;
-//! and a thread that swaps a descriptor's file and back (two raw closes)
-//! within the ≈ 3 µs of another thread's look-up of it, which can leave the
-//! second file's verdict on the first.
+//! file system that leaves `ctime` alone; without multigrain timestamps
+//! (ext4, xfs, btrfs and tmpfs have them since Linux 6.13), or for an inode
+//! the kernel evicted from its cache between our look and the change, a
+//! rename or an unlink and reuse of the inode number within the same clock
+//! tick (≈ 1–4 ms) as the time we read; and a thread that swaps a
+//! descriptor's file and back (two raw closes) within the ≈ 3 µs of another
+//! thread's look-up of it, which can leave the second file's verdict on the
+//! first.
 //!
 //! The cache is a fixed table indexed by descriptor number modulo `SLOTS`
 //! (the slot names its descriptor), each slot a sequence lock: readers
@@ -108,7 +114,7 @@ pub fn entry(call: Call, raw_advice: libc::c_int, fd: libc::c_int) -> u32 {
     else {
         return look_up(call, raw_advice, fd, None);
     };
-    if identity.links > 1 {
+    if identity.links != 1 {
         return look_up(call, raw_advice, fd, None);
     }
     let slot = &TABLE[number % SLOTS];

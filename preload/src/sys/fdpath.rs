@@ -57,8 +57,10 @@ pub struct Identity {
     pub mount: u64,
     pub ctime_seconds: i64,
     pub ctime_nanoseconds: u32,
-    /// A file with several names has several paths: callers must not
-    /// trust an identity to stand for one path unless this is 0 or 1.
+    /// A file with several names has several paths, and an unlinked one's
+    /// identity can be worn by a new file (see `policy::path_cache`):
+    /// callers must not trust an identity to stand for one path unless
+    /// this is 1.
     pub links: u32,
 }
 

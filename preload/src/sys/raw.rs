@@ -175,16 +175,8 @@ fn statx_call(
 ) -> c_long {
     let _errno = super::ErrnoGuard::save();
     // SAFETY: as the x86_64 version; libc passes the arguments on.
-    let result = unsafe {
-        libc::syscall(
-            libc::SYS_statx,
-            fd,
-            path,
-            libc::AT_EMPTY_PATH,
-            mask,
-            buffer,
-        )
-    };
+    let result =
+        unsafe { libc::syscall(libc::SYS_statx, fd, path, libc::AT_EMPTY_PATH, mask, buffer) };
     if result < 0 {
         -c_long::from(super::errno())
     } else {
