@@ -253,3 +253,22 @@ fn caller_rules_are_checked() {
         assert!(errors.contains(".toml:3:"), "{bad}: {errors}");
     }
 }
+
+#[test]
+fn a_rule_on_both_path_and_caller_needs_both() {
+    // liba's fsync on the data file is dropped; a rule for another file
+    // from libb, placed first, matches nothing.
+    let (kernel, report) = kernel_view(
+        "[[rule]]\ncall = \"fsync\"\ncaller = [\"libb.so\"]\npath = [\"/nonexistent/**\"]\naction = \"drop\"\n\n\
+         [[rule]]\ncall = \"fsync\"\ncaller = [\"liba.so\"]\npath = [\"**/calls.data\"]\naction = \"drop\"\n",
+    );
+    assert_eq!(kernel.get("fsync"), Some(&(5 + 7 + 4 + 2)), "{kernel:?}");
+    assert_eq!(
+        attributed(&report, "liba.so", "liba_work", "fsync", "dropped"),
+        3
+    );
+    assert_eq!(
+        attributed(&report, "libb.so", "libb_work", "fsync", "passed"),
+        5
+    );
+}

@@ -64,9 +64,9 @@ pub fn intercept(
     let index = compile::table_index(call, raw_advice);
     let mut entry = active::entry(index);
     match entry & KIND_MASK {
-        BY_PATH => entry = entry_by_path(call, raw_advice, file),
+        BY_PATH => entry = entry_by_path(call, raw_advice, file, None),
         BY_CALLER => entry = entry_by_caller(call, raw_advice, index, site, caller),
-        BY_PATH_AND_CALLER => entry = entry_by_path_and_caller(call, raw_advice, file, caller),
+        BY_PATH_AND_CALLER => entry = entry_by_path(call, raw_advice, file, Some(caller)),
         _ => {}
     }
     let kind = entry & KIND_MASK;
@@ -171,42 +171,37 @@ fn decide_by_caller(
     entry
 }
 
-/// The verdict for a call that meets both `path` and `caller` rules: looks
-/// up its file (uncached) and its caller.
+/// The verdict for a call that meets a `path` rule: looks up its file (for
+/// a descriptor, through the path cache). With `caller` (the policy has
+/// `caller` rules too for this call), also its calling object; the path
+/// cache holds verdicts of the path alone, so then the path is looked up.
 #[cold]
 #[inline(never)]
-fn entry_by_path_and_caller(call: Call, raw_advice: libc::c_int, file: File, caller: usize) -> u32 {
+fn entry_by_path(call: Call, raw_advice: libc::c_int, file: File, caller: Option<usize>) -> u32 {
     let _errno = crate::sys::ErrnoGuard::save();
-    let _no_cancel = crate::sys::NoCancel::new();
     let decide = |path: Option<&Path>| {
-        sites::with_caller_path(caller, |module| {
-            active::with_current(|policy| policy.entry_by_context(call, raw_advice, path, module))
-        })
+        match caller {
+            None => active::with_current(|policy| policy.entry_by_path(call, raw_advice, path)),
+            Some(caller) => sites::with_caller_path(caller, |module| {
+                active::with_current(|policy| {
+                    policy.entry_by_context(call, raw_advice, path, module)
+                })
+            }),
+        }
         .unwrap_or(compile::PASS)
-    };
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match file {
-        File::None => decide(None),
-        File::Fd(fd) => crate::sys::fdpath::with_fd_path(fd, decide),
-        File::Mapping(address) => crate::sys::fdpath::with_mapping_path(address, decide),
-    }))
-    .unwrap_or(compile::PASS)
-}
-
-/// The verdict for a call that meets a `path` rule: looks up its file.
-#[cold]
-#[inline(never)]
-fn entry_by_path(call: Call, raw_advice: libc::c_int, file: File) -> u32 {
-    let _errno = crate::sys::ErrnoGuard::save();
-    let _no_cancel = crate::sys::NoCancel::new();
-    let decide = |path: Option<&Path>| {
-        active::with_current(|policy| policy.entry_by_path(call, raw_advice, path))
-            .unwrap_or(compile::PASS)
     };
     // A panic in the lookup must not reach the host: the call passes.
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match file {
         File::None => decide(None),
-        File::Fd(fd) => crate::sys::fdpath::with_fd_path(fd, decide),
-        File::Mapping(address) => crate::sys::fdpath::with_mapping_path(address, decide),
+        File::Fd(fd) if caller.is_none() => crate::policy::path_cache::entry(call, raw_advice, fd),
+        File::Fd(fd) => {
+            let _no_cancel = crate::sys::NoCancel::new();
+            crate::sys::fdpath::with_fd_path(fd, decide)
+        }
+        File::Mapping(address) => {
+            let _no_cancel = crate::sys::NoCancel::new();
+            crate::sys::fdpath::with_mapping_path(address, decide)
+        }
     }))
     .unwrap_or(compile::PASS)
 }

@@ -30,12 +30,13 @@ static SLOT: [Slot; SLOTS] = [const {
     }
 }; SLOTS];
 static CURRENT: AtomicUsize = AtomicUsize::new(NO_SLOT);
-/// Counts publications (from 1), so that verdicts cached per call site can
-/// tell which policy decided them.
+/// Counts publications (from 1), so that verdicts cached per call site and
+/// per descriptor (the path cache) can tell which policy decided them.
 static GENERATION: AtomicU32 = AtomicU32::new(0);
 
-/// The generation of the policy in force; read before deciding, a verdict
-/// stamped with it is never newer than the policy it came from.
+/// The generation of the policy in force. It moves after the new policy is
+/// current: a verdict decided after reading it, and stamped with it, comes
+/// from that policy or a later one.
 #[inline(always)]
 pub fn generation() -> u32 {
     GENERATION.load(Ordering::Acquire)

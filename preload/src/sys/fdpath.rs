@@ -1,14 +1,19 @@
-//! The path of the file behind a call, for `path` rules.
+//! The file behind a call, for `path` rules: its path, and the identity
+//! that tells whether it is still the same file.
 //!
-//! It is looked up at the time of each call that meets a path rule, from
-//! the kernel's own record (`/proc/self/fd/N`, and `/proc/self/maps` for
-//! `msync`), never from a cache: fd numbers are reused after `close`, `dup2`
-//! and friends, and across `fork`/`exec`, and a cache would have to follow
-//! all of them. Only calls whose verdict depends on a path pay for this.
+//! The path comes from the kernel's own record (`/proc/self/fd/N`, and
+//! `/proc/self/maps` for `msync`): ≈ 3 µs, a walk through `/proc`. The
+//! identity (`statx` of the descriptor: device, inode, mount, link count,
+//! change time) costs one system call; `policy::path_cache` keeps a
+//! verdict per descriptor and asks for the path again only when the
+//! identity moves (or the verdict is old), since fd numbers are reused after
+//! `close`, `dup2` and friends, by raw system calls we never see, and across
+//! `fork`/`exec`.
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 const PATH_MAX: usize = 4096;
 
@@ -38,6 +43,67 @@ pub fn with_fd_path<R>(fd: libc::c_int, use_path: impl FnOnce(Option<&Path>) -> 
         .filter(|path| path.starts_with(b"/"))
         .map(without_deleted_suffix);
     use_path(path.map(|path| Path::new(OsStr::from_bytes(path))))
+}
+
+/// What tells one file behind a descriptor from another: equal identities
+/// taken at two moments mean the same inode, reached through the same mount,
+/// not changed in between (a rename or a new link changes `ctime`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Identity {
+    /// `major << 32 | minor`.
+    pub device: u64,
+    pub inode: u64,
+    /// The mount's id (unique for the boot where the kernel has it, 6.8+).
+    pub mount: u64,
+    pub ctime_seconds: i64,
+    pub ctime_nanoseconds: u32,
+    /// A file with several names has several paths, and an unlinked one's
+    /// identity can be worn by a new file (see `policy::path_cache`):
+    /// callers must not trust an identity to stand for one path unless
+    /// this is 1.
+    pub links: u32,
+}
+
+/// Whether `statx` takes a null path (Linux 6.11); cleared on the first
+/// `EFAULT`, after which `""` is passed.
+static NULL_PATH_WORKS: AtomicBool = AtomicBool::new(true);
+
+const IDENTITY_MASK: libc::c_uint =
+    libc::STATX_INO | libc::STATX_NLINK | libc::STATX_CTIME | libc::STATX_MNT_ID_UNIQUE;
+
+/// The identity of the file behind `fd`, or `None` if the kernel does not
+/// give all of it (a bad descriptor, a kernel without a mount id). One
+/// system call, no `errno` change; async-signal-safe.
+pub fn identity(fd: libc::c_int) -> Option<Identity> {
+    // Not zeroed: the kernel writes the whole structure when it succeeds,
+    // and it is read only then (zeroing 256 bytes per call shows).
+    let mut buffer = std::mem::MaybeUninit::<libc::statx>::uninit();
+    let null_path = NULL_PATH_WORKS.load(Ordering::Relaxed);
+    let path = if null_path {
+        std::ptr::null()
+    } else {
+        c"".as_ptr()
+    };
+    match crate::sys::raw::statx_fd(fd, path, IDENTITY_MASK, buffer.as_mut_ptr()) {
+        Ok(()) => {}
+        Err(libc::EFAULT) if null_path => {
+            NULL_PATH_WORKS.store(false, Ordering::Relaxed);
+            return identity(fd);
+        }
+        Err(_) => return None,
+    }
+    // SAFETY: `statx` succeeded, so the kernel filled the structure.
+    let buffer = unsafe { buffer.assume_init() };
+    let needed = libc::STATX_INO | libc::STATX_NLINK | libc::STATX_CTIME;
+    let mount_known = buffer.stx_mask & (libc::STATX_MNT_ID | libc::STATX_MNT_ID_UNIQUE) != 0;
+    (buffer.stx_mask & needed == needed && mount_known).then(|| Identity {
+        device: u64::from(buffer.stx_dev_major) << 32 | u64::from(buffer.stx_dev_minor),
+        inode: buffer.stx_ino,
+        mount: buffer.stx_mnt_id,
+        ctime_seconds: buffer.stx_ctime.tv_sec,
+        ctime_nanoseconds: buffer.stx_ctime.tv_nsec,
+        links: buffer.stx_nlink,
+    })
 }
 
 /// Runs `use_path` with the path of the file mapped at `address`, or
