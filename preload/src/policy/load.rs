@@ -12,18 +12,21 @@
 use std::ffi::CStr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
-use fadvise_shim_core::policy::{parse_policy_bytes, Policy};
+use fadvise_shim_core::policy::{parse_policy_bytes, quick_dump_signal, DumpSignal, Policy};
 
 use super::active::publish;
 use super::compile::Compiled;
 use super::limits;
 use super::settings::{self, Settings};
 use crate::sys::clock::monotonic_ns;
-use crate::sys::io::{path_status, read_whole_file};
+use crate::sys::io::{path_status, read_small_file, read_whole_file};
 use crate::sys::{warn, ErrnoGuard, NoCancel};
 
 /// A policy file larger than this is refused (one stderr line).
 const MAX_POLICY_BYTES: usize = 1 << 20;
+/// Policies up to this size are scanned for their dump signal at start-up
+/// without the heap; a larger one is parsed in full there instead.
+const POLICY_SCAN_BYTES: usize = 16 * 1024;
 /// Held by the one thread reloading the policy (the first load is guarded
 /// by `LOADER`; reloads begin only after it).
 static LOADING: AtomicBool = AtomicBool::new(false);
@@ -88,6 +91,17 @@ pub fn load_initial() -> bool {
     }
     LOADER.store(0, Ordering::Release);
     true
+}
+
+/// The dump signal of the policy at `path`, when a quick scan of it (read
+/// onto the stack, no heap) is sure of it; `None` sends start-up to the full
+/// parse. A function of its own, never inlined, so that start-up without a
+/// policy file never touches the stack pages of the buffer (each a page
+/// fault in a fresh process).
+#[inline(never)]
+pub fn scanned_signal(path: &CStr) -> Option<DumpSignal> {
+    let mut buffer = [0u8; POLICY_SCAN_BYTES];
+    read_small_file(path, &mut buffer).and_then(quick_dump_signal)
 }
 
 /// Looks at the policy file and puts it in force again if it changed
