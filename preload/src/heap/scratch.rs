@@ -16,6 +16,8 @@
 //! identity and go on to the heap. Freeing a scratch block does nothing;
 //! a window that ends by a panic leaves its memory as it is (the panic's
 //! payload lives there until caught), and later windows begin after it.
+//! (Blocking signals also holds back a `SIGTERM` while the policy file is
+//! read: a read of a local file, done once per process and per change.)
 
 use std::alloc::Layout;
 use std::ptr;
@@ -26,7 +28,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 const SCRATCH_BYTES: usize = 8 << 20;
 
 static BASE: AtomicUsize = AtomicUsize::new(0);
-/// Bytes of the mapping handed out (by windows since the last release).
+/// Where the next block begins; every byte of the mapping past it is zero
+/// (never handed out since it was mapped or last handed back).
 static USED: AtomicUsize = AtomicUsize::new(0);
 /// `pthread_self` of the thread with a window open, 0 for none.
 static OWNER: AtomicUsize = AtomicUsize::new(0);
