@@ -22,6 +22,13 @@
 //! reading a popped block's link can never fault. Larger requests are mapped
 //! and unmapped directly. If `mmap` fails, two spans in `.bss` (untouched,
 //! so free, until then) keep the library working rather than aborting.
+//!
+//! Because spans keep what they once held, the policy parse, which
+//! allocates much and keeps little, runs in a scratch window
+//! (`heap/scratch.rs`): its blocks come from a separate mapping whose pages
+//! are handed back once the compiled policy is made.
+
+pub mod scratch;
 
 use std::alloc::{GlobalAlloc, Layout};
 use std::cell::UnsafeCell;
@@ -88,13 +95,14 @@ struct Heap;
 // and `dealloc` takes back only what `alloc` gave for the same layout.
 unsafe impl GlobalAlloc for Heap {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        match class_of(layout) {
-            Some(class) => small_alloc(class),
-            None => map_large(layout),
-        }
+        scratch::alloc(layout).unwrap_or_else(|| heap_alloc(layout))
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        // Scratch memory is handed out once between releases, which zero it.
+        if let Some(block) = scratch::alloc(layout) {
+            return block;
+        }
         match class_of(layout) {
             Some(class) => {
                 let block = small_alloc(class);
@@ -111,6 +119,9 @@ unsafe impl GlobalAlloc for Heap {
     }
 
     unsafe fn dealloc(&self, block: *mut u8, layout: Layout) {
+        if scratch::contains(block) {
+            return;
+        }
         match class_of(layout) {
             // SAFETY: `block` came from `small_alloc(class)` for this layout.
             Some(class) => unsafe { push(class, block) },
@@ -124,6 +135,16 @@ unsafe impl GlobalAlloc for Heap {
     unsafe fn realloc(&self, block: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         // SAFETY: the caller guarantees a valid layout for the new size.
         let new_layout = unsafe { Layout::from_size_align_unchecked(new_size, layout.align()) };
+        if scratch::contains(block) {
+            // SAFETY: as for `alloc`.
+            let moved = unsafe { self.alloc(new_layout) };
+            if !moved.is_null() {
+                // SAFETY: both blocks hold at least the smaller size and are
+                // distinct; a scratch block needs no freeing.
+                unsafe { ptr::copy_nonoverlapping(block, moved, layout.size().min(new_size)) };
+            }
+            return moved;
+        }
         let same_block = match (class_of(layout), class_of(new_layout)) {
             (Some(old), Some(new)) => old == new,
             (None, None) => large_length(layout) == large_length(new_layout),
@@ -132,8 +153,9 @@ unsafe impl GlobalAlloc for Heap {
         if same_block {
             return block;
         }
-        // SAFETY: as for `alloc`.
-        let moved = unsafe { self.alloc(new_layout) };
+        // A heap block stays on the heap, in a scratch window too: it may
+        // be older than the window.
+        let moved = heap_alloc(new_layout);
         if !moved.is_null() {
             // SAFETY: both blocks hold at least the smaller size and are
             // distinct; the old one is then returned.
@@ -143,6 +165,13 @@ unsafe impl GlobalAlloc for Heap {
             }
         }
         moved
+    }
+}
+
+fn heap_alloc(layout: Layout) -> *mut u8 {
+    match class_of(layout) {
+        Some(class) => small_alloc(class),
+        None => map_large(layout),
     }
 }
 

@@ -16,7 +16,7 @@
 use std::ptr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 
-use fadvise_shim_core::policy::{quick_dump_signal, DumpConfig};
+use fadvise_shim_core::policy::DumpConfig;
 
 use crate::policy::{active, limiter, load, settings};
 use crate::stats::{counters, file, origin};
@@ -29,10 +29,6 @@ const READY: u8 = 2;
 /// A call was made: the policy is loaded and the dump buffer exists.
 const RECORDING: u8 = 3;
 static STATE: AtomicU8 = AtomicU8::new(UNINITIALISED);
-
-/// Policies up to this size are scanned for their dump signal at start-up
-/// without the heap; a larger one is parsed in full there instead.
-const POLICY_SCAN_BYTES: usize = 16 * 1024;
 
 /// How often the tick comes: the policy file looked at, the stats file
 /// looked after.
@@ -187,10 +183,7 @@ pub fn initialise() {
             None => Some(DumpConfig::default().signal),
             // The signal is all start-up needs from the file; when a quick
             // scan is sure of it, the full parse waits for the first call.
-            Some(path) => {
-                let mut buffer = [0u8; POLICY_SCAN_BYTES];
-                crate::sys::io::read_small_file(path, &mut buffer).and_then(quick_dump_signal)
-            }
+            Some(path) => load::scanned_signal(path),
         };
         let signal = signal.unwrap_or_else(|| {
             load::load_initial();

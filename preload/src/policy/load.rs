@@ -6,24 +6,29 @@
 //! reads, parses and publishes it. All of
 //! it is safe wherever a call arrives, a signal handler included: the file is
 //! read with plain system calls, the parse allocates from the library's own
-//! heap, and a call that finds a reload under way (another thread's, or the
+//! heap (a scratch window of it, handed back once the policy is compiled),
+//! and a call that finds a reload under way (another thread's, or the
 //! one its handler interrupted) simply goes on with the policy in force.
 
 use std::ffi::CStr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
-use fadvise_shim_core::policy::{parse_policy_bytes, Policy};
+use fadvise_shim_core::policy::{parse_policy_bytes, quick_dump_signal, DumpSignal, Policy};
 
 use super::active::publish;
 use super::compile::Compiled;
 use super::limits;
 use super::settings::{self, Settings};
+use crate::heap::scratch::scratch;
 use crate::sys::clock::monotonic_ns;
-use crate::sys::io::{path_status, read_whole_file};
+use crate::sys::io::{path_status, read_small_file, read_whole_file};
 use crate::sys::{warn, ErrnoGuard, NoCancel};
 
 /// A policy file larger than this is refused (one stderr line).
 const MAX_POLICY_BYTES: usize = 1 << 20;
+/// Policies up to this size are scanned for their dump signal at start-up
+/// without the heap; a larger one is parsed in full there instead.
+const POLICY_SCAN_BYTES: usize = 16 * 1024;
 /// Held by the one thread reloading the policy (the first load is guarded
 /// by `LOADER`; reloads begin only after it).
 static LOADING: AtomicBool = AtomicBool::new(false);
@@ -69,25 +74,42 @@ pub fn load_initial() -> bool {
         // A panic must not reach the host: the built-in default stays.
         let _ = std::panic::catch_unwind(|| {
             let settings = settings::read();
-            let (stamp, policy) = match &settings.policy_path {
-                None => (0, Policy::default()),
+            let (stamp, compiled) = match &settings.policy_path {
+                None => (0, Compiled::new(&Policy::default(), None, settings)),
                 Some(path) => {
                     let stamp = file_stamp(path);
-                    let policy = read_policy(path, stamp).unwrap_or_else(|problem| {
-                        warn(&[problem.as_bytes(), b"; passing every call"]);
-                        Policy::default()
-                    });
-                    (stamp, policy)
+                    let source = Some(path.as_c_str()).filter(|_| stamp != 0);
+                    let compiled = scratch(
+                        || read_policy(path, stamp),
+                        |read| {
+                            let policy = read.unwrap_or_else(|problem| {
+                                warn(&[problem.as_bytes(), b"; passing every call"]);
+                                Policy::default()
+                            });
+                            Compiled::new(&policy, source, settings)
+                        },
+                    );
+                    (stamp, compiled)
                 }
             };
             SEEN_STAMP.store(stamp, Ordering::Relaxed);
-            let source = settings.policy_path.as_deref().filter(|_| stamp != 0);
-            publish(Box::new(Compiled::new(&policy, source, settings)));
+            publish(Box::new(compiled));
         });
         LOADED.store(true, Ordering::Release);
     }
     LOADER.store(0, Ordering::Release);
     true
+}
+
+/// The dump signal of the policy at `path`, when a quick scan of it (read
+/// onto the stack, no heap) is sure of it; `None` sends start-up to the full
+/// parse. A function of its own, never inlined, so that start-up without a
+/// policy file never touches the stack pages of the buffer (each a page
+/// fault in a fresh process).
+#[inline(never)]
+pub fn scanned_signal(path: &CStr) -> Option<DumpSignal> {
+    let mut buffer = [0u8; POLICY_SCAN_BYTES];
+    read_small_file(path, &mut buffer).and_then(quick_dump_signal)
 }
 
 /// Looks at the policy file and puts it in force again if it changed
@@ -122,18 +144,25 @@ fn reload_from(path: &CStr, settings: &Settings) {
         // policy in force until a new version appears.
         return;
     }
-    match read_policy(path, stamp) {
-        Ok(policy) => {
-            if !publish(Box::new(Compiled::new(&policy, Some(path), settings))) {
-                // Every free slot is being read: try again at the next check.
-                SEEN_STAMP.store(0, Ordering::Relaxed);
+    let compiled = scratch(
+        || read_policy(path, stamp),
+        |read| match read {
+            Ok(policy) => Some(Box::new(Compiled::new(&policy, Some(path), settings))),
+            Err(problem) => {
+                warn(&[problem.as_bytes(), b"; keeping the previous policy"]);
+                None
             }
-        }
-        Err(problem) => warn(&[problem.as_bytes(), b"; keeping the previous policy"]),
+        },
+    );
+    // Every free slot is being read: try again at the next check.
+    if compiled.is_some_and(|compiled| !publish(compiled)) {
+        SEEN_STAMP.store(0, Ordering::Relaxed);
     }
 }
 
 /// Reads and validates the policy file, or says (in one line) why not.
+/// Run in a scratch window (`heap::scratch`): all it allocates is handed
+/// back once the policy is compiled.
 fn read_policy(path: &CStr, stamp: u64) -> Result<Policy, String> {
     let shown = String::from_utf8_lossy(path.to_bytes());
     if stamp == 0 {
@@ -176,4 +205,5 @@ fn file_stamp(path: &CStr) -> u64 {
 pub fn after_fork_in_child() {
     LOADER.store(0, Ordering::Relaxed);
     LOADING.store(false, Ordering::Relaxed);
+    crate::heap::scratch::after_fork_in_child();
 }

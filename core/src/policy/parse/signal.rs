@@ -40,16 +40,10 @@ const ACCEPTED: &[&str] = &["SIGUSR1", "SIGUSR2", "SIGRTMIN", "SIGRTMIN+1", "non
 /// Accepted names allocate nothing: the preload library reads the signal at
 /// every process start.
 pub(super) fn parse_signal(text: &str) -> Result<DumpSignal, String> {
-    if text.eq_ignore_ascii_case("none") {
-        return Ok(DumpSignal::None);
+    if let Some(signal) = plain_signal(text.as_bytes()) {
+        return Ok(signal);
     }
     let bare = strip_prefix_ignoring_case(text, "SIG").unwrap_or(text);
-    if bare.eq_ignore_ascii_case("USR1") {
-        return Ok(DumpSignal::Usr1);
-    }
-    if bare.eq_ignore_ascii_case("USR2") {
-        return Ok(DumpSignal::Usr2);
-    }
     if let Some(offset) = strip_prefix_ignoring_case(bare, "RTMIN") {
         return realtime(text, offset);
     }
@@ -62,6 +56,29 @@ pub(super) fn parse_signal(text: &str) -> Result<DumpSignal, String> {
         ));
     }
     Err(suggest::unknown("signal", text, "", ACCEPTED))
+}
+
+/// The names accepted as they are, with no `+N`: `none`, `USR1`, `USR2`
+/// and `RTMIN`, with or without `SIG`. On bytes, and inlined into the
+/// start-up scan (`quick.rs`), which calls `parse_signal`, placed elsewhere
+/// in the library, only for the rest.
+#[inline(always)]
+pub(super) fn plain_signal(name: &[u8]) -> Option<DumpSignal> {
+    if name.eq_ignore_ascii_case(b"none") {
+        return Some(DumpSignal::None);
+    }
+    let bare = match name.split_at_checked(3) {
+        Some((head, rest)) if head.eq_ignore_ascii_case(b"SIG") => rest,
+        _ => name,
+    };
+    [
+        (&b"USR1"[..], DumpSignal::Usr1),
+        (&b"USR2"[..], DumpSignal::Usr2),
+        (&b"RTMIN"[..], DumpSignal::RtMin(0)),
+    ]
+    .into_iter()
+    .find(|(accepted, _)| bare.eq_ignore_ascii_case(accepted))
+    .map(|(_, signal)| signal)
 }
 
 fn strip_prefix_ignoring_case<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
