@@ -13,10 +13,11 @@
 //! | 0..128 | header words: magic, version, histogram layout, state, creation time, nonce, origin length |
 //! | 128..4096 | the origin (`origin.rs` lines: who made the calls) |
 //! | 4096.. | per call: `dropped`, `limited`, `errors`, one spare word |
+//! | 4352..5888 | the first `FIRST_MODULES` module slots (below) |
 //! | 6144..8192 | call-site keys: return address, call, ready bit (`SITE_SLOTS` words) |
 //! | 8192.. | per call: the latency histogram, `histogram::BUCKETS` words |
 //! | `SITES_OFFSET`.. | per site: its address in its module, module slot, counters, coarse histogram |
-//! | `MODULES_OFFSET`.. | per module: state, identity, build id, path |
+//! | `MODULES_OFFSET`.. | the other module slots: state, identity, build id, path |
 //!
 //! The file is sparse: a process pays (in shared memory) only for the pages
 //! it touches, a few for a process that makes one kind of call. Liveness is
@@ -65,7 +66,7 @@ pub const SITE_KEYS_OFFSET: usize = 6144;
 pub const HISTOGRAMS_OFFSET: usize = 8192;
 pub const SITES_OFFSET: usize = HISTOGRAMS_OFFSET + Call::COUNT * BUCKETS * 8;
 pub const MODULES_OFFSET: usize = SITES_OFFSET + SITE_SLOTS * SITE_WORDS * 8;
-pub const FILE_BYTES: usize = MODULES_OFFSET + MODULE_SLOTS * MODULE_WORDS * 8;
+pub const FILE_BYTES: usize = MODULES_OFFSET + (MODULE_SLOTS - FIRST_MODULES) * MODULE_WORDS * 8;
 pub const FILE_WORDS: usize = FILE_BYTES / 8;
 
 /// The writer's locks, held for its life. Liveness: an open-file-description
@@ -105,8 +106,13 @@ pub const SITE_VERDICT: usize = SITE_FIRST_BUCKET + SITE_BUCKETS;
 pub const NO_MODULE: u64 = u64::MAX;
 
 /// Loaded objects a process names.
-pub const MODULE_SLOTS: usize = 64;
+pub const MODULE_SLOTS: usize = 3 + 64;
 pub const MODULE_WORDS: usize = 64;
+/// The first module slots lie in the counters' page, which every file has
+/// allocated: a process whose calls come from up to three objects (most)
+/// pays no page for naming them.
+pub const FIRST_MODULES: usize = 3;
+pub const FIRST_MODULES_OFFSET: usize = COUNTERS_OFFSET + Call::COUNT * COUNTER_WORDS_PER_CALL * 8;
 /// 0 free, `MODULE_CLAIMED` while being filled, then `MODULE_READY`.
 pub const MODULE_STATE: usize = 0;
 pub const MODULE_CLAIMED: u64 = 1;
@@ -134,8 +140,18 @@ pub const fn site_word(slot: usize, field: usize) -> usize {
 
 /// Word index of a field of a module slot.
 pub const fn module_word(slot: usize, field: usize) -> usize {
-    MODULES_OFFSET / 8 + slot * MODULE_WORDS + field
+    if slot < FIRST_MODULES {
+        FIRST_MODULES_OFFSET / 8 + slot * MODULE_WORDS + field
+    } else {
+        MODULES_OFFSET / 8 + (slot - FIRST_MODULES) * MODULE_WORDS + field
+    }
 }
+
+const _: () = {
+    assert!(module_word(FIRST_MODULES, 0) * 8 == MODULES_OFFSET);
+    assert!(module_word(FIRST_MODULES - 1, MODULE_WORDS) * 8 <= SITE_KEYS_OFFSET);
+    assert!(FILE_BYTES % 4096 == 0);
+};
 
 /// Packs bytes into little-endian words, as the file holds text; what does
 /// not fit is cut. For the writer (no allocation).

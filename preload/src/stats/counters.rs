@@ -24,8 +24,9 @@ use fadvise_shim_core::call::Call;
 use fadvise_shim_core::histogram::{self, BUCKETS};
 use fadvise_shim_core::stats::Snapshot;
 use fadvise_shim_core::stats_file::{
-    bucket_word, COUNTERS_OFFSET, FILE_BYTES, FILE_WORDS, HISTOGRAMS_OFFSET, MODULES_OFFSET,
-    MODULE_SLOTS, MODULE_WORDS, SITES_OFFSET, SITE_KEYS_OFFSET, SITE_SLOTS, SITE_WORDS,
+    bucket_word, COUNTERS_OFFSET, FILE_BYTES, FILE_WORDS, FIRST_MODULES, FIRST_MODULES_OFFSET,
+    HISTOGRAMS_OFFSET, MODULES_OFFSET, MODULE_SLOTS, MODULE_WORDS, SITES_OFFSET, SITE_KEYS_OFFSET,
+    SITE_SLOTS, SITE_WORDS,
 };
 
 #[repr(C)]
@@ -36,24 +37,28 @@ struct CallCounters {
     _spare: AtomicU64,
 }
 
-const GAP_WORDS: usize = (SITE_KEYS_OFFSET - COUNTERS_OFFSET) / 8 - Call::COUNT * 4;
+const GAP_WORDS: usize =
+    (SITE_KEYS_OFFSET - FIRST_MODULES_OFFSET) / 8 - FIRST_MODULES * MODULE_WORDS;
+type Module = [AtomicU64; MODULE_WORDS];
 
 /// A stats file's contents, word for word.
 #[repr(C)]
 pub struct Area {
     header: [AtomicU64; COUNTERS_OFFSET / 8],
     counters: [CallCounters; Call::COUNT],
+    first_modules: [Module; FIRST_MODULES],
     _gap: [AtomicU64; GAP_WORDS],
     /// Call-site keys (`sites.rs`), in the counters' page: allocated with
     /// the file, so the hot path may read them.
     pub(super) site_keys: [AtomicU64; SITE_SLOTS],
     histograms: [[AtomicU64; BUCKETS]; Call::COUNT],
     pub(super) sites: [[AtomicU64; SITE_WORDS]; SITE_SLOTS],
-    pub(super) modules: [[AtomicU64; MODULE_WORDS]; MODULE_SLOTS],
+    modules: [Module; MODULE_SLOTS - FIRST_MODULES],
 }
 
 const _: () = {
     assert!(offset_of!(Area, counters) == COUNTERS_OFFSET);
+    assert!(offset_of!(Area, first_modules) == FIRST_MODULES_OFFSET);
     assert!(offset_of!(Area, site_keys) == SITE_KEYS_OFFSET);
     assert!(offset_of!(Area, histograms) == HISTOGRAMS_OFFSET);
     assert!(offset_of!(Area, sites) == SITES_OFFSET);
@@ -62,6 +67,19 @@ const _: () = {
 };
 
 impl Area {
+    /// A module slot (`stats_file::module_word`'s numbering).
+    pub(super) fn module(&self, slot: usize) -> &Module {
+        match slot.checked_sub(FIRST_MODULES) {
+            None => &self.first_modules[slot],
+            Some(later) => &self.modules[later],
+        }
+    }
+
+    /// Every module slot, in order.
+    pub(super) fn module_slots(&self) -> impl Iterator<Item = &Module> {
+        self.first_modules.iter().chain(&self.modules)
+    }
+
     /// Every word of the area, for the file format's writer.
     pub fn words(&self) -> &[AtomicU64] {
         // SAFETY: `Area` is `repr(C)` and made only of `AtomicU64`s, with no
@@ -81,11 +99,12 @@ static PRIVATE: Area = Area {
             _spare: AtomicU64::new(0),
         }
     }; Call::COUNT],
+    first_modules: [const { [const { AtomicU64::new(0) }; MODULE_WORDS] }; FIRST_MODULES],
     _gap: [const { AtomicU64::new(0) }; GAP_WORDS],
     site_keys: [const { AtomicU64::new(0) }; SITE_SLOTS],
     histograms: [const { [const { AtomicU64::new(0) }; BUCKETS] }; Call::COUNT],
     sites: [const { [const { AtomicU64::new(0) }; SITE_WORDS] }; SITE_SLOTS],
-    modules: [const { [const { AtomicU64::new(0) }; MODULE_WORDS] }; MODULE_SLOTS],
+    modules: [const { [const { AtomicU64::new(0) }; MODULE_WORDS] }; MODULE_SLOTS - FIRST_MODULES],
 };
 
 static AREA: AtomicPtr<Area> = AtomicPtr::new(ptr::from_ref(&PRIVATE).cast_mut());

@@ -185,7 +185,7 @@ fn fill(area: &'static Area, slot: usize, caller: usize) {
 
 /// The module slot of `object` in `area`, claimed and filled if new.
 fn module_slot(area: &'static Area, object: &Object) -> Option<usize> {
-    for (slot, module) in area.modules.iter().enumerate() {
+    for (slot, module) in area.module_slots().enumerate() {
         match module[MODULE_STATE].load(Ordering::Acquire) {
             MODULE_READY if is_object(module, object) => return Some(slot),
             0 if !counters::page_ready(module_word(slot, 0)) => return None,
@@ -230,7 +230,7 @@ fn describe(module: &[AtomicU64; MODULE_WORDS], object: &Object) {
 /// keys are marked retired); readers still count both.
 pub fn forget_unloaded() {
     for area in areas() {
-        for (slot, module) in area.modules.iter().enumerate() {
+        for (slot, module) in area.module_slots().enumerate() {
             let start = module[MODULE_START].load(Ordering::Relaxed) as usize;
             if module[MODULE_STATE].load(Ordering::Acquire) != MODULE_READY || start == 0 {
                 continue;
@@ -297,7 +297,7 @@ pub struct ProcessSites;
 impl SiteSource for ProcessSites {
     fn each_module(&self, visit: &mut dyn FnMut(&RawModule)) {
         for (number, area) in areas().enumerate() {
-            for (slot, module) in area.modules.iter().enumerate() {
+            for (slot, module) in area.module_slots().enumerate() {
                 if module[MODULE_STATE].load(Ordering::Acquire) != MODULE_READY {
                     continue;
                 }
@@ -351,7 +351,7 @@ impl SiteSource for ProcessSites {
                     .ok()
                     .filter(|&slot| slot < MODULE_SLOTS)
                     .filter(|&slot| {
-                        area.modules[slot][MODULE_STATE].load(Ordering::Acquire) == MODULE_READY
+                        area.module(slot)[MODULE_STATE].load(Ordering::Acquire) == MODULE_READY
                     })
                     .map(|slot| number * MODULE_SLOTS + slot);
                 let address = match module {
