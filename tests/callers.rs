@@ -272,3 +272,62 @@ fn a_rule_on_both_path_and_caller_needs_both() {
         5
     );
 }
+
+#[test]
+fn racing_threads_share_their_sites_and_a_forked_child_has_its_own() {
+    let programs = programs(None);
+    let scratch = Scratch::new();
+    let finished = run(
+        scratch
+            .command(&programs.threads, Shim::Default)
+            .env(ON_EXIT_ENV, "1")
+            .arg(scratch.file("calls.data")),
+        TIMEOUT,
+    );
+    finished.assert_success("threads under the shim");
+    let child: u32 = finished.stdout.trim().parse().expect("the child's pid");
+    let all = report_by_caller(&scratch.dump_dir());
+    for call in ["fsync", "posix_fadvise", "fdatasync"] {
+        assert_eq!(
+            attributed(&all, "liba.so", "liba_work", call, "count"),
+            800,
+            "{all:#}"
+        );
+        assert_eq!(
+            attributed(&all, "libb.so", "libb_work", call, "count"),
+            5,
+            "{all:#}"
+        );
+    }
+    assert_eq!(
+        attributed(&all, "threads", "main", "fsync", "count"),
+        50,
+        "{all:#}"
+    );
+    // One site per call instruction, however many threads raced to it.
+    let liba_groups = groups(&all)
+        .filter(|group| group["key"]["function"] == "liba_work")
+        .count();
+    assert_eq!(liba_groups, 3, "{all:#}");
+    let dumps = scratch.dumps();
+    let (name, _) = dumps
+        .iter()
+        .find(|(name, _)| common::is_dump_of(name, "threads", child))
+        .unwrap_or_else(|| {
+            panic!(
+                "no dump of the child {child}: {:?}",
+                scratch.dump_dir_listing()
+            )
+        });
+    let of_child = report_by_caller(&scratch.dump_dir().join(name));
+    for call in ["fsync", "posix_fadvise", "fdatasync"] {
+        assert_eq!(
+            attributed(&of_child, "libb.so", "libb_work", call, "count"),
+            5
+        );
+        assert_eq!(
+            attributed(&of_child, "liba.so", "liba_work", call, "count"),
+            0
+        );
+    }
+}

@@ -12,6 +12,8 @@ use crate::common::compile_c;
 
 pub struct Programs {
     pub callers: PathBuf,
+    /// Racing threads and a forked child (`threads.c`).
+    pub threads: PathBuf,
     pub liba: PathBuf,
     pub libb: PathBuf,
     pub plugin_one: PathBuf,
@@ -42,8 +44,19 @@ pub fn programs(run_path: Option<&str>) -> Programs {
             "-ldl",
         ],
     );
+    let threads = compile_c(
+        "c_callers",
+        "threads",
+        "threads",
+        &[
+            liba.to_str().unwrap(),
+            libb.to_str().unwrap(),
+            &format!("-Wl,-rpath,{run_path}"),
+        ],
+    );
     Programs {
         callers,
+        threads,
         liba,
         libb,
         plugin_one,
