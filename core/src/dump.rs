@@ -255,12 +255,8 @@ fn write_sites(sink: &mut impl Sink, sites: &dyn SiteSource) {
         sink.put(b"module ");
         put_u64(&mut sink, module.index as u64);
         sink.put(b" build_id=");
-        for byte in module.build_id {
-            let digits = b"0123456789abcdef";
-            sink.put(&[
-                digits[usize::from(byte >> 4)],
-                digits[usize::from(byte & 15)],
-            ]);
+        for &byte in module.build_id {
+            put_hex_digits(&mut sink, u64::from(byte), 2);
         }
         sink.put(b" path=");
         put_sanitized(&mut sink, module.path);
@@ -311,17 +307,19 @@ impl<S: Sink> Sink for SinkRef<'_, S> {
 }
 
 fn put_hex(sink: &mut impl Sink, value: u64) {
+    put_hex_digits(sink, value, 1);
+}
+
+/// `value` in lower-case hex, at least `width` digits.
+fn put_hex_digits(sink: &mut impl Sink, value: u64, width: usize) {
     let digits = b"0123456789abcdef";
     let mut text = [0u8; 16];
     let mut length = 0;
     let mut rest = value;
-    loop {
+    while length < width.min(16) || rest != 0 {
         text[15 - length] = digits[(rest & 15) as usize];
         length += 1;
         rest >>= 4;
-        if rest == 0 {
-            break;
-        }
     }
     sink.put(&text[16 - length..]);
 }

@@ -234,8 +234,8 @@ pub fn hex_encode(bytes: &[u8]) -> String {
     bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
-/// The bytes of a hex string; what is not hex is skipped.
-fn hex_decode(text: &str) -> Vec<u8> {
+/// The bytes of a hex string (a build id); what is not hex is skipped.
+pub fn hex_decode(text: &str) -> Vec<u8> {
     text.as_bytes()
         .chunks(2)
         .filter_map(|pair| u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok())

@@ -15,7 +15,9 @@ use std::path::{Path, PathBuf};
 use fadvise_shim_core::call::Call;
 use fadvise_shim_core::dump::Dump;
 use fadvise_shim_core::histogram::{highest_value_at, index_of, BUCKETS};
-use fadvise_shim_core::sites::{coarse_bound_ns, coarse_bucket, SiteKey, SiteStats, SITE_BUCKETS};
+use fadvise_shim_core::sites::{
+    coarse_bound_ns, coarse_bucket, hex_decode, SiteKey, SiteStats, SITE_BUCKETS,
+};
 use fadvise_shim_core::stats::{CallStats, Snapshot};
 
 use super::load::merged;
@@ -108,7 +110,7 @@ fn name(
             ..Options::default()
         })
     });
-    let build_id = hex_bytes(&module.build_id);
+    let build_id = hex_decode(&module.build_id);
     let named = symbolizer.name(&Site {
         module: Path::new(&module.path),
         address: key.address,
@@ -125,12 +127,6 @@ fn name(
         identity.push(("function", function));
     }
     (label, identity)
-}
-
-fn hex_bytes(text: &str) -> Vec<u8> {
-    (0..text.len() / 2)
-        .filter_map(|at| u8::from_str_radix(text.get(at * 2..at * 2 + 2)?, 16).ok())
-        .collect()
 }
 
 /// A site's counts as a call's: each coarse bucket's calls at its upper
