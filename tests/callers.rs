@@ -331,3 +331,34 @@ fn racing_threads_share_their_sites_and_a_forked_child_has_its_own() {
         );
     }
 }
+
+/// A verdict cached per call site is the policy's of the moment: when the
+/// policy file is replaced, liba's sites, which passed, drop from the next
+/// reload on, and libb's keep passing.
+#[test]
+fn a_replaced_policy_changes_verdicts_cached_per_site() {
+    let programs = programs(None);
+    let scratch = Scratch::new();
+    let pass_liba = "[[rule]]\ncall = \"fsync\"\ncaller = [\"liba.so\"]\naction = \"pass\"\n";
+    let policy = scratch.policy_file(pass_liba);
+    let mut command = scratch.command(&programs.ticker, Shim::Default);
+    command
+        .env(fadvise_shim_core::policy::POLICY_ENV, &policy)
+        .env(ON_EXIT_ENV, "1")
+        .arg(scratch.file("calls.data"))
+        .arg("100");
+    let mut ticker = common::Running::start(&mut command);
+    ticker.wait_for_line(TIMEOUT, |line| line == "tick 10");
+    let new = scratch.file("policy.new");
+    std::fs::write(&new, pass_liba.replace("pass", "drop")).unwrap();
+    std::fs::rename(&new, &policy).unwrap();
+    ticker.wait(TIMEOUT).assert_success("ticker");
+    let report = report_by_caller(&scratch.dump_dir());
+    let liba = |field| attributed(&report, "liba.so", "liba_work", "fsync", field);
+    assert_eq!(liba("count"), 100, "{report:#}");
+    assert!(liba("passed") >= 10 && liba("dropped") >= 40, "{report:#}");
+    assert_eq!(
+        attributed(&report, "libb.so", "libb_work", "fsync", "passed"),
+        100
+    );
+}

@@ -14,6 +14,8 @@ pub struct Programs {
     pub callers: PathBuf,
     /// Racing threads and a forked child (`threads.c`).
     pub threads: PathBuf,
+    /// Calls from both libraries over time (`ticker.c`).
+    pub ticker: PathBuf,
     pub liba: PathBuf,
     pub libb: PathBuf,
     pub plugin_one: PathBuf,
@@ -44,19 +46,22 @@ pub fn programs(run_path: Option<&str>) -> Programs {
             "-ldl",
         ],
     );
-    let threads = compile_c(
-        "c_callers",
-        "threads",
-        "threads",
-        &[
-            liba.to_str().unwrap(),
-            libb.to_str().unwrap(),
-            &format!("-Wl,-rpath,{run_path}"),
-        ],
-    );
+    let linked = |name: &str| {
+        compile_c(
+            "c_callers",
+            name,
+            name,
+            &[
+                liba.to_str().unwrap(),
+                libb.to_str().unwrap(),
+                &format!("-Wl,-rpath,{run_path}"),
+            ],
+        )
+    };
     Programs {
         callers,
-        threads,
+        threads: linked("threads"),
+        ticker: linked("ticker"),
         liba,
         libb,
         plugin_one,
