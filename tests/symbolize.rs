@@ -504,3 +504,35 @@ fn fsync_in_debians_libc_is_named_fsync() {
     let named = name(Options::default(), libc, fsync + INTO, Some(&id));
     assert_eq!(named.to_string(), "libc.so.6 fsync+0x5");
 }
+
+/// A debug link is a name in the module's own directory, which a process in
+/// a container controls: a FIFO planted there must not make a report wait
+/// for a writer, nor a directory be read as a debug file.
+#[test]
+fn a_debuglink_to_a_fifo_or_a_directory_names_nothing_and_never_waits() {
+    let dir = TempDir::new().unwrap();
+    let library = build(dir.path(), &["-Wl,--build-id=none"]);
+    let addresses = nm(&library);
+    split_debug_file(dir.path(), true);
+    let debug_file = dir.path().join("libsites.so.debug");
+    let options = only_debug_dir(&dir.path().join("no-debug-dir"));
+    for plant in ["fifo", "directory"] {
+        let _ = std::fs::remove_file(&debug_file);
+        let _ = std::fs::remove_dir(&debug_file);
+        if plant == "fifo" {
+            run(dir.path(), "mkfifo", &["libsites.so.debug"]);
+        } else {
+            std::fs::create_dir(&debug_file).unwrap();
+        }
+        let (sender, receiver) = std::sync::mpsc::channel();
+        let (options, library) = (options.clone(), library.clone());
+        let hidden = addresses["hidden_helper"] + INTO;
+        std::thread::spawn(move || {
+            let _ = sender.send(name(options, &library, hidden, None));
+        });
+        let named = receiver
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .unwrap_or_else(|_| panic!("naming waited on a {plant} named by the debug link"));
+        assert_eq!(named.function, None, "{plant}");
+    }
+}

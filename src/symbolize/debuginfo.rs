@@ -8,8 +8,10 @@
 //! the one the debuglink records. Debian's `-dbgsym` packages install the
 //! build-id layout under `/usr/lib/debug`.
 
-use std::fs::File;
 use std::io::{self, Read};
+use std::os::unix::fs::OpenOptionsExt;
+
+pub(super) use fadvise_shim_core::sites::hex_encode as hex;
 use std::path::{Path, PathBuf};
 
 use super::elf::{self, ElfFile};
@@ -83,14 +85,18 @@ fn relative(path: &Path) -> &Path {
     path.strip_prefix("/").unwrap_or(path)
 }
 
-pub(super) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
-}
-
 /// The CRC-32 (IEEE 802.3, as zlib's `crc32`) of a file's contents: what
 /// `objcopy --add-gnu-debuglink` records.
 fn crc32(path: &Path) -> io::Result<u32> {
-    let mut file = File::open(path)?;
+    // A debug link names a file in the module's own directory, which a
+    // process in a container controls: never wait on a FIFO there.
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::other("not a regular file"));
+    }
     let mut buffer = vec![0; 1 << 16];
     let mut crc = !0u32;
     loop {
