@@ -362,3 +362,33 @@ fn a_replaced_policy_changes_verdicts_cached_per_site() {
         100
     );
 }
+
+/// Past the 256 sites a process keeps, calls still count: in their call's
+/// totals, shown as `other`, so the groups still add up to every call.
+#[test]
+fn calls_beyond_the_site_table_are_counted_as_other() {
+    let program = common::compile_c("c_callers", "many_sites", "many_sites", &[]);
+    let scratch = Scratch::new();
+    run(
+        scratch
+            .command(&program, Shim::Default)
+            .env(ON_EXIT_ENV, "1")
+            .arg(scratch.file("calls.data")),
+        TIMEOUT,
+    )
+    .assert_success("many_sites under the shim");
+    let report = report_by_caller(&scratch.dump_dir());
+    let count = |group: &Value| group["calls"]["fsync"]["count"].as_u64().unwrap_or(0);
+    let sites: Vec<&Value> = groups(&report)
+        .filter(|group| group["key"]["caller"] != "other")
+        .collect();
+    let other: u64 = groups(&report)
+        .filter(|group| group["key"]["caller"] == "other")
+        .map(count)
+        .sum();
+    assert!(sites.len() <= 256, "{} sites", sites.len());
+    assert!(sites.iter().all(|group| count(group) == 1), "{report:#}");
+    assert!(other >= 320 - 256, "{other} in other");
+    assert_eq!(sites.len() as u64 + other, 320, "{report:#}");
+    assert_eq!(report["calls"]["fsync"]["count"], 320);
+}
