@@ -14,20 +14,10 @@ mod serve_support;
 
 use std::path::Path;
 
-use callers_support::programs;
+use callers_support::{groups, programs, report_by_caller};
 use common::{cli, run, Scratch, Shim, TIMEOUT};
 use fadvise_shim_core::policy::ON_EXIT_ENV;
 use serde_json::Value;
-
-fn report_by_caller(path: &Path) -> Value {
-    let output = common::clean_command(cli())
-        .args(["report", "--by", "caller", "--format", "json"])
-        .arg(path)
-        .output()
-        .expect("report runs");
-    assert!(output.status.success(), "{output:?}");
-    serde_json::from_slice(&output.stdout).expect("json")
-}
 
 /// `call`'s `field` summed over the groups whose module's file name is
 /// `module` and whose function is `function`.
@@ -42,10 +32,6 @@ fn attributed(report: &Value, module: &str, function: &str, call: &str, field: &
         })
         .map(|group| group["calls"][call][field].as_u64().unwrap_or(0))
         .sum()
-}
-
-fn groups(report: &Value) -> impl Iterator<Item = &Value> {
-    report["groups"].as_array().expect("groups").iter()
 }
 
 /// Every call is where the program made it, and nothing is left over.

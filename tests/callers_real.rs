@@ -29,6 +29,7 @@
 //! Each test skips with a message when its program is missing;
 //! scripts/setup.sh installs them all.
 
+mod callers_support;
 mod common;
 mod postgres_support;
 
@@ -37,23 +38,10 @@ use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{cli, run, Scratch, Shim, TIMEOUT};
+use callers_support::{groups, report_by_caller};
+use common::{run, Scratch, Shim, TIMEOUT};
 use postgres_support::{assert_ran, Cluster};
 use serde_json::Value;
-
-fn report_by_caller(path: &Path) -> Value {
-    let output = common::clean_command(cli())
-        .args(["report", "--by", "caller", "--format", "json"])
-        .arg(path)
-        .output()
-        .expect("report runs");
-    assert!(output.status.success(), "{output:?}");
-    serde_json::from_slice(&output.stdout).expect("json")
-}
-
-fn groups(report: &Value) -> impl Iterator<Item = &Value> {
-    report["groups"].as_array().expect("groups").iter()
-}
 
 /// The groups whose module's file name starts with `prefix`.
 fn of_module<'a>(report: &'a Value, prefix: &'a str) -> impl Iterator<Item = &'a Value> {

@@ -1,14 +1,33 @@
 //! The call-site test program of `tests/c_callers/`, built for the tests
 //! that use it (tests/callers.rs, tests/containers.rs): `callers` linking
 //! `liba.so` and `libb.so` (by soname, found through its run path), and the
-//! two plugins it loads and unloads, all from one source.
+//! two plugins it loads and unloads, all from one source; and the report
+//! they are judged by (also tests/callers_real.rs's).
 
 // Each test binary uses a part of it.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use crate::common::compile_c;
+use serde_json::Value;
+
+use crate::common::{clean_command, cli, compile_c};
+
+/// `report --by caller --format json PATH`, which must succeed.
+pub fn report_by_caller(path: &Path) -> Value {
+    let output = clean_command(cli())
+        .args(["report", "--by", "caller", "--format", "json"])
+        .arg(path)
+        .output()
+        .expect("report runs");
+    assert!(output.status.success(), "{output:?}");
+    serde_json::from_slice(&output.stdout).expect("json")
+}
+
+/// The report's `groups`.
+pub fn groups(report: &Value) -> impl Iterator<Item = &Value> {
+    report["groups"].as_array().expect("groups").iter()
+}
 
 pub struct Programs {
     pub callers: PathBuf,
