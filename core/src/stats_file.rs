@@ -153,6 +153,30 @@ const _: () = {
     assert!(FILE_BYTES % 4096 == 0);
 };
 
+/// The call of a ready site's key; `None` for a key not (yet) ready or
+/// naming no call. For the writer's dumps and the reader alike.
+pub fn ready_site_call(key: u64) -> Option<Call> {
+    let call = Call::ALL.get(((key >> SITE_CALL_SHIFT) & 0xff) as usize)?;
+    (key & SITE_READY != 0).then_some(*call)
+}
+
+/// A site's counts from its record's fields (`field(SITE_DROPPED)`…).
+/// Errors are counted after their bucket, so a copy taken while the
+/// process counts may hold one too many: never more than passed calls.
+pub fn site_stats(field: impl Fn(usize) -> u64) -> SiteStats {
+    let mut stats = SiteStats {
+        dropped: field(SITE_DROPPED),
+        limited: field(SITE_LIMITED),
+        errors: 0,
+        buckets: [0; SITE_BUCKETS],
+    };
+    for (bucket, count) in stats.buckets.iter_mut().enumerate() {
+        *count = field(SITE_FIRST_BUCKET + bucket);
+    }
+    stats.errors = field(SITE_ERRORS).min(stats.passed());
+    stats
+}
+
 /// Packs bytes into little-endian words, as the file holds text; what does
 /// not fit is cut. For the writer (no allocation).
 pub fn store_bytes(words: &[AtomicU64], bytes: &[u8]) {
@@ -343,30 +367,17 @@ fn decode_sites(bytes: &[u8], exe: &str) -> Sites {
         .collect();
     let mut sites = Sites::default();
     for slot in 0..SITE_SLOTS {
-        let key = word(bytes, site_key_word(slot));
-        let Some(call) = Call::ALL.get(((key >> SITE_CALL_SHIFT) & 0xff) as usize) else {
+        let Some(call) = ready_site_call(word(bytes, site_key_word(slot))) else {
             continue;
         };
-        if key & SITE_READY == 0 {
-            continue;
-        }
         let field = |field| word(bytes, site_word(slot, field));
-        let mut stats = SiteStats {
-            dropped: field(SITE_DROPPED),
-            limited: field(SITE_LIMITED),
-            errors: field(SITE_ERRORS),
-            buckets: [0; SITE_BUCKETS],
-        };
-        for (bucket, count) in stats.buckets.iter_mut().enumerate() {
-            *count = field(SITE_FIRST_BUCKET + bucket);
-        }
-        stats.errors = stats.errors.min(stats.passed());
+        let stats = site_stats(field);
         let module = usize::try_from(field(SITE_MODULE))
             .ok()
             .and_then(|index| modules.get(index).cloned().flatten());
         sites.add(
             SiteKey {
-                call: *call,
+                call,
                 module,
                 address: field(SITE_ADDRESS),
             },

@@ -155,11 +155,7 @@ fn unattributed(total: &Snapshot, attributed: &Snapshot) -> Snapshot {
     let mut other = Snapshot::default();
     for call in Call::ALL {
         let (all, sites) = (total.call(call), attributed.call(call));
-        let mut coarse = [0u64; SITE_BUCKETS];
-        for (index, &count) in all.buckets.iter().enumerate() {
-            let bucket = coarse_bucket(highest_value_at(index));
-            coarse[bucket] = coarse[bucket].saturating_add(count);
-        }
+        let coarse = as_coarse(all);
         let mut left = SiteStats {
             dropped: all.dropped.saturating_sub(sites.dropped),
             limited: all.limited.saturating_sub(sites.limited),
@@ -176,7 +172,8 @@ fn unattributed(total: &Snapshot, attributed: &Snapshot) -> Snapshot {
     other
 }
 
-/// The coarse buckets of counts placed by `as_call_stats`.
+/// A call's HDR histogram in the coarse buckets (exact: every coarse bound
+/// is an HDR bucket's top), as `as_call_stats` placed a site's too.
 fn as_coarse(stats: &CallStats) -> [u64; SITE_BUCKETS] {
     let mut coarse = [0u64; SITE_BUCKETS];
     for (index, &count) in stats.buckets.iter().enumerate() {

@@ -158,11 +158,10 @@ pub fn families(
             });
             duration.push("_count", labels.clone(), stats.passed());
             let mut left = [stats.passed(), stats.dropped, stats.limited];
-            let callers = group.callers.range((call, String::new())..);
-            for ((_, caller), counts) in callers.take_while(|((of, _), _)| *of == call) {
-                push_verdicts(&mut by_caller, &labels, caller, counts);
+            for (caller, counts) in by_calling_module(&group.stats, call) {
+                push_verdicts(&mut by_caller, &labels, caller, &counts);
                 for (left, count) in left.iter_mut().zip(counts) {
-                    *left = left.saturating_sub(*count);
+                    *left = left.saturating_sub(count);
                 }
             }
             if left.iter().any(|&count| count != 0) {
@@ -234,24 +233,14 @@ fn push_verdicts(family: &mut Family, labels: &str, caller: &str, counts: &[u64;
     }
 }
 
-/// Processes added up by their cleaned identity, which is also the
-/// rendered label set `exe="…"[,container_id="…"][,pod_uid="…"]`; their
-/// sites only as counts per call and calling module (passed, dropped,
-/// limited), which is all the exporter serves of them.
-struct Group {
-    seen: u64,
-    live: u64,
-    stats: Snapshot,
-    callers: BTreeMap<(Call, String), [u64; 3]>,
-}
-
-/// Moves `stats`'s sites into per-module counts.
-fn fold_callers(callers: &mut BTreeMap<(Call, String), [u64; 3]>, stats: &mut Snapshot) {
-    for (key, site) in std::mem::take(&mut stats.sites.sites) {
+/// A call's passed, dropped and limited counts by calling module's file
+/// name (`from_dump` has already added the sites up per module; this adds
+/// up whatever sites there are, so a module is one series).
+fn by_calling_module(stats: &Snapshot, call: Call) -> BTreeMap<&str, [u64; 3]> {
+    let mut callers: BTreeMap<&str, [u64; 3]> = BTreeMap::new();
+    for (key, site) in stats.sites.of_call(call) {
         let Some(module) = &key.module else { continue };
-        let counts = callers
-            .entry((key.call, module.file_name().to_owned()))
-            .or_default();
+        let counts = callers.entry(module.file_name()).or_default();
         for (count, add) in counts
             .iter_mut()
             .zip([site.passed(), site.dropped, site.limited])
@@ -259,13 +248,20 @@ fn fold_callers(callers: &mut BTreeMap<(Call, String), [u64; 3]>, stats: &mut Sn
             *count = count.saturating_add(add);
         }
     }
+    callers
+}
+
+/// Processes added up by their cleaned identity, which is also the
+/// rendered label set `exe="…"[,container_id="…"][,pod_uid="…"]`.
+struct Group {
+    seen: u64,
+    live: u64,
+    stats: Snapshot,
 }
 
 fn grouped(processes: impl IntoIterator<Item = ProcessStats>) -> BTreeMap<String, Group> {
     let mut groups: BTreeMap<String, Group> = BTreeMap::new();
-    for mut process in processes {
-        let mut callers = BTreeMap::new();
-        fold_callers(&mut callers, &mut process.stats);
+    for process in processes {
         let mut identity = format!("exe=\"{}\"", label_value(&process.exe, MAX_EXE));
         for (name, value, limit) in [
             ("container_id", &process.container_id, MAX_CONTAINER_ID),
@@ -282,7 +278,6 @@ fn grouped(processes: impl IntoIterator<Item = ProcessStats>) -> BTreeMap<String
                     seen: process.processes,
                     live,
                     stats: process.stats,
-                    callers,
                 });
             }
             Entry::Occupied(mut occupied) => {
@@ -290,12 +285,6 @@ fn grouped(processes: impl IntoIterator<Item = ProcessStats>) -> BTreeMap<String
                 group.seen += process.processes;
                 group.live += live;
                 group.stats.merge(&process.stats);
-                for (key, counts) in callers {
-                    let mine = group.callers.entry(key).or_default();
-                    for (mine, add) in mine.iter_mut().zip(counts) {
-                        *mine = mine.saturating_add(add);
-                    }
-                }
             }
         }
     }

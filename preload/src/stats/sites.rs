@@ -24,15 +24,14 @@ use std::ptr;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use fadvise_shim_core::call::Call;
-use fadvise_shim_core::sites::{
-    coarse_bucket, RawModule, RawSite, SiteSource, SiteStats, SITE_BUCKETS,
-};
+use fadvise_shim_core::sites::{coarse_bucket, RawModule, RawSite, SiteSource, SITE_BUCKETS};
 use fadvise_shim_core::stats_file::{
-    module_word, site_word, store_bytes, BUILD_ID_CAPACITY, MODULE_BUILD_ID, MODULE_BUILD_ID_BYTES,
-    MODULE_CLAIMED, MODULE_LINK_MAP, MODULE_PATH, MODULE_PATH_BYTES, MODULE_READY, MODULE_SLOTS,
-    MODULE_START, MODULE_STATE, MODULE_WORDS, NO_MODULE, PATH_CAPACITY, SITE_ADDRESS,
-    SITE_ADDRESS_MASK, SITE_CALL_SHIFT, SITE_DROPPED, SITE_ERRORS, SITE_FIRST_BUCKET, SITE_LIMITED,
-    SITE_MODULE, SITE_READY, SITE_RETIRED, SITE_SLOTS, SITE_VERDICT, SITE_WORDS,
+    module_word, ready_site_call, site_stats, site_word, store_bytes, BUILD_ID_CAPACITY,
+    MODULE_BUILD_ID, MODULE_BUILD_ID_BYTES, MODULE_CLAIMED, MODULE_LINK_MAP, MODULE_PATH,
+    MODULE_PATH_BYTES, MODULE_READY, MODULE_SLOTS, MODULE_START, MODULE_STATE, MODULE_WORDS,
+    NO_MODULE, PATH_CAPACITY, SITE_ADDRESS, SITE_ADDRESS_MASK, SITE_CALL_SHIFT, SITE_DROPPED,
+    SITE_ERRORS, SITE_FIRST_BUCKET, SITE_LIMITED, SITE_MODULE, SITE_READY, SITE_RETIRED,
+    SITE_SLOTS, SITE_VERDICT, SITE_WORDS,
 };
 
 use super::counters::{self, Area};
@@ -326,24 +325,11 @@ impl SiteSource for ProcessSites {
         for (number, area) in areas().enumerate() {
             for (key, record) in area.site_keys.iter().zip(&area.sites) {
                 let key = key.load(Ordering::Acquire);
-                let Some(&call) = Call::ALL.get((key >> SITE_CALL_SHIFT & 0xff) as usize) else {
+                let Some(call) = ready_site_call(key) else {
                     continue;
                 };
-                if key & SITE_READY == 0 {
-                    continue;
-                }
                 let load = |field: usize| record[field].load(Ordering::Relaxed);
-                let mut stats = SiteStats {
-                    dropped: load(SITE_DROPPED),
-                    limited: load(SITE_LIMITED),
-                    errors: 0,
-                    buckets: [0; SITE_BUCKETS],
-                };
-                for (bucket, count) in stats.buckets.iter_mut().enumerate() {
-                    *count = load(SITE_FIRST_BUCKET + bucket);
-                }
-                // Errors are counted after their bucket: never more.
-                stats.errors = load(SITE_ERRORS).min(stats.passed());
+                let stats = site_stats(load);
                 if stats.is_empty() {
                     continue;
                 }
