@@ -1,4 +1,4 @@
-//! The exported entry points: every function in PRODUCT.md's table, plus
+//! The exported entry points: every intercepted function (README), plus
 //! `_exit`/`_Exit` for the dump at exit. Each has the same shape: call
 //! `intercept` with the call's name, its argument checks and its real
 //! function, then turn the outcome into the call's own return convention:
