@@ -1,12 +1,20 @@
-//! Which loaded object an address lies in, asked of the dynamic loader
-//! without its lock, and that object's build id, read from its own mapped
-//! ELF headers.
+//! Which loaded object an address lies in, asked without the loader's
+//! lock, and that object's build id, read from its own mapped ELF headers.
 //!
 //! `dladdr` and `dl_iterate_phdr` take the loader's lock, which a thread
 //! interrupted inside `dlopen` holds: a hook in its signal handler would
 //! deadlock. glibc 2.35's `_dl_find_object` is documented async-signal-safe
-//! and lock-free, so it is the only question asked; where it is missing
-//! (older glibc, musl) call sites are kept by address alone.
+//! and lock-free, so where it exists (found at run time) it is the question
+//! asked; elsewhere (musl, older glibc) the lock-free table of
+//! `sys::modules` answers.
+//!
+//! The statically linked unwinder (libgcc_eh) calls `_dl_find_object` to
+//! find the unwind tables of a frame. A reference to it in the dynamic
+//! section would stop musl from loading the library, so this library
+//! defines it itself, hidden (it must not stand in for glibc's in the rest
+//! of the process): glibc's when there is one, else the module table's
+//! answer, else `dl_iterate_phdr`'s. A caught panic (the shim's fall back
+//! to the real call) needs a real answer: without one, it aborts the host.
 //!
 //! The build id is read from memory the object maps readable: the ELF
 //! header at its lowest address, its program headers, and the `PT_NOTE`
@@ -16,6 +24,7 @@
 
 use std::ffi::{c_char, c_int, c_void};
 
+use super::modules::{self, Module};
 use super::real::Real;
 
 static FIND_OBJECT: Real = Real::new(c"_dl_find_object");
@@ -39,9 +48,64 @@ struct LinkMap {
     name: *const c_char,
 }
 
-/// Looks `_dl_find_object` up; called at start-up.
+/// Looks `_dl_find_object` up; called at start-up. Without it, the
+/// module table is filled now.
 pub fn resolve() {
-    FIND_OBJECT.resolve();
+    if FIND_OBJECT.resolve().is_none() {
+        modules::refresh();
+    }
+}
+
+/// After the set of loaded objects may have changed (`dlopen` side: a
+/// lookup on a handle, `dlclose`): the module table follows, where used.
+/// Takes the loader's lock: never from a hook.
+pub fn objects_changed() {
+    if FIND_OBJECT.address().is_none() {
+        modules::refresh();
+    }
+}
+
+std::arch::global_asm!(
+    ".globl _dl_find_object",
+    ".hidden _dl_find_object",
+    ".type _dl_find_object, @function",
+    "_dl_find_object:",
+    "jmp {body}",
+    body = sym find_object_for_unwinder,
+);
+
+/// The body of our hidden `_dl_find_object`, for the unwinder: fills
+/// `found` for the object `address` lies in; 0 on success, -1 if none.
+/// Never panics (it runs while a panic unwinds).
+unsafe extern "C" fn find_object_for_unwinder(
+    address: *mut c_void,
+    found: *mut DlFindObject,
+) -> c_int {
+    if let Some(find) = FIND_OBJECT.address() {
+        // SAFETY: glibc's `_dl_find_object`, with the unwinder's arguments.
+        let find: FindObjectFn = unsafe { std::mem::transmute::<*mut c_void, FindObjectFn>(find) };
+        return unsafe { find(address, found) };
+    }
+    let address = address as usize;
+    let Some(module) = modules::find(address).or_else(|| modules::find_now(address)) else {
+        return -1;
+    };
+    // SAFETY: the unwinder passes a writable `struct dl_find_object`.
+    unsafe {
+        found.write(DlFindObject {
+            flags: 0,
+            map_start: module.start as *mut c_void,
+            map_end: module.end as *mut c_void,
+            link_map: std::ptr::null(),
+            eh_frame: module.eh_frame as *mut c_void,
+            reserved: [0; 7],
+        })
+    };
+    if module.eh_frame == 0 {
+        -1
+    } else {
+        0
+    }
 }
 
 /// A loaded object, as the loader describes it.
@@ -57,10 +121,12 @@ pub struct Object {
     name: *const c_char,
 }
 
-/// The object `address` lies in, or `None` (no loader answer, or an
-/// address in no object: generated code).
+/// The object `address` lies in, or `None` (no answer, or an address in
+/// no object: generated code).
 pub fn find_object(address: usize) -> Option<Object> {
-    let find = FIND_OBJECT.address()?;
+    let Some(find) = FIND_OBJECT.address() else {
+        return modules::find(address).map(Object::from);
+    };
     // SAFETY: `find` is glibc's `_dl_find_object`, whose type this is.
     let find: FindObjectFn = unsafe { std::mem::transmute::<*mut c_void, FindObjectFn>(find) };
     let mut found = DlFindObject {
@@ -87,6 +153,18 @@ pub fn find_object(address: usize) -> Option<Object> {
         load_bias: link_map.load_bias,
         name: link_map.name,
     })
+}
+
+impl From<Module> for Object {
+    fn from(module: Module) -> Object {
+        Object {
+            start: module.start,
+            end: module.end,
+            link_map: 0,
+            load_bias: module.load_bias,
+            name: module.name_pointer(),
+        }
+    }
 }
 
 impl Object {
