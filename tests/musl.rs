@@ -2,7 +2,8 @@
 //! musl 1.2.3) as in glibc ones: results and `errno` unchanged, drops kept
 //! from the kernel (a seccomp filter), dumps on `SIGUSR1` and on a
 //! `SIGRTMIN+N` that is musl's number, stats files the host's `report`
-//! reads beside a glibc process's, fork, threads, `caller` rules answered
+//! reads beside a glibc process's, limits with `exe` and `path` rules, a
+//! policy replaced while the program runs, fork, threads, `caller` rules answered
 //! from the lock-free module table (musl has no `_dl_find_object`), a
 //! signal handler calling `fsync` while `main` allocates, and no call into
 //! the program's allocator (musl lets a program replace `malloc`).
@@ -375,4 +376,55 @@ fn the_shim_never_calls_the_programs_allocator() {
         "{finished}"
     );
     assert_eq!(scratch.dumps().len(), 2, "{finished}");
+}
+
+/// A limit on one file of one executable: the kernel sees about `rate`
+/// calls a second plus the burst; another file, none of the limit.
+#[test]
+fn limits_with_exe_and_path_rules() {
+    let program = compile_musl("c_policy", "rate_loop", "rate_loop", &["-pthread"]);
+    let scratch = Scratch::new();
+    let policy = "[[rule]]\ncall = \"posix_fadvise\"\nexe = [\"**/rate_loop\"]\n\
+                  path = [\"**/limited.data\"]\naction = \"limit\"\nrate = 100\nburst = 10\n";
+    let counts = |file: &str| -> Vec<u64> {
+        let mut command = scratch.command(&program, Shim::Policy(policy));
+        command.arg(scratch.file(file)).args(["1", "1"]);
+        std::fs::write(scratch.file(file), b"data").unwrap();
+        let finished = run(&mut command, TIMEOUT);
+        finished.assert_success("rate_loop");
+        let words: Vec<&str> = finished.stdout.split_whitespace().collect();
+        assert_eq!(words.len(), 8, "{finished}");
+        [1, 3, 5, 7]
+            .iter()
+            .map(|&at| words[at].parse().unwrap())
+            .collect()
+    };
+    let limited = counts("limited.data");
+    let (calls, kernel, answered) = (limited[0], limited[1], limited[2]);
+    assert!((60..=250).contains(&kernel), "{limited:?}");
+    assert_eq!(kernel + answered, calls, "{limited:?}");
+    let other = counts("other.data");
+    assert_eq!((other[1], other[2]), (other[0], 0), "{other:?}");
+}
+
+/// A policy file replaced while a musl program runs takes effect.
+#[test]
+fn a_replaced_policy_takes_effect_live() {
+    let program = compile_musl("c_policy", "ticker", "ticker", &[]);
+    let scratch = Scratch::new();
+    let policy = scratch.file("live.toml");
+    std::fs::write(&policy, "[[rule]]\ncall = \"*\"\naction = \"pass\"\n").unwrap();
+    let mut command = scratch.command(&program, Shim::Default);
+    command
+        .env("FADVISE_SHIM_POLICY", &policy)
+        .arg(scratch.file("ticker.data"))
+        .args(["20000", "0"]);
+    std::fs::write(scratch.file("ticker.data"), b"data").unwrap();
+    let mut ticker = Running::start(&mut command);
+    ticker.wait_for_line(TIMEOUT, |line| line.ends_with(" ret=1"));
+    let replacement = scratch.file("live.new");
+    std::fs::write(&replacement, DROP_ALL).unwrap();
+    std::fs::rename(&replacement, &policy).unwrap();
+    ticker.wait_for_line(TIMEOUT, |line| line.ends_with(" ret=0"));
+    ticker.signal(libc::SIGKILL);
 }

@@ -317,6 +317,33 @@ mod tests {
         assert_eq!(libc.build_id(&mut id), 20);
     }
 
+    /// The fallback (musl, glibc before 2.35) tells the unwinder what
+    /// glibc's `_dl_find_object` does, for code here and in libc.
+    #[test]
+    fn the_unwinders_fallback_answers_as_glibc_does() {
+        resolve();
+        let Some(glibc) = FIND_OBJECT.address() else {
+            return; // glibc before 2.35: nothing to compare with
+        };
+        // SAFETY: glibc's `_dl_find_object`.
+        let glibc: FindObjectFn =
+            unsafe { std::mem::transmute::<*mut c_void, FindObjectFn>(glibc) };
+        modules::refresh();
+        let here = the_unwinders_fallback_answers_as_glibc_does as *const () as usize;
+        for address in [here, libc::getpid as *const () as usize] {
+            // SAFETY: zeroed is a valid `struct dl_find_object`.
+            let mut expected: DlFindObject = unsafe { std::mem::zeroed() };
+            assert_eq!(unsafe { glibc(address as *mut c_void, &mut expected) }, 0);
+            for module in [modules::find(address), modules::find_now(address)] {
+                let module = module.expect("found");
+                assert_eq!(module.start, expected.map_start as usize);
+                assert_eq!(module.end, expected.map_end as usize);
+                assert_eq!(module.eh_frame, expected.eh_frame as usize);
+            }
+        }
+        assert!(modules::find(0).is_none());
+    }
+
     #[test]
     fn notes_are_parsed_bounded() {
         let mut note = Vec::new();
