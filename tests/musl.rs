@@ -428,3 +428,27 @@ fn a_replaced_policy_takes_effect_live() {
     ticker.wait_for_line(TIMEOUT, |line| line.ends_with(" ret=0"));
     ticker.signal(libc::SIGKILL);
 }
+
+/// The library exports functions musl lacks (`close_range`, `closefrom`,
+/// `sysv_signal`, `dlvsym`); a musl program that finds them with `dlsym`
+/// gets glibc's behaviour from their fallbacks (the system call, a
+/// one-shot handler through `sigaction`) and, for `dlvsym`, musl's answer:
+/// no such symbol.
+#[test]
+fn glibc_only_exports_work_without_their_glibc_functions() {
+    let program = compile_musl("c_musl", "glibc_only", "glibc_only", &[]);
+    let scratch = Scratch::new();
+    let without = run(&mut scratch.command(&program, Shim::Off), TIMEOUT);
+    without.assert_success("glibc_only");
+    assert_eq!(
+        without.stdout,
+        "close_range absent\nclosefrom absent\nsysv_signal absent\ndlvsym absent\n"
+    );
+    let with = run(&mut scratch.command(&program, Shim::Default), TIMEOUT);
+    with.assert_success("glibc_only under the shim");
+    assert_eq!(
+        with.stdout,
+        "close_range closed=1 ret=0\nclose_range_bad ret=-1 errno=22\nclosefrom closed=1\n\
+         sysv_signal handler=1 flags=resethand,nodefer\ndlvsym null=1\n"
+    );
+}
