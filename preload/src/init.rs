@@ -197,7 +197,7 @@ pub fn initialise() {
 
 /// In a forked child: statistics, budgets and dump state start afresh, and
 /// its first call makes its own stats file.
-unsafe extern "C" fn after_fork_in_child() {
+extern "C" fn after_fork_in_child() {
     clock::after_fork_in_child();
     counters::reset_in_child();
     origin::after_fork_in_child();

@@ -13,8 +13,9 @@
 //! section would stop musl from loading the library, so this library
 //! defines it itself, hidden (it must not stand in for glibc's in the rest
 //! of the process): glibc's when there is one, else the module table's
-//! answer, else `dl_iterate_phdr`'s. A caught panic (the shim's fall back
-//! to the real call) needs a real answer: without one, it aborts the host.
+//! answer, else (before the table is filled) `dl_iterate_phdr`'s. A caught
+//! panic, after which the shim falls back to the real call, needs a real
+//! answer: without one, the unwinder aborts the host.
 //!
 //! The build id is read from memory the object maps readable: the ELF
 //! header at its lowest address, its program headers, and the `PT_NOTE`
@@ -65,14 +66,24 @@ pub fn objects_changed() {
     }
 }
 
-std::arch::global_asm!(
-    ".globl _dl_find_object",
-    ".hidden _dl_find_object",
-    ".type _dl_find_object, @function",
-    "_dl_find_object:",
-    "jmp {body}",
-    body = sym find_object_for_unwinder,
-);
+/// Our `_dl_find_object`: a hidden symbol (no Rust attribute makes one)
+/// that tail-jumps to its body.
+macro_rules! hidden_find_object {
+    ($jump:literal) => {
+        std::arch::global_asm!(
+            ".globl _dl_find_object",
+            ".hidden _dl_find_object",
+            ".type _dl_find_object, %function",
+            "_dl_find_object:",
+            concat!($jump, " {body}"),
+            body = sym find_object_for_unwinder,
+        );
+    };
+}
+#[cfg(target_arch = "x86_64")]
+hidden_find_object!("jmp");
+#[cfg(target_arch = "aarch64")]
+hidden_find_object!("b");
 
 /// The body of our hidden `_dl_find_object`, for the unwinder: fills
 /// `found` for the object `address` lies in; 0 on success, -1 if none.
@@ -84,6 +95,7 @@ unsafe extern "C" fn find_object_for_unwinder(
     if let Some(find) = FIND_OBJECT.address() {
         // SAFETY: glibc's `_dl_find_object`, with the unwinder's arguments.
         let find: FindObjectFn = unsafe { std::mem::transmute::<*mut c_void, FindObjectFn>(find) };
+        // SAFETY: the unwinder's pointers, passed on.
         return unsafe { find(address, found) };
     }
     let address = address as usize;

@@ -81,7 +81,7 @@ unsafe extern "C" fn record(info: *mut dl_phdr_info, _size: size_t, data: *mut c
 }
 
 /// The module `info` describes; both libcs list the main program first.
-pub fn describe(info: &dl_phdr_info, main_program: bool) -> Module {
+fn describe(info: &dl_phdr_info, main_program: bool) -> Module {
     // SAFETY: the loader's program headers for this object.
     let headers =
         unsafe { std::slice::from_raw_parts(info.dlpi_phdr, usize::from(info.dlpi_phnum)) };
