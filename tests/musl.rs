@@ -313,10 +313,18 @@ fn caller_rules_and_call_sites_work_without_dl_find_object() {
 #[test]
 fn a_handler_calling_fsync_while_main_allocates_never_fails() {
     let program = compile_musl("c_heap", "handler_stress", "handler_stress", &[]);
+    // With a `caller` rule, each new call site is looked up in the module
+    // table from inside the handler.
+    let caller_rule = "[[rule]]\ncall = \"fsync\"\ncaller = [\"*nowhere*\"]\naction = \"drop\"\n";
     let failures: Vec<String> = (0..10)
         .filter_map(|index| {
             let scratch = Scratch::new();
-            let mut command = scratch.command(&program, Shim::Default);
+            let shim = if index % 2 == 0 {
+                Shim::Default
+            } else {
+                Shim::Policy(caller_rule)
+            };
+            let mut command = scratch.command(&program, shim);
             command
                 .env(ON_EXIT_ENV, "1")
                 .arg(scratch.file("synced"))
