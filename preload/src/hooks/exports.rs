@@ -152,7 +152,12 @@ extern "C-unwind" fn posix_fadvise64_body(
     advice: c_int,
     caller: usize,
 ) -> c_int {
-    fadvise(REAL_POSIX_FADVISE64.get(), fd, offset, len, advice, caller)
+    // musl from 1.2.4 has no `*64` names (on 64-bit targets they were
+    // aliases): the plain function is the same one.
+    let real = REAL_POSIX_FADVISE64
+        .get()
+        .or_else(|| REAL_POSIX_FADVISE.get());
+    fadvise(real, fd, offset, len, advice, caller)
 }
 
 with_caller!(readahead(fd: c_int, offset: off64_t, count: size_t) -> ssize_t, "rcx", readahead_body);
