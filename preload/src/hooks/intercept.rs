@@ -13,9 +13,9 @@
 //! This is the hot path. It allocates nothing, takes no lock, and makes no
 //! system call besides the real one: a site lookup, a table load, clock
 //! reads, and relaxed atomic adds. Everything rare (initialisation, path
-//! lookups, module lookups, reloads) is behind a `#[cold]` call. The frame holds nothing with a destructor while
-//! the real call runs, so a thread cancelled inside `fsync` unwinds through
-//! it cleanly.
+//! lookups, module lookups, reloads) is behind a `#[cold]` call. The frame
+//! holds nothing with a destructor while the real call runs, so a thread
+//! cancelled inside `fsync` unwinds through it cleanly.
 
 use std::path::Path;
 
