@@ -73,7 +73,7 @@ pub struct RunArgs {
     /// Reach static, Go and raw-syscall programs: a seccomp filter sends the calls to this process
     #[arg(long)]
     pub supervise: bool,
-    /// With --supervise: drops that need no process or file are made by the filter itself, uncounted
+    /// With --supervise: drops that need no process, file or calling module are made by the filter itself, uncounted
     #[arg(long, requires = "supervise")]
     pub drop_in_kernel: bool,
     /// The program and its arguments

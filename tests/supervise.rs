@@ -7,7 +7,8 @@
 //! and how many of the file's pages `mincore` finds resident after their
 //! `posix_fadvise(DONTNEED)`s (a passed one evicts them, a dropped one does
 //! not), on a real file system. Counts are read back from the printed table
-//! and from `report --format json` on the dump directory. Also: threads,
+//! and from `report --format json` on the dump directory. Also: `caller`
+//! rules see the module holding the system call instruction; threads,
 //! forks and exec are followed; exit status and signals are passed on; a
 //! supervisor killed with SIGKILL leaves its program running to the end,
 //! its calls working (its keeper takes over) or failing with ENOSYS (keeper
@@ -318,6 +319,43 @@ fn in_kernel_drops_keep_argument_errors_and_are_not_counted() {
             (Call::Msync, [ROUNDS + 1, ROUNDS + 1, 0, 0, 0]),
         ],
     );
+}
+
+/// Runs the static program under a `posix_fadvise(dontneed)` drop rule
+/// for calling module `module`, in the supervisor and with
+/// `--drop-in-kernel`: nothing is dropped in the kernel (a filter sees no
+/// module), `resident` pages stay, and `posix_fadvise` counts `counts`.
+fn run_caller_rule(module: &str, resident: usize, counts: [u64; 5]) {
+    let policy = format!(
+        "[[rule]]\ncall = \"posix_fadvise\"\nadvice = \"dontneed\"\ncaller = [\"{module}\"]\n\
+         action = \"drop\"\n"
+    );
+    for options in [&[][..], &["--drop-in-kernel"][..]] {
+        let (scratch, finished) = run_loop(&static_program(), Some(&policy), options);
+        assert_loop_output(&finished, resident);
+        assert!(
+            !finished.stderr.contains("dropped in the kernel"),
+            "{finished}"
+        );
+        assert_counts(&finished, &scratch, &[(Call::PosixFadvise, counts)]);
+    }
+}
+
+/// Under the supervisor a call's caller is the module holding its system
+/// call instruction: a static program's own executable. A rule for some
+/// other library leaves its calls alone: every DONTNEED passed, the pages
+/// are gone.
+#[test]
+fn a_caller_rule_for_another_module_leaves_a_static_programs_calls_alone() {
+    run_caller_rule("libnothing*", 0, [ROUNDS + 1, ROUNDS + 1, 0, 0, 1]);
+}
+
+/// A rule naming the program's own module (its executable's file name)
+/// drops its DONTNEEDs, in the supervisor also under `--drop-in-kernel`;
+/// the bad advice is not `dontneed`: it passes, and fails.
+#[test]
+fn a_caller_rule_for_the_programs_own_module_drops_its_calls() {
+    run_caller_rule("calls", DATA_BYTES / 4096, [ROUNDS + 1, 1, ROUNDS, 0, 1]);
 }
 
 #[test]

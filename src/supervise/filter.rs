@@ -4,8 +4,11 @@
 //! other call, and every other architecture's calls, through.
 //!
 //! With `--drop-in-kernel`, a call whose fate the policy decides without
-//! looking at the process or the file (the first rule that covers it is a
-//! `drop` with no `exe` and no `path`) is answered by the filter itself:
+//! looking at the process, the file or the calling module is answered by
+//! the filter itself: core's evaluator, asked with the executable, the
+//! path and the caller all "not known here" (a filter sees none of them),
+//! must reach a `drop` rule; a call whose verdict depends on any of them
+//! is never compiled into the kernel and goes to the supervisor.
 //! `SECCOMP_RET_ERRNO | 0` makes it return 0 without running, after the
 //! same argument checks as `core::args` where BPF can make them (a
 //! negative fd, a negative length, bad flags, bad advice, a misaligned
@@ -17,6 +20,7 @@ use std::mem::offset_of;
 use libc::{seccomp_data, sock_filter};
 
 use fadvise_shim_core::call::{Advice, Call};
+use fadvise_shim_core::policy::evaluate::{evaluate, Facts, Verdict};
 use fadvise_shim_core::policy::{Action, Policy};
 
 use super::bpf::{Assembler, Label, NEXT};
@@ -76,17 +80,13 @@ impl KernelDrops {
     }
 }
 
-/// Whether the first rule that covers `call` (with `advice`) is a `drop`
-/// that holds for every process and file.
+/// Whether the policy drops `call` (with `advice`) whatever the process,
+/// the file and the calling module.
 fn decided_drop(policy: &Policy, call: Call, advice: Option<Advice>) -> bool {
-    policy
-        .rules
-        .iter()
-        .filter(|rule| rule.path.is_none() || call.has_file())
-        .find(|rule| rule.covers(call, advice))
-        .is_some_and(|rule| {
-            rule.exe.is_none() && rule.path.is_none() && rule.action == Action::Drop
-        })
+    match evaluate(&policy.rules, call, advice, &mut Facts::nothing()) {
+        Verdict::Rule(index) => policy.rules[index].action == Action::Drop,
+        Verdict::NoRule | Verdict::Depends(_) => false,
+    }
 }
 
 /// Offsets in `seccomp_data` of the low and high halves of argument `n`
@@ -257,6 +257,64 @@ mod tests {
         );
         assert_eq!(some.describe(), ["posix_fadvise(dontneed,noreuse)", "sync"]);
         assert!(drops("").describe().is_empty());
+        // A `caller` rule depends on the module, which a filter cannot see.
+        let caller = drops(
+            "[[rule]]\ncall = \"posix_fadvise\"\ncaller = [\"libnothing*\"]\naction = \"drop\"\n\
+             [[rule]]\ncall = \"fsync\"\ncaller = [\"libnothing*\"]\naction = \"pass\"\n\
+             [[rule]]\ncall = \"*\"\naction = \"drop\"\n",
+        );
+        assert_eq!(
+            caller.describe(),
+            [
+                "readahead",
+                "sync_file_range",
+                "fdatasync",
+                "syncfs",
+                "sync",
+                "msync"
+            ]
+        );
+    }
+
+    /// On the conformance table: a call the filter drops is dropped
+    /// whatever its process, file and module, and it drops exactly the
+    /// calls whose first rule that can match asks nothing and drops.
+    #[test]
+    fn the_filter_drops_exactly_what_every_context_drops() {
+        use fadvise_shim_core::policy::conformance::{self, Outcome};
+        let cases = conformance::cases();
+        for policy in conformance::policies() {
+            let drops = KernelDrops::from_policy(&policy);
+            for case in &cases {
+                let in_kernel = match case.call {
+                    Call::PosixFadvise => {
+                        drops.advice[case.advice().map_or(Advice::ALL.len(), Advice::index)]
+                    }
+                    call => drops.calls[call.index()],
+                };
+                let expected = conformance::expected(&policy, case);
+                if in_kernel {
+                    assert_eq!(expected, Outcome::Drop, "{case:?} under {:?}", policy.rules);
+                }
+                // The first rule that can match (a `path` rule never
+                // matches a call without a file) asks nothing and drops.
+                let plain_drop = policy.rules.iter().find(|rule| {
+                    rule.covers(case.call, case.advice())
+                        && (rule.path.is_none() || case.call.has_file())
+                });
+                let unconditional = plain_drop.is_some_and(|rule| {
+                    rule.exe.is_none()
+                        && rule.path.is_none()
+                        && rule.caller.is_none()
+                        && rule.action == Action::Drop
+                });
+                assert_eq!(
+                    in_kernel, unconditional,
+                    "{case:?} under {:?}",
+                    policy.rules
+                );
+            }
+        }
     }
 
     #[test]

@@ -6,9 +6,9 @@
 //! program; the filter is inherited by every thread, child and exec after
 //! it. This process is the supervisor: one loop (`serve.rs`) polls the
 //! listener, a signalfd and one pidfd per supervised process. For each
-//! intercepted call it reads who made it (`processes.rs`, `paths.rs`), asks the policy
-//! (`decide.rs`), checks the notification is still pending, and answers:
-//! a passed call is made here on a duplicate of the caller's descriptor and
+//! intercepted call it reads who made it (`processes.rs`, `paths.rs`,
+//! `modules.rs`), asks the policy (`decide.rs`, core's one evaluator),
+//! checks the notification is still pending, and answers: a passed call is made here on a duplicate of the caller's descriptor and
 //! timed (`perform.rs`), or continues in the caller untimed; a dropped or
 //! limited one is answered 0 (or its argument error) without running. A
 //! process's dump is written when its pidfd says it exited, and every
@@ -30,6 +30,7 @@ mod filter;
 mod install;
 mod keeper;
 mod listener;
+mod modules;
 mod paths;
 mod perform;
 mod processes;

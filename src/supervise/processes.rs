@@ -19,6 +19,7 @@ use fadvise_shim_core::call::Call;
 use fadvise_shim_core::histogram::index_of;
 use fadvise_shim_core::stats::Snapshot;
 
+use super::modules::Modules;
 use super::perform::pidfd_open;
 
 pub struct Process {
@@ -33,6 +34,8 @@ pub struct Process {
     pub stats: Snapshot,
     /// GCRA state of each `limit` rule.
     pub budgets: Vec<AtomicU64>,
+    /// Its file-backed mappings, for `caller` rules.
+    pub modules: Modules,
 }
 
 impl Process {
@@ -50,9 +53,13 @@ impl Process {
         self.stats.call_mut(call).limited += 1;
     }
 
-    /// Reads the executable again: a process may exec another program.
+    /// Reads the executable again: a process may exec another program
+    /// (whose modules are then others).
     pub fn refresh_exe(&mut self) {
         if let Ok(exe) = executable(self.tgid) {
+            if exe != self.exe {
+                self.modules.forget();
+            }
             self.exe = exe;
         }
     }
@@ -98,6 +105,7 @@ impl Processes {
                 start_ticks: crate::procfs::start_ticks(tgid).unwrap_or(0),
                 stats: Snapshot::default(),
                 budgets: (0..self.budget_count).map(|_| AtomicU64::new(0)).collect(),
+                modules: Modules::default(),
             }),
         })
     }

@@ -131,9 +131,14 @@ impl Supervisor<'_> {
         };
         process.refresh_exe();
         let tgid = process.tgid;
-        let mut verdict = self
-            .decider
-            .decide(&request, &process.exe, || file_path(tgid, request.file));
+        let instruction_pointer = notification.data.instruction_pointer;
+        let modules = &mut process.modules;
+        let mut verdict = self.decider.decide(
+            &request,
+            &process.exe,
+            || file_path(tgid, request.file),
+            || modules.caller(tgid, instruction_pointer),
+        );
         if let Verdict::Limit(budget) = verdict {
             if self
                 .decider

@@ -1,11 +1,15 @@
 //! The policy model: what a policy file says, after validation.
 //!
 //! `parse` turns TOML text into a `Policy` or a list of errors with line and
-//! column; the preload library compiles a `Policy` into its per-process
-//! decision table (exe rules are decided there, once per process image), and
-//! `fadvise-shim check` prints its summary. The format is shown, key by key, in
-//! `policy.example.toml`.
+//! column; `evaluate` is what a policy means for one call, the one
+//! evaluator that the preload library (its per-process table, then call
+//! time), the supervisor and the in-kernel filter compiler all use; and
+//! `fadvise-shim check` prints its summary. The format is shown, key by key,
+//! in `policy.example.toml`.
 
+#[doc(hidden)]
+pub mod conformance;
+pub mod evaluate;
 mod glob;
 mod parse;
 
@@ -165,7 +169,7 @@ pub struct Rule {
 impl Rule {
     /// Whether the rule covers this call and advice (`advice` is `None` for
     /// calls without one, and for invalid advice values). Ignores `exe`,
-    /// `path` and `caller`, which are decided elsewhere.
+    /// `path` and `caller`, which `evaluate` asks its context about.
     pub fn covers(&self, call: Call, advice: Option<Advice>) -> bool {
         if !self.calls.contains(call) {
             return false;

@@ -1,25 +1,31 @@
-//! What every hook does, in one place: find the call's site, ask the
-//! policy, then either time the real call and record it, or answer without
-//! the kernel (keeping the argument errors the real call would report) and
-//! count it, in the call's totals and its site's.
+//! What every hook does, in one place: intercept → decide → real call (or
+//! an answer without the kernel, keeping the argument errors the real call
+//! would report) → record, in the call's totals and its site's.
+//!
+//! Deciding is one table load; an entry that depends on the call's file or
+//! calling module is decided by the policy's one evaluator
+//! (`Compiled::decide`) with those answered here: the path from the path
+//! cache (or the kernel), the module from the loader. A verdict that
+//! depends on the caller only is cached in the site's record, stamped with
+//! the policy's generation and table index, so a known site's call costs a
+//! load and a compare more.
 //!
 //! This is the hot path. It allocates nothing, takes no lock, and makes no
 //! system call besides the real one: a site lookup, a table load, clock
-//! reads, and relaxed atomic adds. A verdict that depends on the caller
-//! only is cached in the site's record, stamped with the policy's
-//! generation, so a known site's call costs a load and a compare more. Everything rare (initialisation, path lookups, reloads) is
-//! behind a `#[cold]` call. The frame holds nothing with a destructor while
-//! the real call runs, so a thread cancelled inside `fsync` unwinds through
-//! it cleanly.
+//! reads, and relaxed atomic adds. Everything rare (initialisation, path
+//! lookups, module lookups, reloads) is behind a `#[cold]` call. The frame
+//! holds nothing with a destructor while the real call runs, so a thread
+//! cancelled inside `fsync` unwinds through it cleanly.
 
 use std::path::Path;
 
 use fadvise_shim_core::call::Call;
+use fadvise_shim_core::policy::evaluate::Fact;
 
 use crate::policy::compile::{
-    self, BY_CALLER, BY_PATH, BY_PATH_AND_CALLER, DROP, KIND_MASK, LIMIT,
+    self, BY_CALLER, BY_PATH, BY_PATH_AND_CALLER, DROP, KIND_MASK, LIMIT, PASS,
 };
-use crate::policy::{active, limits};
+use crate::policy::{active, limits, path_cache};
 use crate::stats::counters;
 use crate::stats::sites::{self, Site};
 use crate::sys::clock::Clock;
@@ -61,14 +67,7 @@ pub fn intercept(
 ) -> Outcome {
     crate::init::ensure();
     let site = sites::find(call, caller);
-    let index = compile::table_index(call, raw_advice);
-    let mut entry = active::entry(index);
-    match entry & KIND_MASK {
-        BY_PATH => entry = entry_by_path(call, raw_advice, file, None),
-        BY_CALLER => entry = entry_by_caller(call, raw_advice, index, site, caller),
-        BY_PATH_AND_CALLER => entry = entry_by_path(call, raw_advice, file, Some(caller)),
-        _ => {}
-    }
+    let entry = decide(call, raw_advice, file, site, caller);
     let kind = entry & KIND_MASK;
     if kind != DROP {
         // One clock reading serves the limiter and the start of the timing.
@@ -128,10 +127,30 @@ fn pass(
     Outcome::Passed(result)
 }
 
-/// The verdict for a call that meets a `caller` rule: the site's cached
-/// verdict when the policy in force decided it, else decided and cached.
+/// The policy's entry for a call: the table's, unless it depends on the
+/// call's file or calling module.
 #[inline(always)]
-fn entry_by_caller(
+fn decide(
+    call: Call,
+    raw_advice: libc::c_int,
+    file: File,
+    site: Option<Site>,
+    caller: usize,
+) -> u32 {
+    let index = compile::table_index(call, raw_advice);
+    let entry = active::entry(index);
+    match entry & KIND_MASK {
+        BY_PATH => by_path(call, raw_advice, file),
+        BY_CALLER => by_caller(call, raw_advice, index, site, caller),
+        BY_PATH_AND_CALLER => by_path_and_caller(call, raw_advice, file, caller),
+        _ => entry,
+    }
+}
+
+/// A verdict that depends on the caller only: the site's cached verdict
+/// when the policy in force decided it, else decided and cached.
+#[inline(always)]
+fn by_caller(
     call: Call,
     raw_advice: libc::c_int,
     index: usize,
@@ -143,13 +162,13 @@ fn entry_by_caller(
     let stamp = active::generation() << 8 | index as u32;
     match site.and_then(|site| site.cached_verdict(stamp)) {
         Some(entry) => entry,
-        None => decide_by_caller(call, raw_advice, stamp, site, caller),
+        None => by_caller_uncached(call, raw_advice, stamp, site, caller),
     }
 }
 
 #[cold]
 #[inline(never)]
-fn decide_by_caller(
+fn by_caller_uncached(
     call: Call,
     raw_advice: libc::c_int,
     stamp: u32,
@@ -157,51 +176,67 @@ fn decide_by_caller(
     caller: usize,
 ) -> u32 {
     let _errno = crate::sys::ErrnoGuard::save();
-    // A panic in the decision must not reach the host: the call passes.
-    let entry = std::panic::catch_unwind(|| {
-        sites::with_caller_path(caller, |module| {
-            active::with_current(|policy| policy.entry_by_context(call, raw_advice, None, module))
+    let entry = guarded(|| {
+        with_caller(caller, |module| {
+            decide_now(call, raw_advice, Fact::NotKnownHere, module)
         })
-        .unwrap_or(compile::PASS)
-    })
-    .unwrap_or(compile::PASS);
+    });
     if let Some(site) = site {
         site.cache_verdict(stamp, entry);
     }
     entry
 }
 
-/// The verdict for a call that meets a `path` rule: looks up its file (for
-/// a descriptor, through the path cache). With `caller` (the policy has
-/// `caller` rules too for this call), also its calling object; the path
-/// cache holds verdicts of the path alone, so then the path is looked up.
+/// A verdict that depends on the file only: for a descriptor, through the
+/// path cache.
 #[cold]
 #[inline(never)]
-fn entry_by_path(call: Call, raw_advice: libc::c_int, file: File, caller: Option<usize>) -> u32 {
+fn by_path(call: Call, raw_advice: libc::c_int, file: File) -> u32 {
     let _errno = crate::sys::ErrnoGuard::save();
-    let decide = |path: Option<&Path>| {
-        match caller {
-            None => active::with_current(|policy| policy.entry_by_path(call, raw_advice, path)),
-            Some(caller) => sites::with_caller_path(caller, |module| {
-                active::with_current(|policy| {
-                    policy.entry_by_context(call, raw_advice, path, module)
-                })
-            }),
-        }
-        .unwrap_or(compile::PASS)
-    };
-    // A panic in the lookup must not reach the host: the call passes.
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match file {
-        File::None => decide(None),
-        File::Fd(fd) if caller.is_none() => crate::policy::path_cache::entry(call, raw_advice, fd),
-        File::Fd(fd) => {
-            let _no_cancel = crate::sys::NoCancel::new();
-            crate::sys::fdpath::with_fd_path(fd, decide)
-        }
-        File::Mapping(address) => {
-            let _no_cancel = crate::sys::NoCancel::new();
-            crate::sys::fdpath::with_mapping_path(address, decide)
-        }
-    }))
-    .unwrap_or(compile::PASS)
+    guarded(|| match file {
+        File::Fd(fd) => path_cache::entry(call, raw_advice, fd),
+        other => with_file_path(other, |path| {
+            decide_now(call, raw_advice, path, Fact::NotKnownHere)
+        }),
+    })
+}
+
+/// A verdict that depends on both: the path cache holds verdicts of the
+/// path alone, so the path is looked up.
+#[cold]
+#[inline(never)]
+fn by_path_and_caller(call: Call, raw_advice: libc::c_int, file: File, caller: usize) -> u32 {
+    let _errno = crate::sys::ErrnoGuard::save();
+    guarded(|| {
+        with_file_path(file, |path| {
+            with_caller(caller, |module| decide_now(call, raw_advice, path, module))
+        })
+    })
+}
+
+/// The evaluator's entry under the policy in force.
+fn decide_now(call: Call, raw_advice: libc::c_int, path: Fact<&Path>, caller: Fact<&[u8]>) -> u32 {
+    active::with_current(|policy| policy.decide(call, raw_advice, path, caller)).unwrap_or(PASS)
+}
+
+/// A panic in a decision must not reach the host: the call passes.
+fn guarded(decide: impl FnOnce() -> u32) -> u32 {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(decide)).unwrap_or(PASS)
+}
+
+/// The path of the call's file (none for a call without one, or a file
+/// the kernel gives no path for).
+fn with_file_path(file: File, use_path: impl FnOnce(Fact<&Path>) -> u32) -> u32 {
+    let _no_cancel = crate::sys::NoCancel::new();
+    let use_found = |path: Option<&Path>| use_path(Fact::from_option(path));
+    match file {
+        File::None => use_found(None),
+        File::Fd(fd) => crate::sys::fdpath::with_fd_path(fd, use_found),
+        File::Mapping(address) => crate::sys::fdpath::with_mapping_path(address, use_found),
+    }
+}
+
+/// The calling module as the loader names it (none if it cannot).
+fn with_caller(caller: usize, use_module: impl FnOnce(Fact<&[u8]>) -> u32) -> u32 {
+    sites::with_caller_path(caller, |module| use_module(Fact::from_option(module)))
 }

@@ -1,16 +1,19 @@
 //! Turns a validated `Policy` into what the hot path reads: a flat table of
-//! verdicts indexed by call and advice, decided once per process image (so
-//! `exe` rules cost nothing per call), plus the ordered rules that still
-//! depend on the file (`path` rules) or on the calling object (`caller`
-//! rules), which only the calls they concern consult. A verdict that
-//! depends on the caller alone is decided once per call site and cached
-//! there (`hooks::intercept`).
+//! entries indexed by call and advice, each the verdict of core's one
+//! evaluator (`fadvise_shim_core::policy::evaluate`) asked once per process
+//! image with the executable known and the call's file and calling module
+//! "not known here" — so `exe` rules cost nothing per call. An entry the
+//! evaluator cannot decide without them says which it depends on (`BY_PATH`,
+//! `BY_CALLER`, `BY_PATH_AND_CALLER`); at call time `decide` asks the same
+//! evaluator again with those answered (`hooks::intercept` finds them: the
+//! path cache, the call site's cached verdict or its module).
 
-use std::ffi::{CStr, CString};
+use std::ffi::{CStr, CString, OsStr};
 use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use fadvise_shim_core::call::{Advice, Call};
+use fadvise_shim_core::policy::evaluate::{evaluate, Fact, Facts, Verdict};
 use fadvise_shim_core::policy::{
     default_dump_dir, default_stats_dir, Action, DumpSignal, Policy, Rule, Scope, StatsDir,
     DEFAULT_LIMITS_DIR,
@@ -25,11 +28,11 @@ pub const PASS: u32 = 0;
 pub const DROP: u32 = 1;
 /// Table entry: limiter `entry >> 8` decides.
 pub const LIMIT: u32 = 2;
-/// Table entry: a `path` rule may match; consult `Compiled::rules`.
+/// Table entry: the verdict depends on the path of the call's file.
 pub const BY_PATH: u32 = 3;
-/// Table entry: a `caller` rule may match, and no `path` rule decides first.
+/// Table entry: the verdict depends on the calling module.
 pub const BY_CALLER: u32 = 4;
-/// Table entry: both `path` and `caller` rules may decide.
+/// Table entry: the verdict depends on both.
 pub const BY_PATH_AND_CALLER: u32 = 5;
 pub const KIND_MASK: u32 = 0xff;
 
@@ -88,17 +91,13 @@ impl HostBudget {
     }
 }
 
-/// A rule that applies to this executable, with its table entry.
-struct CompiledRule {
-    rule: Rule,
-    entry: u32,
-}
-
 /// A policy ready for this process.
 pub struct Compiled {
     pub table: [u32; TABLE_LEN],
-    /// Consulted only for entries marked `BY_PATH`.
-    rules: Vec<CompiledRule>,
+    /// The policy's rules, in order, for the entries decided at call time.
+    rules: Vec<Rule>,
+    /// Each rule's table entry (`PASS` for rules this executable never meets).
+    entries: Vec<u32>,
     /// Each limiter's rule, by index.
     pub limits: Vec<LimitConfig>,
     pub dump_dir: CString,
@@ -113,23 +112,24 @@ pub struct Compiled {
     pub signal_name: String,
     /// The policy file, or `built-in`.
     pub source: Vec<u8>,
-    /// The executable: the calling object of calls from the main program.
-    exe: std::path::PathBuf,
+    /// The executable: the calling module of calls from the main program.
+    /// Empty if unknown (then `exe` and such `caller` rules never match).
+    exe: PathBuf,
 }
 
 impl Compiled {
     pub fn new(policy: &Policy, source: Option<&CStr>, settings: &Settings) -> Compiled {
         let mut limits = Vec::new();
-        let mut rules = Vec::new();
-        for rule in policy
+        let entries = policy
             .rules
             .iter()
-            .filter(|rule| rule.applies_to_exe(&settings.exe))
-        {
-            let entry = match rule.action {
+            .map(|rule| match rule.action {
                 Action::Pass => PASS,
                 Action::Drop => DROP,
-                Action::Limit(limit) if limits.len() < MAX_LIMITERS => {
+                // Limiters go to the rules this executable can meet.
+                Action::Limit(limit)
+                    if limits.len() < MAX_LIMITERS && rule.applies_to_exe(&settings.exe) =>
+                {
                     let host = (limit.scope == Scope::Host).then(|| {
                         let dir = policy
                             .limits
@@ -150,20 +150,8 @@ impl Compiled {
                     LIMIT | ((limits.len() as u32 - 1) << 8)
                 }
                 Action::Limit(_) => PASS,
-            };
-            rules.push(CompiledRule {
-                rule: rule.clone(),
-                entry,
-            });
-        }
-        let mut table = [PASS; TABLE_LEN];
-        for call in Call::ALL {
-            let advices = Advice::ALL.into_iter().map(Some).chain([None]);
-            for advice in advices {
-                let raw_advice = advice.map_or(-1, Advice::raw);
-                table[table_index(call, raw_advice)] = table_entry(&rules, call, advice);
-            }
-        }
+            })
+            .collect();
         let dump_dir = settings
             .dump_dir_override
             .clone()
@@ -178,12 +166,13 @@ impl Compiled {
             Some(StatsDir::Path(dir)) => (Some(dir), true),
             None => (Some(default_stats_dir(settings.euid)), false),
         };
-        Compiled {
+        let mut compiled = Compiled {
             stats_dir: stats_dir
                 .map(|dir| CString::new(dir.as_os_str().as_bytes()).unwrap_or_default()),
             stats_dir_configured,
-            table,
-            rules,
+            table: [PASS; TABLE_LEN],
+            rules: policy.rules.clone(),
+            entries,
             limits,
             dump_dir: CString::new(dump_dir.as_os_str().as_bytes()).unwrap_or_default(),
             on_exit: policy.dump.on_exit || settings.on_exit_forced,
@@ -191,7 +180,16 @@ impl Compiled {
             signal_name: policy.dump.signal.name(),
             source: source.map_or_else(|| b"built-in".to_vec(), |path| path.to_bytes().to_vec()),
             exe: settings.exe.clone(),
+        };
+        for call in Call::ALL {
+            let advices = Advice::ALL.into_iter().map(Some).chain([None]);
+            for advice in advices {
+                let raw_advice = advice.map_or(-1, Advice::raw);
+                compiled.table[table_index(call, raw_advice)] =
+                    compiled.decide(call, raw_advice, Fact::NotKnownHere, Fact::NotKnownHere);
+            }
         }
+        compiled
     }
 
     /// Applies this policy's limits to the limiters (their budgets refill);
@@ -209,78 +207,101 @@ impl Compiled {
         }
     }
 
-    /// The entry for a call whose table entry is `BY_PATH`: the first rule
-    /// that covers it and whose `path` (if any) matches `path` (`None`
-    /// when the call's file has no known path: then no path rule matches).
-    pub fn entry_by_path(&self, call: Call, raw_advice: libc::c_int, path: Option<&Path>) -> u32 {
-        self.entry_by_context(call, raw_advice, path, None)
-    }
-
-    /// The entry for a call whose verdict depends on its file, its caller,
-    /// or both: the first rule that covers it whose `path` matches `path`
-    /// and whose `caller` matches `caller` (the calling object's path as
-    /// the loader has it; empty for the main program). An unknown file or
-    /// caller matches no rule that asks about it.
-    pub fn entry_by_context(
+    /// The entry for a call, with its file's path and its calling module
+    /// (as the loader names it: empty for the main program) each known,
+    /// none, or not known here. Called with both not known here, this is
+    /// the table's entry; with what the table's entry depends on answered,
+    /// it is the call's verdict (an entry still undecided, which cannot
+    /// happen then, passes: it is neither `DROP` nor `LIMIT`).
+    /// Allocation-free: runs inside intercepted calls.
+    pub fn decide(
         &self,
         call: Call,
         raw_advice: libc::c_int,
-        path: Option<&Path>,
-        caller: Option<&[u8]>,
+        path: Fact<&Path>,
+        caller: Fact<&[u8]>,
     ) -> u32 {
         let advice = (call == Call::PosixFadvise)
             .then(|| Advice::from_raw(raw_advice))
             .flatten();
-        let caller = caller.map(|caller| match caller {
-            b"" => self.exe.as_path(),
-            named => Path::new(std::ffi::OsStr::from_bytes(named)),
-        });
-        for rule in self.rules.iter().filter(|rule| rule.covers(call, advice)) {
-            let path_matches = match (&rule.rule.path, path) {
-                (None, _) => true,
-                (Some(globs), Some(path)) => globs.matches_path(path),
-                (Some(_), None) => false,
-            };
-            let caller_matches = match (&rule.rule.caller, caller) {
-                (None, _) => true,
-                (Some(globs), Some(caller)) => globs.matches_caller(caller),
-                (Some(_), None) => false,
-            };
-            if path_matches && caller_matches {
-                return rule.entry;
-            }
+        let exe =
+            Fact::from_option(Some(self.exe.as_path()).filter(|exe| !exe.as_os_str().is_empty()));
+        let caller = match caller {
+            Fact::Known(b"") => exe,
+            Fact::Known(module) => Fact::Known(Path::new(OsStr::from_bytes(module))),
+            Fact::None => Fact::None,
+            Fact::NotKnownHere => Fact::NotKnownHere,
+        };
+        let mut facts = Facts { exe, path, caller };
+        match evaluate(&self.rules, call, advice, &mut facts) {
+            Verdict::Rule(index) => self.entries.get(index).copied().unwrap_or(PASS),
+            Verdict::NoRule => PASS,
+            Verdict::Depends(unknowns) => match (unknowns.path, unknowns.caller) {
+                (true, false) => BY_PATH,
+                (false, true) => BY_CALLER,
+                // The exe is always known here: never the only unknown.
+                _ => BY_PATH_AND_CALLER,
+            },
         }
-        PASS
     }
 }
 
-/// A call's table entry: the first covering rule's if it asks nothing
-/// about the call's file or caller; else which of the two the rules up to
-/// the first that asks nothing depend on.
-fn table_entry(rules: &[CompiledRule], call: Call, advice: Option<Advice>) -> u32 {
-    let (mut by_path, mut by_caller) = (false, false);
-    for rule in rules.iter().filter(|rule| rule.covers(call, advice)) {
-        by_path |= rule.rule.path.is_some();
-        by_caller |= rule.rule.caller.is_some();
-        if rule.rule.path.is_none() && rule.rule.caller.is_none() {
-            if !by_path && !by_caller {
-                return rule.entry;
-            }
-            break;
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fadvise_shim_core::policy::conformance::{self, Caller, Outcome};
+
+    fn settings(exe: Option<&str>) -> Settings {
+        Settings {
+            policy_path: None,
+            dump_dir_override: None,
+            stats_dir_override: None,
+            on_exit_forced: false,
+            exe: PathBuf::from(exe.unwrap_or_default()),
+            euid: 1000,
         }
     }
-    match (by_path, by_caller) {
-        (false, false) => PASS,
-        (true, false) => BY_PATH,
-        (false, true) => BY_CALLER,
-        (true, true) => BY_PATH_AND_CALLER,
-    }
-}
 
-impl CompiledRule {
-    /// Whether the rule can decide this call; a `path` rule never decides a
-    /// call without a file (`sync`).
-    fn covers(&self, call: Call, advice: Option<Advice>) -> bool {
-        self.rule.covers(call, advice) && (self.rule.path.is_none() || call.has_file())
+    /// The compiled table, then the call-time answers its entry asks for
+    /// (the path; the module as the loader names it, "" for the main
+    /// program), reach the verdict of every fact known, for every case.
+    #[test]
+    fn the_table_and_call_time_answers_reach_the_evaluators_verdict() {
+        let cases = conformance::cases();
+        for policy in conformance::policies() {
+            for exe in [Some(conformance::PROGRAM), Some("/usr/bin/other"), None] {
+                let compiled = Compiled::new(&policy, None, &settings(exe));
+                for case in cases.iter().filter(|case| case.exe == exe) {
+                    let path = Fact::from_option(case.path.map(Path::new));
+                    let module = match case.caller {
+                        Caller::Library(path) => Fact::Known(path.as_bytes()),
+                        Caller::MainProgram => Fact::Known(&b""[..]),
+                        Caller::Unknown => Fact::None,
+                    };
+                    let entry = compiled.table[table_index(case.call, case.raw_advice)];
+                    let (call, advice) = (case.call, case.raw_advice);
+                    let entry = match entry & KIND_MASK {
+                        BY_PATH => compiled.decide(call, advice, path, Fact::NotKnownHere),
+                        BY_CALLER => compiled.decide(call, advice, Fact::NotKnownHere, module),
+                        BY_PATH_AND_CALLER => compiled.decide(call, advice, path, module),
+                        _ => entry,
+                    };
+                    let outcome = match entry & KIND_MASK {
+                        PASS => Outcome::Pass,
+                        DROP => Outcome::Drop,
+                        LIMIT => Outcome::Limit {
+                            rate: compiled.limits[(entry >> 8) as usize].rate,
+                        },
+                        undecided => panic!("{case:?}: still {undecided}"),
+                    };
+                    assert_eq!(
+                        outcome,
+                        conformance::expected(&policy, case),
+                        "{case:?} under {:?}",
+                        policy.rules
+                    );
+                }
+            }
+        }
     }
 }

@@ -44,12 +44,14 @@
 //! with the one path look-up. After `fork` the child's table is a copy of
 //! the parent's and so is the cache; after `exec` both start empty.
 
+use std::path::Path;
 use std::sync::atomic::{fence, AtomicU64, Ordering};
 
 use fadvise_shim_core::call::{Advice, Call};
+use fadvise_shim_core::policy::evaluate::Fact;
 
 use super::active;
-use super::compile::{table_index, BY_PATH, DROP, KIND_MASK, LIMIT, PASS, TABLE_LEN};
+use super::compile::{table_index, Compiled, BY_PATH, DROP, KIND_MASK, LIMIT, PASS, TABLE_LEN};
 use crate::sys::fdpath::{self, Identity};
 
 /// Slots in the table (a power of two): a descriptor `fd` uses slot `fd %
@@ -162,18 +164,28 @@ fn look_up(call: Call, raw_advice: libc::c_int, fd: libc::c_int, store: Option<S
                 for (other_call, other_advice) in path_indices() {
                     let other = table_index(other_call, other_advice);
                     if active::entry(other) & KIND_MASK == BY_PATH {
-                        verdicts[other] =
-                            encode(policy.entry_by_path(other_call, other_advice, path));
+                        verdicts[other] = encode(by_path(policy, other_call, other_advice, path));
                     }
                 }
             }
-            policy.entry_by_path(call, raw_advice, path)
+            by_path(policy, call, raw_advice, path)
         })
     });
     if let (Some(store), Some(_)) = (store, decided) {
         store.slot.write(&store, &verdicts);
     }
     decided.unwrap_or(PASS)
+}
+
+/// The verdict of a call whose entry is `BY_PATH`, its file's path known
+/// (`None`: it has none): the caller is then never asked.
+fn by_path(policy: &Compiled, call: Call, raw_advice: libc::c_int, path: Option<&Path>) -> u32 {
+    policy.decide(
+        call,
+        raw_advice,
+        Fact::from_option(path),
+        Fact::NotKnownHere,
+    )
 }
 
 /// Every (call, raw advice) with a table index of its own among calls that
