@@ -13,6 +13,7 @@ mod elf;
 mod install;
 mod output;
 mod procfs;
+mod records;
 mod report;
 mod run;
 mod serve;

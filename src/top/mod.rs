@@ -128,7 +128,7 @@ impl View {
 /// directory, which must exist.
 fn directories(named: &[PathBuf]) -> Result<Vec<PathBuf>, Failure> {
     if named.is_empty() {
-        let found = crate::report::load::default_paths();
+        let found = crate::records::default_paths();
         if found.is_empty() {
             return Err(Failure(
                 "no stats directory: no process has run under the shim as this user yet (or name a DIR)"
