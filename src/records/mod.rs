@@ -19,6 +19,7 @@
 mod dedup;
 mod group;
 mod held;
+mod ownership;
 pub mod process;
 
 use std::collections::BTreeSet;
@@ -28,12 +29,15 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use fadvise_shim_core::dump::{parse_dump, Dump, FILE_SUFFIX};
-use fadvise_shim_core::policy::{default_dump_dir, default_stats_dir, DUMP_DIR_ENV, STATS_DIR_ENV};
+use fadvise_shim_core::policy::{
+    default_dump_dir, default_stats_dir, DUMP_DIR_ENV, RUNTIME_DIR_ENV, STATS_DIR_ENV,
+};
 use fadvise_shim_core::stats_file::FILE_SUFFIX as STATS_SUFFIX;
 
 use crate::Failure;
 pub use group::{group_key, GroupKey};
 use held::Held;
+pub use ownership::squatted_defaults;
 
 /// A dump is at most a few hundred KiB (8 calls of 4,608 counters, sites);
 /// a bigger file is not one, and is not read into memory.
@@ -59,7 +63,7 @@ pub fn default_paths() -> Vec<PathBuf> {
     let stats = std::env::var_os(STATS_DIR_ENV)
         .filter(|dir| dir != "none" && !dir.is_empty())
         .map(PathBuf::from)
-        .unwrap_or_else(|| default_stats_dir(euid));
+        .unwrap_or_else(|| default_stats_dir_of(euid));
     let dumps = std::env::var_os(DUMP_DIR_ENV)
         .map(PathBuf::from)
         .unwrap_or_else(|| default_dump_dir(euid));
@@ -69,6 +73,13 @@ pub fn default_paths() -> Vec<PathBuf> {
         .collect();
     paths.dedup();
     paths
+}
+
+/// The default stats directory of user `euid` as this environment gives it
+/// (`$XDG_RUNTIME_DIR`, as the library reads it).
+pub fn default_stats_dir_of(euid: u32) -> PathBuf {
+    let runtime_dir = std::env::var_os(RUNTIME_DIR_ENV).map(PathBuf::from);
+    default_stats_dir(euid, runtime_dir.as_deref())
 }
 
 /// Every record that counts, with one line per file skipped.

@@ -22,6 +22,9 @@ use crate::Failure;
 /// Reads everything named by `paths` (or the defaults); warnings about
 /// skipped stats files go to stderr.
 pub fn load(paths: &[PathBuf]) -> Result<Vec<Dump>, Failure> {
+    for alarm in records::squatted_defaults(paths) {
+        eprintln!("fadvise-shim: {alarm}");
+    }
     let defaults;
     let paths = if paths.is_empty() {
         defaults = records::default_paths();

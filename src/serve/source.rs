@@ -35,6 +35,13 @@ pub struct Collected {
 /// Records with the same labels are added up as they are handed over, so
 /// what a scrape keeps is proportional to the number of label sets.
 pub fn collect(dirs: &[PathBuf]) -> Result<Collected, Failure> {
+    // Said once, on the first scrape: the exporter's log names the owner.
+    static ALARMED: std::sync::Once = std::sync::Once::new();
+    ALARMED.call_once(|| {
+        for alarm in records::squatted_defaults(dirs) {
+            eprintln!("fadvise-shim: {alarm}");
+        }
+    });
     let mut groups = Groups::new();
     let options = Options {
         missing_is_empty: true,

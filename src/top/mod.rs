@@ -22,6 +22,9 @@ use sample::Sample;
 use terminal::{Event, Session};
 
 pub fn main(args: TopArgs) -> Outcome {
+    for alarm in crate::records::squatted_defaults(&args.dirs) {
+        eprintln!("fadvise-shim: {alarm}");
+    }
     let dirs = directories(&args.dirs)?;
     let interval = Duration::from_secs_f64(args.interval);
     let view = View { args, dirs };

@@ -18,7 +18,10 @@
 //!   again if not.
 //! - The directory is handled as hostile ground (`sys::safedir`); a directory
 //!   that cannot be used leaves the statistics in private memory, with one
-//!   stderr line when it was configured and silence for the default.
+//!   stderr line when it was configured. The default is silent when it
+//!   cannot be made (a read-only `/run` in a container), but not when
+//!   another user made it (or a directory above it) first: that is someone
+//!   switching this process's statistics off, said in one line.
 
 use std::cell::UnsafeCell;
 use std::ffi::CStr;
@@ -110,14 +113,37 @@ pub fn create(dir: &CStr, configured: bool, exe_name: &[u8]) {
     }
     let _errno = ErrnoGuard::save();
     if let Err(problem) = try_create(dir, exe_name) {
-        if configured && !WARNED.swap(true, Ordering::Relaxed) {
-            warn(&[
+        let squatter = if configured {
+            None
+        } else {
+            safedir::foreign_owner(dir.to_bytes())
+        };
+        if !(configured || squatter.is_some()) || WARNED.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        match squatter {
+            Some(owner) => {
+                let mut uid = Place {
+                    path: [0; 4096],
+                    len: 0,
+                };
+                fadvise_shim_core::text::put_u64(&mut uid, owner.into());
+                warn(&[
+                    b"the default stats directory ",
+                    dir.to_bytes(),
+                    b" was made by user ",
+                    &uid.path[..uid.len],
+                    b", not by root or this user: live statistics stay in private memory, \
+                      unseen by report, top and serve",
+                ]);
+            }
+            None => warn(&[
                 b"cannot keep live statistics in ",
                 dir.to_bytes(),
                 b": ",
                 problem,
                 b"; they stay in private memory",
-            ]);
+            ]),
         }
     }
 }
