@@ -91,6 +91,7 @@ pub fn dump(bytes: &[u8]) {
             outer_pid: origin.outer_pid,
             pid_namespace: origin.pid_namespace,
             start_ticks: origin.start_ticks,
+            nonce: origin.nonce,
             uid: origin.uid,
             cgroup: origin.cgroup.as_bytes(),
             container_id: origin.container_id.as_bytes(),
@@ -105,6 +106,7 @@ pub fn dump(bytes: &[u8]) {
         budgets: &budgets,
         processes: dump.processes,
         absorbed: &dump.absorbed,
+        stats_dir: dump.stats_dir,
     };
     let mut written = Vec::new();
     write_dump(&mut written, &header, &dump.stats);

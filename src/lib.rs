@@ -4,9 +4,9 @@
 //!
 //! Commands: `run` (with `supervise`), `report`, `serve`, `top`, `check`,
 //! `dump_cmd`, `doctor`, `install`. Shared layers below them: `cli`
-//! (arguments), `failure`, `output`, `procfs`, `stats_dir` (reading stats
-//! directories), `elf` and `symbolize` (reading ELF files and naming call
-//! sites).
+//! (arguments), `failure`, `output`, `procfs`, `records` (the one reader of
+//! stats files, aggregates and dumps, each process once) over `stats_dir`,
+//! and `elf` and `symbolize` (reading ELF files and naming call sites).
 
 pub mod check;
 pub mod cli;
@@ -17,6 +17,7 @@ mod failure;
 pub mod install;
 pub mod output;
 pub mod procfs;
+pub mod records;
 pub mod report;
 pub mod run;
 pub mod serve;

@@ -617,6 +617,10 @@ fn the_debian_package_installs_files_and_leaves_ld_so_preload_to_a_deliberate_st
         !root.join(PRELOAD).exists(),
         "the package alone does not enable the shim"
     );
+    // Root's default stats directory, made by root at install and at boot
+    // (tmpfiles.d), so no other user can make it first.
+    assert_eq!(mode(&root.join("run/fadvise-shim")), 0o755);
+    assert!(root.join("usr/lib/tmpfiles.d/fadvise-shim.conf").is_file());
     assert_eq!(shim_loaded_in_sh_and_grep(root), [0, 0]);
     Run::of(&mut in_chroot(
         root,

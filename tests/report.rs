@@ -141,6 +141,7 @@ fn write_dumps(dir: &Path) {
             budgets: &NoBudgets,
             processes: 1,
             absorbed: &[],
+            stats_dir: None,
         };
         let mut text = Vec::new();
         write_dump(&mut text, &header, &snapshot);
@@ -583,13 +584,18 @@ fn broken_dumps_are_errors_with_file_and_line() {
 }
 
 #[test]
-fn no_dumps_is_an_error() {
+fn no_statistics_is_an_error() {
     let empty = tempfile::tempdir().unwrap();
     std::fs::write(empty.path().join("notes.txt"), "x\n").unwrap();
     let output = report(&["--format", "json"], &[empty.path()]);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
-    assert!(stderr.starts_with("fadvise-shim: no dumps"), "{stderr}");
+    assert!(
+        stderr.starts_with(
+            "fadvise-shim: no statistics (stats files, retained aggregates or dumps) in "
+        ),
+        "{stderr}"
+    );
     assert!(output.stdout.is_empty());
 
     let output = report(&[], &[&empty.path().join("missing.dump")]);

@@ -270,6 +270,7 @@ pub fn render(aggregate: &Dump) -> Vec<u8> {
         budgets: &NoBudgets,
         processes: aggregate.processes,
         absorbed: &aggregate.absorbed,
+        stats_dir: None,
     };
     let mut out = Vec::new();
     write_dump(&mut out, &header, &aggregate.stats);

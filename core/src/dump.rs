@@ -66,6 +66,12 @@ pub struct Header<'a> {
     /// when (Unix seconds), kept while they may still be on disk or in a
     /// reader's hands, which must then not count them again.
     pub absorbed: &'a [(u64, u64, u64)],
+    /// The stats directory that holds this process's stats file, as (device,
+    /// inode) of the directory the process opened: written only while that
+    /// file holds every count the dump holds, so that a reader of the
+    /// directory counts the process from it and not twice (a bind mount
+    /// keeps both numbers, so the host knows a container's directory).
+    pub stats_dir: Option<(u64, u64)>,
 }
 
 /// A host-scope budget as a dump reports it: shared by every process that
@@ -191,6 +197,13 @@ pub fn write_dump_with_sites(
             put_u64(sink, nonce);
             sink.put(b":");
             put_u64(sink, at);
+        });
+    }
+    if let Some((device, inode)) = header.stats_dir {
+        put_field(sink, b"stats_dir", |sink| {
+            put_u64(sink, device);
+            sink.put(b":");
+            put_u64(sink, inode);
         });
     }
     header.budgets.each(&mut |budget| {
@@ -346,6 +359,9 @@ pub struct Dump {
     pub processes: u64,
     /// Stats files an aggregate absorbed: (inode, nonce, when).
     pub absorbed: Vec<(u64, u64, u64)>,
+    /// (device, inode) of the stats directory whose stats file holds every
+    /// count of this dump (see `Header::stats_dir`).
+    pub stats_dir: Option<(u64, u64)>,
     /// Header lines this reader does not know, kept for newer writers.
     pub extra: BTreeMap<String, String>,
     pub stats: Snapshot,
@@ -363,6 +379,7 @@ impl Default for Dump {
             budgets: Vec::new(),
             processes: 1,
             absorbed: Vec::new(),
+            stats_dir: None,
             extra: BTreeMap::new(),
             stats: Snapshot::default(),
         }
@@ -426,6 +443,12 @@ pub fn parse_dump(text: &str) -> Result<Dump, DumpError> {
             "absorbed" => dump
                 .absorbed
                 .push(parse_absorbed(rest).ok_or_else(|| number_error("absorbed"))?),
+            "stats_dir" => {
+                let pair = rest
+                    .split_once(':')
+                    .and_then(|(device, inode)| Some((device.parse().ok()?, inode.parse().ok()?)));
+                dump.stats_dir = Some(pair.ok_or_else(|| number_error("stats_dir"))?);
+            }
             "policy" => dump.policy = rest.to_string(),
             "signal" => dump.signal = rest.to_string(),
             "reason" => dump.reason = rest.to_string(),
@@ -690,6 +713,7 @@ mod tests {
         let header = Header {
             origin: OriginRef {
                 pid: 4242,
+                nonce: 77,
                 exe,
                 ..OriginRef::default()
             },
@@ -707,6 +731,7 @@ mod tests {
             }],
             processes: 1,
             absorbed: &[],
+            stats_dir: Some((2049, 131)),
         };
         let mut out = Vec::new();
         write_dump(&mut out, &header, snapshot);
@@ -786,6 +811,7 @@ mod tests {
             refused: 12,
         };
         assert_eq!(dump.budgets, vec![budget]);
+        assert_eq!((dump.origin.nonce, dump.stats_dir), (77, Some((2049, 131))));
         assert_eq!(
             (dump.origin.pid, dump.exe_name(), dump.signal.as_str()),
             (4242, "dd", "SIGUSR1")
@@ -825,5 +851,13 @@ mod tests {
         assert!(parse_dump("hello\n").is_err());
         assert!(parse_dump(&text.replace(" 2\n", " 3\n")).is_err());
         assert!(parse_dump(&text.replace("dropped=1000", "dropped=x")).is_err());
+        assert!(parse_dump(&text.replace("stats_dir 2049:131", "stats_dir 2049")).is_err());
+        let old = parse_dump(
+            &text
+                .replace("nonce 77\n", "")
+                .replace("stats_dir 2049:131\n", ""),
+        );
+        let old = old.unwrap();
+        assert_eq!((old.origin.identity(), old.stats_dir), (None, None));
     }
 }

@@ -27,6 +27,11 @@ pub struct Origin {
     /// Start time in clock ticks since boot (`/proc/self/stat`, field 22):
     /// with the pid, it tells a process from a later one with the same pid.
     pub start_ticks: u64,
+    /// A random number made once per process image (a forked child and an
+    /// `exec` make a new one): it tells a program from the one it `exec`s,
+    /// with the same pid and start time. 0 when unknown (old dumps,
+    /// aggregates of many processes).
+    pub nonce: u64,
     pub uid: u32,
     /// The cgroup path shown for the process.
     pub cgroup: String,
@@ -35,10 +40,33 @@ pub struct Origin {
     pub hostname: String,
 }
 
+/// What tells one process image from every other, whatever record of it
+/// (stats file, dumps) is read, from whichever directory: two records with
+/// the same identity are the same calls, counted once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Identity {
+    pub pid_namespace: u64,
+    pub pid: u32,
+    pub start_ticks: u64,
+    pub nonce: u64,
+}
+
 impl Origin {
     /// The executable's file name.
     pub fn exe_name(&self) -> &str {
         self.exe.rsplit('/').next().unwrap_or(&self.exe)
+    }
+
+    /// The process's identity; `None` without a nonce (a record from before
+    /// nonces were written, or one of many processes), which cannot be told
+    /// from another image with the same pid and start time.
+    pub fn identity(&self) -> Option<Identity> {
+        (self.nonce != 0).then_some(Identity {
+            pid_namespace: self.pid_namespace,
+            pid: self.pid,
+            start_ticks: self.start_ticks,
+            nonce: self.nonce,
+        })
     }
 }
 
@@ -51,6 +79,8 @@ pub struct OriginRef<'a> {
     pub outer_pid: u32,
     pub pid_namespace: u64,
     pub start_ticks: u64,
+    /// 0 when unknown: then no `nonce` line is written.
+    pub nonce: u64,
     pub uid: u32,
     pub cgroup: &'a [u8],
     pub container_id: &'a [u8],
@@ -89,6 +119,11 @@ pub fn write_origin(sink: &mut impl Sink, origin: &OriginRef) {
         sink.put_str(key);
         sink.put(b" ");
         put_u64(sink, value);
+        sink.put(b"\n");
+    }
+    if origin.nonce != 0 {
+        sink.put(b"nonce ");
+        put_u64(sink, origin.nonce);
         sink.put(b"\n");
     }
     let texts = [
@@ -140,6 +175,7 @@ pub fn read_origin_line(origin: &mut Origin, key: &str, value: &str) -> Option<R
         "outer_pid" => small(&mut origin.outer_pid),
         "pid_namespace" => number(&mut origin.pid_namespace),
         "start_ticks" => number(&mut origin.start_ticks),
+        "nonce" => number(&mut origin.nonce),
         "uid" => small(&mut origin.uid),
         "exe" => text(&mut origin.exe),
         "cgroup" => text(&mut origin.cgroup),
@@ -162,6 +198,7 @@ mod tests {
             outer_pid: 4242,
             pid_namespace: 4026532288,
             start_ticks: 123456,
+            nonce: 0xfeed_beef,
             uid: 0,
             cgroup: b"/docker/abc\ncontainer_id forged",
             container_id: b"",
@@ -179,6 +216,7 @@ mod tests {
         assert_eq!(read.exe_name(), "dd");
         assert_eq!((read.pid, read.outer_pid), (1, 4242));
         assert_eq!(read.start_ticks, 123456);
+        assert_eq!(read.identity().unwrap().nonce, 0xfeed_beef);
         assert_eq!(read.cgroup, "/docker/abc?container_id forged");
         assert_eq!(read.container_id, "");
         assert_eq!(read.hostname, "web-1");

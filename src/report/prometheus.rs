@@ -28,7 +28,7 @@ use fadvise_shim_core::dump::Dump;
 use fadvise_shim_core::histogram::highest_value_at;
 use fadvise_shim_core::stats::Snapshot;
 
-use crate::serve::source::{from_dump, ProcessStats};
+use crate::records::process::{from_dump, ProcessStats};
 
 /// Bucket bounds in nanoseconds: `2^k - 1` for k = 8, 10, .., 34, from
 /// 255 ns to 17.2 s, a factor of 4 apart.

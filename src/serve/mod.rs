@@ -37,7 +37,7 @@ pub fn main(args: ServeArgs) -> Outcome {
     let dirs = if args.dirs.is_empty() {
         // SAFETY: geteuid has no preconditions and cannot fail.
         let euid = unsafe { libc::geteuid() };
-        vec![fadvise_shim_core::policy::default_stats_dir(euid)]
+        vec![crate::records::default_stats_dir_of(euid)]
     } else {
         args.dirs
     };

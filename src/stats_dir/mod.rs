@@ -39,22 +39,6 @@ const MAX_ROUNDS: usize = 100;
 /// A file larger than this is not a stats file or aggregate of ours.
 const MAX_FILE_BYTES: u64 = 64 << 20;
 
-/// What a stats directory holds, as records in the dump shape.
-pub struct Contents {
-    /// Live processes (reason `live`), dead ones not yet retired (`dead`),
-    /// and aggregates (`retired`, with `processes` of them).
-    pub records: Vec<Dump>,
-    /// One line per file skipped.
-    pub warnings: Vec<String>,
-}
-
-/// Reads `dir` (after retiring what is dead, if `compact`).
-pub fn read(dir: &Path, compact: bool) -> Contents {
-    let mut records = Vec::new();
-    let warnings = read_each(dir, compact, &mut |record| records.push(record));
-    Contents { records, warnings }
-}
-
 /// A stats file read, held compactly (only its non-zero buckets) until the
 /// aggregates say whether it is counted: a record's full histograms are
 /// ~300 KiB, and a host may have thousands of live processes.
@@ -85,6 +69,9 @@ impl Held {
         }
         let sites = live.stats.sites;
         let mut origin = live.origin;
+        // The header's nonce is the file's: what the origin text says is
+        // only what the process wrote.
+        origin.nonce = live.nonce;
         if let Some(Some(pid)) = holder {
             from_the_kernel(pid, &mut origin);
         }

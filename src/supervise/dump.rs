@@ -4,11 +4,17 @@
 //! replacement (a temporary `.<exe>.<pid>.dump.tmp` created with
 //! `O_EXCL | O_NOFOLLOW`, then renamed over the final name), so reports
 //! read supervised and preloaded processes alike.
+//!
+//! Every dump of one process carries the same nonce, made from a random key
+//! of this supervisor and the process's pid, pid namespace and start time:
+//! readers count the process once however many dumps of it they find.
 
+use std::hash::BuildHasher;
 use std::io::{self, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
+use std::sync::OnceLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use fadvise_shim_core::dump::{write_dump, Header, NoBudgets, Reason, FILE_SUFFIX};
@@ -33,6 +39,7 @@ pub fn write(settings: &DumpSettings, process: &Process, reason: Reason) -> io::
         outer_pid: process.tgid,
         pid_namespace: process.pid_namespace,
         start_ticks: process.start_ticks,
+        nonce: nonce_of(process),
         exe: process.exe.as_os_str().as_bytes(),
         ..OriginRef::default()
     };
@@ -48,6 +55,7 @@ pub fn write(settings: &DumpSettings, process: &Process, reason: Reason) -> io::
         budgets: &NoBudgets,
         processes: 1,
         absorbed: &[],
+        stats_dir: None,
     };
     let mut text = Vec::new();
     write_dump(&mut text, &header, &process.stats);
@@ -77,4 +85,13 @@ pub fn write(settings: &DumpSettings, process: &Process, reason: Reason) -> io::
         let _ = std::fs::remove_file(&temporary);
     }
     written
+}
+
+/// This process's nonce: the same for each of its dumps, unrelated to any
+/// other process's (the key is random per supervisor), never 0.
+fn nonce_of(process: &Process) -> u64 {
+    static KEY: OnceLock<std::collections::hash_map::RandomState> = OnceLock::new();
+    KEY.get_or_init(Default::default)
+        .hash_one((process.pid_namespace, process.tgid, process.start_ticks))
+        .max(1)
 }

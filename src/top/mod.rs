@@ -22,6 +22,9 @@ use sample::Sample;
 use terminal::{Event, Session};
 
 pub fn main(args: TopArgs) -> Outcome {
+    for alarm in crate::records::squatted_defaults(&args.dirs) {
+        eprintln!("fadvise-shim: {alarm}");
+    }
     let dirs = directories(&args.dirs)?;
     let interval = Duration::from_secs_f64(args.interval);
     let view = View { args, dirs };
@@ -128,7 +131,7 @@ impl View {
 /// directory, which must exist.
 fn directories(named: &[PathBuf]) -> Result<Vec<PathBuf>, Failure> {
     if named.is_empty() {
-        let found = crate::report::load::default_paths();
+        let found = crate::records::default_paths();
         if found.is_empty() {
             return Err(Failure(
                 "no stats directory: no process has run under the shim as this user yet (or name a DIR)"

@@ -21,7 +21,8 @@ use fadvise_shim_core::dump::Dump;
 use fadvise_shim_core::histogram::{self, BUCKETS};
 
 use crate::cli::{TopBy, TopSort};
-use crate::report::load::{group_key, GroupKey};
+use crate::records::{self, group_key, GroupKey, Options};
+use crate::Failure;
 
 /// The pid shown for the processes that have exited, per executable.
 pub const EXITED: &str = "exited";
@@ -111,18 +112,20 @@ pub struct Row {
     pub busiest: Option<Call>,
 }
 
-/// Reads every directory in `dirs` (retiring what is dead, as every
-/// reader does) and adds the records up per group of `by`.
+/// Reads every directory in `dirs` (the one reader's way: dead files
+/// retired, each process once) and adds the records up per group of `by`.
 pub fn take(dirs: &[PathBuf], by: TopBy) -> Sample {
     let mut groups: BTreeMap<GroupKey, Totals> = BTreeMap::new();
-    let mut warnings = Vec::new();
-    for dir in dirs {
-        let contents = crate::stats_dir::read(dir, true);
-        warnings.extend(contents.warnings);
-        for record in &contents.records {
-            groups.entry(key_of(record, by)).or_default().add(record);
-        }
-    }
+    let options = Options {
+        missing_is_empty: true,
+        ..Options::default()
+    };
+    let read = records::read_each(dirs, options, &mut |record| {
+        groups.entry(key_of(&record, by)).or_default().add(&record);
+    });
+    // A directory that cannot be listed is one more thing skipped: `top`
+    // keeps drawing what it can read.
+    let warnings = read.unwrap_or_else(|Failure(problem)| vec![problem]);
     Sample {
         taken: Instant::now(),
         groups,

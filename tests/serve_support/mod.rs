@@ -410,6 +410,7 @@ pub fn write_synthetic(dir: &Path, process: &Synthetic) -> PathBuf {
         budgets: &NoBudgets,
         processes: 1,
         absorbed: &[],
+        stats_dir: None,
     };
     let mut text = Vec::new();
     write_dump(&mut text, &header, &snapshot);

@@ -39,11 +39,26 @@ pub const DEFAULT_LIMITS_DIR: &str = "/dev/shm/fadvise-shim";
 /// Environment variable overriding `[stats] dir` (`none`: private memory).
 pub const STATS_DIR_ENV: &str = "FADVISE_SHIM_STATS_DIR";
 
+/// Root's default live-statistics directory: under `/run`, where only root
+/// can create anything, so no other user can make it first (the Debian
+/// package creates it at boot, `debian/tmpfiles.d`).
+pub const ROOT_STATS_DIR: &str = "/run/fadvise-shim";
+/// The environment variable naming a user's own runtime directory (made by
+/// the login manager, owned by the user, mode 0700).
+pub const RUNTIME_DIR_ENV: &str = "XDG_RUNTIME_DIR";
+
 /// The live-statistics directory used when neither the policy nor the
-/// environment names one: one per user, inside the shared (sticky)
-/// `/dev/shm/fadvise-shim`.
-pub fn default_stats_dir(uid: u32) -> PathBuf {
-    PathBuf::from(format!("{DEFAULT_LIMITS_DIR}/stats-{uid}"))
+/// environment names one, for user `uid` whose `$XDG_RUNTIME_DIR` is
+/// `runtime_dir`: root's `ROOT_STATS_DIR`; another user's runtime directory
+/// where there is one (an absolute path); else a directory per user inside
+/// the shared (sticky) `/dev/shm/fadvise-shim`, which another user could
+/// make first — the library and the readers check who owns it and say so.
+pub fn default_stats_dir(uid: u32, runtime_dir: Option<&Path>) -> PathBuf {
+    match runtime_dir {
+        _ if uid == 0 => PathBuf::from(ROOT_STATS_DIR),
+        Some(dir) if dir.is_absolute() => dir.join("fadvise-shim"),
+        _ => PathBuf::from(format!("{DEFAULT_LIMITS_DIR}/stats-{uid}")),
+    }
 }
 
 /// The dump directory used when neither the policy nor the environment
@@ -275,5 +290,31 @@ impl Globs {
     pub fn matches_path(&self, path: &Path) -> bool {
         let path = path.as_os_str().as_bytes();
         self.globs.iter().any(|glob| glob.is_match(path))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_stats_directories_are_where_no_other_user_can_make_them_first() {
+        let runtime = Some(Path::new("/run/user/1000"));
+        assert_eq!(
+            default_stats_dir(0, runtime),
+            Path::new("/run/fadvise-shim")
+        );
+        assert_eq!(
+            default_stats_dir(1000, runtime),
+            Path::new("/run/user/1000/fadvise-shim")
+        );
+        // No runtime directory (or a relative one): the shared place, which
+        // the library and readers check.
+        for runtime in [None, Some(Path::new("run/user/1000"))] {
+            assert_eq!(
+                default_stats_dir(1000, runtime),
+                Path::new("/dev/shm/fadvise-shim/stats-1000")
+            );
+        }
     }
 }

@@ -169,6 +169,11 @@ fn write_one(reason: Reason) {
                 budgets: &HostBudgetsInUse,
                 processes: 1,
                 absorbed: &[],
+                // Checked after the snapshot: a count it took from the
+                // private area is still there (no `stats_dir`) or has been
+                // moved into the file since.
+                stats_dir: crate::stats::file::directory()
+                    .filter(|_| crate::stats::counters::file_has_every_count()),
             };
             let dir = policy.dump_dir.to_bytes();
             let written = write_file(dir, exe_name(&settings.exe), &header, snapshot);

@@ -164,7 +164,13 @@ impl Compiled {
         {
             Some(StatsDir::None) => (None, true),
             Some(StatsDir::Path(dir)) => (Some(dir), true),
-            None => (Some(default_stats_dir(settings.euid)), false),
+            None => (
+                Some(default_stats_dir(
+                    settings.euid,
+                    settings.runtime_dir.as_deref(),
+                )),
+                false,
+            ),
         };
         let mut compiled = Compiled {
             stats_dir: stats_dir

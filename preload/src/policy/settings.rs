@@ -11,7 +11,8 @@ use std::ptr;
 use std::sync::atomic::{AtomicPtr, Ordering};
 
 use fadvise_shim_core::policy::{
-    StatsDir, DUMP_DIR_ENV, ON_EXIT_ENV, POLICY_ENV, STATS_DIR_ENV, SYSTEM_POLICY_FILE,
+    StatsDir, DUMP_DIR_ENV, ON_EXIT_ENV, POLICY_ENV, RUNTIME_DIR_ENV, STATS_DIR_ENV,
+    SYSTEM_POLICY_FILE,
 };
 
 pub struct Settings {
@@ -21,6 +22,8 @@ pub struct Settings {
     /// `FADVISE_SHIM_STATS_DIR`: a directory, or `none`.
     pub stats_dir_override: Option<StatsDir>,
     pub on_exit_forced: bool,
+    /// `XDG_RUNTIME_DIR`: where a user's default stats directory goes.
+    pub runtime_dir: Option<PathBuf>,
     /// The executable's full path, for `exe` rules and dump names.
     pub exe: PathBuf,
     pub euid: u32,
@@ -64,6 +67,7 @@ fn from_environment() -> Settings {
             _ => StatsDir::Path(path_from(value)),
         }),
         on_exit_forced: variable(ON_EXIT_ENV).is_some_and(|value| value.to_bytes() != b"0"),
+        runtime_dir: variable(RUNTIME_DIR_ENV).map(path_from),
         exe: executable(),
         // SAFETY: geteuid has no preconditions.
         euid: unsafe { libc::geteuid() },

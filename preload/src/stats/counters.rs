@@ -244,6 +244,24 @@ pub fn sweep_private_into_file() {
     super::sites::sweep(&PRIVATE, current);
 }
 
+/// Whether the stats file in use holds every count (none is waiting in the
+/// private area: a late thread's, or a page the file could not be given):
+/// only then may a dump say the file has them all.
+pub fn file_has_every_count() -> bool {
+    let current = area();
+    !ptr::eq(current, &PRIVATE)
+        && PRIVATE.counters.iter().all(|counters| {
+            counters.dropped.load(Ordering::Relaxed) == 0
+                && counters.limited.load(Ordering::Relaxed) == 0
+                && counters.errors.load(Ordering::Relaxed) == 0
+        })
+        && PRIVATE
+            .histograms
+            .iter()
+            .flatten()
+            .all(|bucket| bucket.load(Ordering::Relaxed) == 0)
+}
+
 /// Copies every counter into `snapshot` (async-signal-safe: loads and
 /// stores only): the area in use, plus the private area when it is not the
 /// one (counts that found no allocatable page). Not atomic across counters;

@@ -18,7 +18,10 @@
 //!   again if not.
 //! - The directory is handled as hostile ground (`sys::safedir`); a directory
 //!   that cannot be used leaves the statistics in private memory, with one
-//!   stderr line when it was configured and silence for the default.
+//!   stderr line when it was configured. The default is silent when it
+//!   cannot be made (a read-only `/run` in a container), but not when
+//!   another user made it (or a directory above it) first: that is someone
+//!   switching this process's statistics off, said in one line.
 
 use std::cell::UnsafeCell;
 use std::ffi::CStr;
@@ -52,6 +55,8 @@ static MAPPED: AtomicPtr<Area> = AtomicPtr::new(ptr::null_mut());
 static LOCK_FD: AtomicI32 = AtomicI32::new(-1);
 /// (device, inode) of the file.
 static IDENTITY: (AtomicU64, AtomicU64) = (AtomicU64::new(0), AtomicU64::new(0));
+/// (device, inode) of its directory, as opened: what dumps name it by.
+static DIRECTORY: (AtomicU64, AtomicU64) = (AtomicU64::new(0), AtomicU64::new(0));
 static WARNED: AtomicBool = AtomicBool::new(false);
 
 /// The directory and name, for taking the lock again.
@@ -83,6 +88,17 @@ pub fn exists() -> bool {
     !MAPPED.load(Ordering::Acquire).is_null()
 }
 
+/// (device, inode) of the directory of this process's stats file, if it
+/// has one.
+pub fn directory() -> Option<(u64, u64)> {
+    exists().then(|| {
+        (
+            DIRECTORY.0.load(Ordering::Relaxed),
+            DIRECTORY.1.load(Ordering::Relaxed),
+        )
+    })
+}
+
 /// The inode of this process's stats file, if it has one.
 pub fn own_inode() -> Option<u64> {
     exists().then(|| IDENTITY.1.load(Ordering::Relaxed))
@@ -97,14 +113,37 @@ pub fn create(dir: &CStr, configured: bool, exe_name: &[u8]) {
     }
     let _errno = ErrnoGuard::save();
     if let Err(problem) = try_create(dir, exe_name) {
-        if configured && !WARNED.swap(true, Ordering::Relaxed) {
-            warn(&[
+        let squatter = if configured {
+            None
+        } else {
+            safedir::foreign_owner(dir.to_bytes())
+        };
+        if !(configured || squatter.is_some()) || WARNED.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        match squatter {
+            Some(owner) => {
+                let mut uid = Place {
+                    path: [0; 4096],
+                    len: 0,
+                };
+                fadvise_shim_core::text::put_u64(&mut uid, owner.into());
+                warn(&[
+                    b"the default stats directory ",
+                    dir.to_bytes(),
+                    b" was made by user ",
+                    &uid.path[..uid.len],
+                    b", not by root or this user: live statistics stay in private memory, \
+                      unseen by report, top and serve",
+                ]);
+            }
+            None => warn(&[
                 b"cannot keep live statistics in ",
                 dir.to_bytes(),
                 b": ",
                 problem,
                 b"; they stay in private memory",
-            ]);
+            ]),
         }
     }
 }
@@ -127,7 +166,7 @@ fn try_create(dir: &CStr, exe_name: &[u8]) -> Result<(), &'static [u8]> {
 }
 
 fn create_in(dir_fd: c_int, dir: &CStr, exe_name: &[u8]) -> Result<(), &'static [u8]> {
-    let nonce = random_nonce();
+    let nonce = super::origin::nonce();
     let mut name = Place {
         path: [0; 4096],
         len: 0,
@@ -168,7 +207,7 @@ fn create_in(dir_fd: c_int, dir: &CStr, exe_name: &[u8]) -> Result<(), &'static 
     if unsafe { libc::ftruncate(fd, FILE_BYTES as libc::off_t) } != 0 {
         return fail(b"cannot size the stats file");
     }
-    let Some(status) = descriptor_status(fd) else {
+    let (Some(status), Some(directory)) = (descriptor_status(fd), descriptor_status(dir_fd)) else {
         return fail(b"cannot stat the stats file");
     };
     let mapped = unsafe {
@@ -218,6 +257,8 @@ fn create_in(dir_fd: c_int, dir: &CStr, exe_name: &[u8]) -> Result<(), &'static 
     place.put(&name.path[..name.len]);
     IDENTITY.0.store(status.st_dev, Ordering::Relaxed);
     IDENTITY.1.store(status.st_ino, Ordering::Relaxed);
+    DIRECTORY.0.store(directory.st_dev, Ordering::Relaxed);
+    DIRECTORY.1.store(directory.st_ino, Ordering::Relaxed);
     LOCK_FD.store(fd, Ordering::Relaxed);
     MAPPED.store(mapped.cast(), Ordering::Release);
     counters::use_file(area, FIRST_PAGES, allocate_page);
@@ -330,18 +371,6 @@ pub fn after_fork_in_child() {
         crate::sys::raw::close(fd);
     }
     MAPPED.store(ptr::null_mut(), Ordering::Relaxed);
-}
-
-fn random_nonce() -> u64 {
-    let mut bytes = [0u8; 8];
-    // SAFETY: a valid buffer; GRND_NONBLOCK never waits for entropy.
-    let got = unsafe { libc::getrandom(bytes.as_mut_ptr().cast(), 8, libc::GRND_NONBLOCK) };
-    let mut nonce = u64::from_ne_bytes(bytes);
-    if got != 8 {
-        // No getrandom: time and address still make two processes differ.
-        nonce = crate::sys::clock::monotonic_ns() ^ (ptr::addr_of!(nonce) as u64).rotate_left(32);
-    }
-    nonce.max(1)
 }
 
 fn put_hex(sink: &mut impl Sink, value: u64) {

@@ -4,10 +4,15 @@
 //! Published with a flag, so a dump written from a signal handler reads a
 //! complete record or the bare minimum (what its file name needs), never
 //! half one.
+//!
+//! The nonce, which tells this process image from any other with the same
+//! pid and start time (an `exec`), is made once per image — at the first
+//! call, or by the first dump or stats file that needs it, whichever comes
+//! first — so the stats file and every dump carry the same one.
 
 use std::cell::UnsafeCell;
 use std::os::unix::ffi::OsStrExt;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use fadvise_shim_core::identity::placement_from_cgroup_file;
 use fadvise_shim_core::origin::OriginRef;
@@ -56,6 +61,44 @@ static RECORD: Slot = Slot(UnsafeCell::new(Record {
 }));
 static READY: AtomicBool = AtomicBool::new(false);
 static WRITING: AtomicBool = AtomicBool::new(false);
+/// This image's nonce (0: not made yet) and the pid it was made by: a child
+/// made without `fork`'s handlers (a raw `clone`) must not take it as its own.
+static NONCE: AtomicU64 = AtomicU64::new(0);
+static NONCE_PID: AtomicU32 = AtomicU32::new(0);
+
+/// This process image's nonce, made on first use (async-signal-safe: one
+/// `getrandom` and atomics; a racing thread's value loses to the first).
+pub fn nonce() -> u64 {
+    // SAFETY: getpid has no preconditions.
+    let pid = unsafe { libc::getpid() } as u32;
+    if NONCE_PID.load(Ordering::Acquire) != pid {
+        NONCE.store(0, Ordering::Relaxed);
+    }
+    let made = NONCE.load(Ordering::Acquire);
+    if made != 0 {
+        return made;
+    }
+    let fresh = random_nonce();
+    let nonce = match NONCE.compare_exchange(0, fresh, Ordering::AcqRel, Ordering::Acquire) {
+        Ok(_) => fresh,
+        Err(first) => first,
+    };
+    NONCE_PID.store(pid, Ordering::Release);
+    nonce
+}
+
+fn random_nonce() -> u64 {
+    let mut bytes = [0u8; 8];
+    // SAFETY: a valid buffer; GRND_NONBLOCK never waits for entropy.
+    let got = unsafe { libc::getrandom(bytes.as_mut_ptr().cast(), 8, libc::GRND_NONBLOCK) };
+    let mut nonce = u64::from_ne_bytes(bytes);
+    if got != 8 {
+        // No getrandom: time and address still make two processes differ.
+        nonce =
+            crate::sys::clock::monotonic_ns() ^ (std::ptr::addr_of!(nonce) as u64).rotate_left(32);
+    }
+    nonce.max(1)
+}
 
 /// Reads this process's identity; one thread at a time (the first call's).
 pub fn gather() {
@@ -85,6 +128,7 @@ pub fn gather() {
         }
     }
     record.hostname_len = hostname(&mut record.hostname);
+    nonce();
     READY.store(true, Ordering::Release);
     WRITING.store(false, Ordering::Release);
 }
@@ -93,6 +137,7 @@ pub fn gather() {
 pub fn after_fork_in_child() {
     READY.store(false, Ordering::Relaxed);
     WRITING.store(false, Ordering::Relaxed);
+    NONCE.store(0, Ordering::Relaxed);
 }
 
 /// This process's identity (only pid and executable before `gather`).
@@ -104,6 +149,7 @@ pub fn with_origin<R>(use_origin: impl FnOnce(&OriginRef) -> R) -> R {
         exe,
         pid,
         uid,
+        nonce: nonce(),
         ..OriginRef::default()
     };
     // SAFETY: `READY` is set only once the record is complete, and cleared

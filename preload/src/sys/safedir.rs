@@ -91,3 +91,35 @@ fn zeroed_stat() -> libc::stat {
     // SAFETY: `stat` is plain data; all-zero is a valid value.
     unsafe { std::mem::zeroed() }
 }
+
+/// The owner of the first component of `path` (symlinks not followed) that
+/// belongs neither to root nor to this user: who made a directory there
+/// before us. `None` when there is none, or the path cannot be examined.
+pub fn foreign_owner(path: &[u8]) -> Option<libc::uid_t> {
+    // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc::geteuid() };
+    let mut prefix = [0u8; 4096];
+    if path.len() >= prefix.len() {
+        return None;
+    }
+    let ends = path
+        .iter()
+        .enumerate()
+        .skip(1)
+        .filter(|&(_, &byte)| byte == b'/')
+        .map(|(index, _)| index)
+        .chain([path.len()]);
+    for end in ends {
+        prefix[..end].copy_from_slice(&path[..end]);
+        prefix[end] = 0;
+        let mut status = zeroed_stat();
+        // SAFETY: a NUL-terminated path and a valid out-pointer.
+        if unsafe { libc::lstat(prefix.as_ptr().cast(), &mut status) } != 0 {
+            return None;
+        }
+        if status.st_uid != 0 && status.st_uid != euid {
+            return Some(status.st_uid);
+        }
+    }
+    None
+}
