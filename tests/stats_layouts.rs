@@ -3,10 +3,11 @@
 //! by today's `report` and `serve`: a process of the old build still
 //! running (the test holds the file's liveness lock, as its writer would)
 //! and one that exited, each counted exactly once, before and after a
-//! reader retires the dead one. `--version` names the layouts.
+//! reader retires the dead one, and by a real Prometheus server through a
+//! restart of `serve`. `--version` names the layouts.
 
 mod common;
-// Only its serve helper is used here.
+// Only its serve and Prometheus helpers are used here.
 #[allow(dead_code)]
 mod serve_support;
 
@@ -17,7 +18,7 @@ use std::time::Duration;
 
 use common::{run, Scratch, TIMEOUT};
 use serde_json::Value;
-use serve_support::Serve;
+use serve_support::{by_label, Prometheus, Serve};
 
 /// What each fixture's process did (tests/fixtures/stats/make.sh):
 /// `posix_fadvise` calls, all dropped by its policy; fsyncs, all passed;
@@ -220,6 +221,59 @@ fn serve_exports_both_layouts_running_and_exited_exactly() {
     drop(alive);
     check();
     check();
+}
+
+#[test]
+fn prometheus_scrapes_both_layouts_through_exits_and_a_restart_of_serve() {
+    let scratch = Scratch::new();
+    let dir = scratch.stats_dir();
+    let alive = both_layouts(&dir);
+    let serve = Serve::start("127.0.0.1:0", &dir);
+    let prometheus = Prometheus::start(scratch.path(), serve.address);
+    let value = |rows: &[(String, f64)], label: &str| {
+        rows.iter()
+            .find(|(labels, _)| labels.contains(label))
+            .map(|(_, value)| *value as u64)
+    };
+    let exact = |rows: &[(String, f64)]| {
+        value(rows, "posix_fadvise") == Some(ALL_FOUR.dropped_fadvise)
+            && value(rows, "fsync") == Some(ALL_FOUR.passed_fsync)
+    };
+    let by_call = "sum by (call) (fadvise_shim_calls_total)";
+    prometheus.wait_for(by_call, Duration::from_secs(15), exact);
+    let live = by_label(&prometheus.query("sum(fadvise_shim_processes)"));
+    assert_eq!(live.first().map(|row| row.1), Some(2.0), "{live:?}");
+    // Both running processes end; serve retires their files.
+    drop(alive);
+    prometheus.wait_for(
+        "sum(fadvise_shim_processes)",
+        Duration::from_secs(10),
+        |rows| rows.is_empty() || rows[0].1 == 0.0,
+    );
+    let port = serve.address.port();
+    drop(serve);
+    let _restarted = Serve::start(&format!("127.0.0.1:{port}"), &dir);
+    let scrapes = "count_over_time(up{job=\"fadvise-shim\"}[1m])";
+    let before = by_label(&prometheus.query(scrapes))[0].1;
+    prometheus.wait_for(scrapes, Duration::from_secs(10), |rows| {
+        rows.first().is_some_and(|row| row.1 >= before + 2.0)
+    });
+    prometheus.wait_for("up", Duration::from_secs(5), |rows| {
+        rows.first().is_some_and(|row| row.1 == 1.0)
+    });
+    prometheus.wait_for(by_call, Duration::from_secs(5), exact);
+    let errors = by_label(&prometheus.query("sum by (call) (fadvise_shim_call_errors_total)"));
+    assert_eq!(
+        value(&errors, "fsync"),
+        Some(ALL_FOUR.failed_fsync),
+        "{errors:?}"
+    );
+    let seen = by_label(&prometheus.query("sum(fadvise_shim_processes_seen_total)"));
+    assert_eq!(seen.first().map(|row| row.1 as u64), Some(4), "{seen:?}");
+    let resets = by_label(&prometheus.query("resets(fadvise_shim_calls_total[5m])"));
+    assert!(!resets.is_empty());
+    assert!(resets.iter().all(|(_, value)| *value == 0.0), "{resets:?}");
+    assert_eq!(stats_files(&dir), 0, "every dead file was retired");
 }
 
 #[test]
