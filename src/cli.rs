@@ -2,13 +2,26 @@
 //! with an example. What the arguments mean is in each command's module.
 
 use std::path::PathBuf;
+use std::sync::LazyLock;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use fadvise_shim_core::stats_file;
+
+/// `--version`: the program's, and the stats file layouts it reads and
+/// writes (a reader and the library of another build may meet on a node).
+static VERSION: LazyLock<String> = LazyLock::new(|| {
+    let (major, minor) = stats_file::LAYOUT;
+    format!(
+        "{}\nstats file layouts: reads {}, writes {major}.{minor}",
+        env!("CARGO_PKG_VERSION"),
+        stats_file::layouts_read()
+    )
+});
 
 #[derive(Parser)]
 #[command(
     name = "fadvise-shim",
-    version,
+    version = VERSION.as_str(),
     about = "Observe, drop and rate-limit page-cache calls (posix_fadvise, fsync, sync_file_range, ...) in unmodified programs",
     after_help = "Example:\n  fadvise-shim run -- dd if=/dev/zero of=out bs=64k count=2000 oflag=nocache"
 )]

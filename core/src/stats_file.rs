@@ -10,7 +10,7 @@
 //!
 //! | bytes | what |
 //! | --- | --- |
-//! | 0..128 | header words: magic, version, histogram layout, state, creation time, nonce, origin length |
+//! | 0..128 | header words: magic, major, histogram layout, state, creation time, nonce, origin length, minor; the rest reserved (zero) |
 //! | 128..4096 | the origin (`origin.rs` lines: who made the calls) |
 //! | 4096.. | per call: `dropped`, `limited`, `errors`, one spare word |
 //! | 4352..5888 | the first `FIRST_MODULES` module slots (below) |
@@ -18,6 +18,26 @@
 //! | 8192.. | per call: the latency histogram, `histogram::BUCKETS` words |
 //! | `SITES_OFFSET`.. | per site: its address in its module, module slot, counters, coarse histogram |
 //! | `MODULES_OFFSET`.. | the other module slots: state, identity, build id, path |
+//!
+//! Layouts and compatibility. `WORD_VERSION` holds the layout's major
+//! number and `WORD_MINOR` (in header space that every earlier layout left
+//! zero) its minor. The rule for a change to this layout:
+//!
+//! - an addition an older reader can skip without misreporting what it
+//!   does read — a new region past `FILE_BYTES`, a new header word whose 0
+//!   means "nothing", a field in a spare word — keeps the major and raises
+//!   the minor; a reader reads every minor of a major it knows, ignoring
+//!   what it does not know;
+//! - anything else — a region moved or resized, a word whose meaning
+//!   changes, counts an older reader would take for something else or
+//!   miss from the totals it prints — raises the major, and readers refuse
+//!   a major they do not know (`decode` says which it knows).
+//!
+//! Writers write `LAYOUT`; readers read every layout this project has
+//! written: major 1 (before call sites: header, origin, counters,
+//! histograms, `LAYOUT_1_BYTES` long) and major 2 (this table). A file's
+//! major is the first thing checked; readers of layout 2 written before
+//! this rule required `WORD_VERSION == 2`, so the major stays in that word.
 //!
 //! The file is sparse: a process pays (in shared memory) only for the pages
 //! it touches, a few for a process that makes one kind of call. Liveness is
@@ -42,7 +62,12 @@ use crate::stats::Snapshot;
 /// File-name suffix of stats files.
 pub const FILE_SUFFIX: &str = ".stats";
 pub const MAGIC: u64 = u64::from_le_bytes(*b"FSHSTAT1");
-pub const VERSION: u64 = 2;
+/// The layout written: (major, minor), see "Layouts and compatibility".
+pub const LAYOUT: (u64, u64) = (2, 0);
+/// The majors this reader reads.
+pub const READ_MAJORS: [u64; 2] = [1, 2];
+/// Layout 1 ended where layout 2's call sites begin.
+pub const LAYOUT_1_BYTES: usize = SITES_OFFSET;
 
 pub const WORD_MAGIC: usize = 0;
 pub const WORD_VERSION: usize = 1;
@@ -56,6 +81,8 @@ pub const WORD_CREATED: usize = 6;
 /// aggregate remembers of a file it absorbed.
 pub const WORD_NONCE: usize = 7;
 pub const WORD_ORIGIN_BYTES: usize = 8;
+/// The layout's minor number (0 in files written before it was kept).
+pub const WORD_MINOR: usize = 9;
 pub const COMPLETE: u64 = 1;
 
 pub const ORIGIN_OFFSET: usize = 128;
@@ -225,7 +252,8 @@ pub fn write_header(words: &[AtomicU64], origin: &OriginRef, nonce: u64, created
     }
     let header = [
         (WORD_MAGIC, MAGIC),
-        (WORD_VERSION, VERSION),
+        (WORD_VERSION, LAYOUT.0),
+        (WORD_MINOR, LAYOUT.1),
         (WORD_BUCKETS, BUCKETS as u64),
         (WORD_HIGHEST_VALUE, HIGHEST_VALUE),
         (WORD_DIGITS_AND_CALLS, layout_word()),
@@ -297,14 +325,19 @@ pub fn decode(bytes: &[u8]) -> Result<LiveStats, StatsFileError> {
     if bytes.len() < 8 || word(bytes, WORD_MAGIC) != MAGIC {
         return refuse("not a fadvise-shim stats file".into());
     }
-    if word(bytes, WORD_VERSION) != VERSION {
-        return refuse(format!(
-            "stats file version {} (this reader knows {VERSION})",
-            word(bytes, WORD_VERSION)
-        ));
-    }
-    if bytes.len() < FILE_BYTES {
-        return refuse(format!("cut short: {} bytes of {FILE_BYTES}", bytes.len()));
+    let major = word(bytes, WORD_VERSION);
+    let length = match major {
+        1 => LAYOUT_1_BYTES,
+        2 => FILE_BYTES,
+        _ => {
+            return refuse(format!(
+                "stats file layout {major} (this reader knows {})",
+                layouts_read()
+            ))
+        }
+    };
+    if bytes.len() < length {
+        return refuse(format!("cut short: {} bytes of {length}", bytes.len()));
     }
     if word(bytes, WORD_BUCKETS) != BUCKETS as u64
         || word(bytes, WORD_HIGHEST_VALUE) != HIGHEST_VALUE
@@ -349,7 +382,9 @@ pub fn decode(bytes: &[u8]) -> Result<LiveStats, StatsFileError> {
         // the bucket of its call: never more errors than passed calls.
         counts.errors = word(bytes, counter_word(call, Counter::Errors)).min(counts.passed());
     }
-    stats.sites = decode_sites(bytes, &origin.exe);
+    if major >= 2 {
+        stats.sites = decode_sites(bytes, &origin.exe);
+    }
     Ok(LiveStats {
         nonce: word(bytes, WORD_NONCE),
         created: word(bytes, WORD_CREATED),
@@ -416,6 +451,16 @@ fn decode_module(bytes: &[u8], slot: usize, exe: &str) -> Option<Module> {
         },
         build_id: crate::sites::hex_encode(build_id),
     })
+}
+
+/// The layouts read, for messages and `--version`: "1 and 2".
+pub fn layouts_read() -> String {
+    let majors: Vec<String> = READ_MAJORS.iter().map(u64::to_string).collect();
+    match majors.split_last() {
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+        None => String::new(),
+    }
 }
 
 const INCOMPLETE: &str = "still being created";
@@ -495,6 +540,30 @@ mod tests {
         assert_eq!((unnamed.0.module.as_ref(), unnamed.1.passed()), (None, 5));
     }
 
+    #[test]
+    fn a_later_minor_is_read_and_what_it_adds_skipped() {
+        let mut bytes = written();
+        bytes[WORD_MINOR * 8] = 7;
+        bytes[10 * 8] = 0x55;
+        bytes.extend([0xee; 8192]);
+        assert_eq!(decode(&bytes).unwrap(), decode(&written()).unwrap());
+    }
+
+    #[test]
+    fn layout_1_is_read_without_call_sites() {
+        let mut bytes = written();
+        bytes[WORD_VERSION * 8] = 1;
+        // What layout 1 had: no module slots, no site keys.
+        bytes[FIRST_MODULES_OFFSET..HISTOGRAMS_OFFSET].fill(0);
+        bytes.truncate(LAYOUT_1_BYTES);
+        let live = decode(&bytes).unwrap();
+        assert_eq!(live.stats.call(Call::PosixFadvise).passed(), 150);
+        assert_eq!(live.stats.call(Call::Fsync).dropped, 7);
+        assert!(live.stats.sites.sites.is_empty());
+        let short = decode(&bytes[..LAYOUT_1_BYTES - 8]).unwrap_err();
+        assert!(short.0.starts_with("cut short"), "{short}");
+    }
+
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig { cases: 300, failure_persistence: None, ..Default::default() })]
 
@@ -531,7 +600,10 @@ mod tests {
         assert!(decode(&[]).is_err());
         let mut version = good.clone();
         version[WORD_VERSION * 8] = 9;
-        assert!(decode(&version).unwrap_err().0.contains("version 9"));
+        assert_eq!(
+            decode(&version).unwrap_err().0,
+            "stats file layout 9 (this reader knows 1 and 2)"
+        );
         let mut layout = good.clone();
         layout[WORD_BUCKETS * 8] = 1;
         assert!(decode(&layout).is_err());

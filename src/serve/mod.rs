@@ -41,9 +41,10 @@ pub fn main(args: ServeArgs) -> Outcome {
     } else {
         args.dirs
     };
-    // std's TcpStream already sends with MSG_NOSIGNAL; ignoring SIGPIPE
-    // (which main set back to its default for piped output) makes sure no
-    // write of a long-running exporter, stdout included, can end it.
+    // Sockets are written with MSG_NOSIGNAL (tokio's sockets are std's);
+    // ignoring SIGPIPE (which main set back to its default for piped
+    // output) makes sure no write of a long-running exporter, stdout
+    // included, can end it.
     // SAFETY: changing a signal's disposition before any thread exists
     // has no memory-safety requirement.
     unsafe {

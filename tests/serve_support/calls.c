@@ -2,12 +2,16 @@
  * again in Prometheus: FADVISE posix_fadvise(DONTNEED) and FSYNC fsync
  * calls on a file, then BAD fsync calls on a closed descriptor (which the
  * kernel fails with EBADF). Prints what it made and how many failed.
+ * With a fifth argument `hold` it then waits for the end of its standard
+ * input, so that its stats file can be copied while it runs (the fixtures
+ * of tests/fixtures/stats/).
  *
- * Usage: calls FILE FADVISE FSYNC BAD */
+ * Usage: calls FILE FADVISE FSYNC BAD [hold] */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 /* Closed, and high enough that the shim's own descriptors never land on it. */
@@ -15,8 +19,8 @@
 
 int main(int argc, char **argv)
 {
-    if (argc != 5) {
-        fprintf(stderr, "usage: calls FILE FADVISE FSYNC BAD\n");
+    if (argc != 5 && !(argc == 6 && strcmp(argv[5], "hold") == 0)) {
+        fprintf(stderr, "usage: calls FILE FADVISE FSYNC BAD [hold]\n");
         return 2;
     }
     long fadvise = atol(argv[2]), fsyncs = atol(argv[3]), bad = atol(argv[4]);
@@ -34,5 +38,10 @@ int main(int argc, char **argv)
     for (long i = 0; i < bad; i++)
         failed += fsync(CLOSED_FD) != 0 && errno == EBADF;
     printf("fadvise=%ld fsync=%ld bad=%ld failed=%ld\n", fadvise, fsyncs, bad, failed);
+    if (argc == 6) {
+        fflush(stdout);
+        while (getchar() != EOF)
+            ;
+    }
     return 0;
 }
