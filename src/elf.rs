@@ -2,7 +2,9 @@
 //! machine, its loader (`PT_INTERP`), the libraries it needs and where it
 //! looks for them, the functions it imports, whether it is a Go program, and
 //! the symbol versions it needs (`.gnu.version_r`) and defines
-//! (`.gnu.version_d`, e.g. every `GLIBC_2.x` of a `libc.so.6`). `doctor`
+//! (`.gnu.version_d`, e.g. every `GLIBC_2.x` of a `libc.so.6`), and which
+//! symbols it must find and which it exports (musl ignores versions: a
+//! library loads there when every non-weak import is exported). `doctor`
 //! reads programs with it, `install` an image's loader and libc.
 //!
 //! Only the file is read; nothing is executed (unlike `ldd`, which runs the
@@ -28,6 +30,10 @@ pub struct ElfFacts {
     pub search_path: Vec<String>,
     /// Names of undefined dynamic symbols (imports), without versions.
     pub imports: BTreeSet<String>,
+    /// The imports that are not weak: loading fails when one is missing.
+    pub required_imports: BTreeSet<String>,
+    /// Names of the dynamic symbols this file defines.
+    pub exports: BTreeSet<String>,
     /// Go's runtime makes system calls itself, bypassing libc.
     pub is_go: bool,
     /// For each needed file, the version names required from it.
@@ -80,12 +86,21 @@ where
     }
     // The loader ignores DT_RPATH when DT_RUNPATH is present.
     let search_path = if runpath.is_empty() { rpath } else { runpath };
-    let imports = file
-        .dynamic_symbols()
-        .filter(|symbol| symbol.is_undefined())
-        .filter_map(|symbol| symbol.name().ok().map(str::to_string))
-        .filter(|name| !name.is_empty())
-        .collect();
+    let (mut imports, mut required_imports, mut exports) =
+        (BTreeSet::new(), BTreeSet::new(), BTreeSet::new());
+    for symbol in file.dynamic_symbols() {
+        let Some(name) = symbol.name().ok().filter(|name| !name.is_empty()) else {
+            continue;
+        };
+        if !symbol.is_undefined() {
+            exports.insert(name.to_string());
+            continue;
+        }
+        if !symbol.is_weak() {
+            required_imports.insert(name.to_string());
+        }
+        imports.insert(name.to_string());
+    }
     let (version_needs, version_definitions) = versions(file)?;
     let is_go = file.section_by_name(".go.buildinfo").is_some()
         || file
@@ -103,6 +118,8 @@ where
             .map(str::to_string)
             .collect(),
         imports,
+        required_imports,
+        exports,
         is_go,
         version_needs,
         version_definitions,
