@@ -196,6 +196,34 @@ impl Loader {
     }
 }
 
+/// musl's file naming its library directories for the loader at
+/// `interpreter`: `/etc/ld-musl-x86_64.path` for `/lib/ld-musl-x86_64.so.1`.
+pub fn musl_path_file(interpreter: &str) -> String {
+    let name = Path::new(interpreter)
+        .file_name()
+        .map(|name| name.to_string_lossy().replace(".so.1", ".path"))
+        .unwrap_or_default();
+    format!("/etc/{name}")
+}
+
+/// musl's library directories, given the text of its path file (entries
+/// separated by newlines or `:`; empty or missing: the built-in default).
+pub fn musl_search_path(path_file: &str) -> Vec<String> {
+    let dirs: Vec<String> = path_file
+        .split(['\n', ':'])
+        .map(str::trim)
+        .filter(|dir| dir.starts_with('/'))
+        .map(str::to_string)
+        .collect();
+    if dirs.is_empty() {
+        ["/lib", "/usr/local/lib", "/usr/lib"]
+            .map(String::from)
+            .to_vec()
+    } else {
+        dirs
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -243,6 +271,19 @@ mod tests {
             .version_definitions
             .iter()
             .any(|name| name == "GLIBC_2.2.5" || name == "GLIBC_2.17"));
+    }
+
+    #[test]
+    fn musl_reads_its_path_file_or_uses_its_default() {
+        assert_eq!(
+            musl_path_file("/lib/ld-musl-x86_64.so.1"),
+            "/etc/ld-musl-x86_64.path"
+        );
+        assert_eq!(musl_search_path(""), ["/lib", "/usr/local/lib", "/usr/lib"]);
+        assert_eq!(
+            musl_search_path("/opt/lib\n/lib:/usr/lib\n"),
+            ["/opt/lib", "/lib", "/usr/lib"]
+        );
     }
 
     #[test]

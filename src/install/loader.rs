@@ -139,7 +139,8 @@ fn check_musl(root: &Root, loader: &str, library: &ElfFacts) -> Result<Accepted,
             describe_machine(library)
         ));
     }
-    let search = musl_search_path(root, loader);
+    let path_file = std::fs::read_to_string(root.resolve(&elf::musl_path_file(loader)));
+    let search = elf::musl_search_path(&path_file.unwrap_or_default());
     let mut exported: BTreeSet<&str> = libc.exports.iter().map(String::as_str).collect();
     let mut found = Vec::new();
     for name in library.needed.iter().filter(|name| !musl_provides(name)) {
@@ -194,31 +195,6 @@ fn musl_provides(name: &str) -> bool {
             rest.strip_prefix(reserved)
                 .is_some_and(|tail| tail.starts_with('.'))
         })
-}
-
-/// Where musl's loader looks for libraries: `/etc/ld-musl-ARCH.path` (one
-/// directory a line, or separated by `:`), else its built-in default.
-fn musl_search_path(root: &Root, loader: &str) -> Vec<String> {
-    let arch = file_name(loader)
-        .strip_prefix("ld-musl-")
-        .and_then(|rest| rest.strip_suffix(".so.1"))
-        .map(str::to_string)
-        .unwrap_or_default();
-    let configured = std::fs::read_to_string(root.resolve(&format!("/etc/ld-musl-{arch}.path")))
-        .unwrap_or_default();
-    let directories: Vec<String> = configured
-        .split(['\n', ':'])
-        .map(str::trim)
-        .filter(|directory| directory.starts_with('/'))
-        .map(str::to_string)
-        .collect();
-    if directories.is_empty() {
-        ["/lib", "/usr/local/lib", "/usr/lib"]
-            .map(String::from)
-            .to_vec()
-    } else {
-        directories
-    }
 }
 
 /// The first reference program that is an ELF file, with its path inside.

@@ -57,13 +57,20 @@ impl Daemon {
         Ok(daemon)
     }
 
+    /// The client, talking to this daemon.
+    pub fn client(&self) -> Command {
+        let mut command = Command::new("/usr/bin/docker");
+        command.arg(format!(
+            "--host=unix://{}",
+            self.dir.path().join("sock").display()
+        ));
+        command
+    }
+
     /// Runs the client against this daemon; its stdout, or why it failed.
     pub fn docker(&self, args: &[&str]) -> Result<String, String> {
-        let output = Command::new("/usr/bin/docker")
-            .arg(format!(
-                "--host=unix://{}",
-                self.dir.path().join("sock").display()
-            ))
+        let output = self
+            .client()
             .args(args)
             .output()
             .map_err(|error| error.to_string())?;
@@ -72,6 +79,31 @@ impl Daemon {
         } else {
             Err(String::from_utf8_lossy(&output.stderr).into_owned())
         }
+    }
+
+    /// Imports the directory `root` as the image `name` (`tar | docker
+    /// import`), with Dockerfile-style `changes` such as `ENTRYPOINT [...]`.
+    pub fn import(&self, root: &Path, name: &str, changes: &[&str]) {
+        let tarball = self
+            .dir
+            .path()
+            .join(format!("{}.tar", name.replace([':', '/'], "-")));
+        let tar = Command::new("tar")
+            .arg("-C")
+            .arg(root)
+            .args(["-c", "-f"])
+            .arg(&tarball)
+            .arg(".")
+            .status()
+            .expect("tar runs");
+        assert!(tar.success(), "tar of {}", root.display());
+        let mut args = vec!["import".to_string()];
+        for change in changes {
+            args.extend(["--change".to_string(), change.to_string()]);
+        }
+        args.extend([tarball.display().to_string(), name.to_string()]);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.docker(&args).expect("docker import");
     }
 }
 
