@@ -416,11 +416,13 @@ fn a_library_musl_cannot_load_is_refused_in_a_musl_root() {
     }
 }
 
-/// The real library in a musl root: installed with `--preload env`, a
-/// program built with `musl-gcc` started with the printed `LD_PRELOAD`
-/// runs under the shim, and the installed CLI reads its statistics there.
+/// The `alpine` stage of deploy/Dockerfile, in a musl root with the real
+/// library: the static CLI, run inside the root, installs itself and the
+/// library and prints the `ENV` line; a program built with `musl-gcc`
+/// started with that `LD_PRELOAD` runs under the shim, and the installed CLI
+/// reads its statistics there. Then uninstall restores the root.
 #[test]
-fn in_a_musl_root_a_musl_program_runs_under_the_installed_library() {
+fn in_a_musl_root_the_alpine_steps_preload_a_musl_program() {
     let root = musl_root();
     let probe = root.path().join("probe");
     compile_probe_with("musl-gcc", &probe);
@@ -431,7 +433,24 @@ fn in_a_musl_root_a_musl_program_runs_under_the_installed_library() {
         );
         return;
     }
-    install(root.path(), &["--preload", "global"]).success("install");
+    let before = snapshot(root.path(), &VOLATILE, false);
+    let stage = root.path().join("tmp/fadvise-shim-install");
+    std::fs::create_dir_all(&stage).unwrap();
+    std::fs::copy(cli(), stage.join("fadvise-shim")).unwrap();
+    std::fs::copy(library(), stage.join("libfadvise_shim.so")).unwrap();
+    let installed = Run::of(&mut in_chroot(
+        root.path(),
+        &[
+            "/bin/sh",
+            "-c",
+            "/tmp/fadvise-shim-install/fadvise-shim install --root / --preload global \
+             && rm -r /tmp/fadvise-shim-install",
+        ],
+    ))
+    .success("install inside the musl root");
+    assert_eq!(installed.stdout, env_line(), "{installed}");
+    assert!(!root.path().join(PRELOAD).exists());
+
     let run = Run::of(&mut in_chroot(
         root.path(),
         &[
@@ -447,7 +466,17 @@ fn in_a_musl_root_a_musl_program_runs_under_the_installed_library() {
     let json = &run.stdout[run.stdout.find('{').expect("a JSON report")..];
     let report: serde_json::Value = serde_json::from_str(json).unwrap();
     assert_eq!(report["calls"]["fsync"]["count"], 1, "{report}");
-    uninstall(root.path()).success("uninstall");
+
+    Run::of(&mut in_chroot(
+        root.path(),
+        &["/usr/bin/fadvise-shim", "uninstall", "--root", "/"],
+    ))
+    .success("uninstall inside the musl root");
+    assert_same_tree(
+        &before,
+        &snapshot(root.path(), &VOLATILE, false),
+        "root after uninstall",
+    );
 }
 
 #[test]
