@@ -4,13 +4,15 @@
 # Go and static C (libc.a) and liburing for the supervisor and doctor tests,
 # outside views of the kernel (strace), a real terminal for `top` (tmux),
 # report validators (promtool, PyPI's hdrhistogram), debootstrap and
-# cargo-deb for the base-image tests. Needs root.
+# cargo-deb for the base-image tests, musl-gcc and a static busybox for the
+# musl (Alpine-like) programs and container root. Needs root.
 set -euo pipefail
 packages=(
   build-essential strace sqlite3 libsqlite3-dev eatmydata nocache
   libgoogle-glog-dev prometheus debootstrap hyperfine linux-perf postgresql
   python3 python3-pip util-linux coreutils xxd libjemalloc2 libtcmalloc-minimal4
   golang-go liburing-dev libc6-dev libjna-java default-jdk-headless tmux docker.io
+  musl-tools busybox-static
 )
 missing=()
 for package in "${packages[@]}"; do

@@ -2,43 +2,18 @@
 //! policies, and install the library into images.
 //!
 //! This file only parses arguments and reports failures; each command lives
-//! in its own module. Every error is one line prefixed `fadvise-shim:`; exit
-//! codes are 0 for success, 1 for failure and 2 for usage errors.
-
-mod check;
-mod cli;
-mod doctor;
-mod dump_cmd;
-mod elf;
-mod install;
-mod output;
-mod procfs;
-mod report;
-mod run;
-mod serve;
-mod stats_dir;
-mod supervise;
-mod symbolize;
-mod top;
+//! in its own module of the library (`lib.rs`). Every error is one line
+//! prefixed `fadvise-shim:`; exit codes are 0 for success, 1 for failure and
+//! 2 for usage errors.
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
-use cli::{Cli, Command};
-
-/// A failure to report on stderr as `fadvise-shim: <message>`, exit 1.
-#[derive(Debug)]
-pub struct Failure(pub String);
-
-impl<E: std::fmt::Display> From<E> for Failure {
-    fn from(error: E) -> Self {
-        Failure(error.to_string())
-    }
-}
-
-/// What a command returns: its exit code, or a failure to report.
-pub type Outcome = Result<ExitCode, Failure>;
+use fadvise_shim_cli::cli::{Cli, Command};
+use fadvise_shim_cli::{
+    check, doctor, dump_cmd, install, output, report, run, serve, top, Failure,
+};
 
 fn main() -> ExitCode {
     output::quiet_broken_pipe();

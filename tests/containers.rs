@@ -168,3 +168,90 @@ fn callers_are_named_from_inside_their_container(daemon: &Daemon, library: &Path
         assert!(table.contains(row), "{row:?} in\n{table}");
     }
 }
+
+/// An Alpine-like container: a root with musl's loader (a copy of musl's
+/// `libc.so` at `/lib/ld-musl-x86_64.so.1`), a static busybox as `/bin/sh`
+/// and a program built with `musl-gcc` — no glibc file at all. With the
+/// library bind-mounted and `LD_PRELOAD` set, as `deploy/` does to a pod,
+/// the program runs (before, it exited 127 before `main`) and its calls
+/// come back under its container id.
+#[test]
+fn a_musl_only_container_runs_under_the_shim_and_is_reported() {
+    let daemon = match Daemon::start() {
+        Ok(daemon) => daemon,
+        Err(why) => {
+            eprintln!("SKIPPED: {why}");
+            return;
+        }
+    };
+    let root = daemon.dir.path().join("musl-root");
+    for dir in [
+        "lib", "bin", "app", "data", "stats", "shim", "tmp", "proc", "dev", "sys", "etc",
+    ] {
+        std::fs::create_dir_all(root.join(dir)).unwrap();
+    }
+    std::fs::copy(
+        "/usr/lib/x86_64-linux-musl/libc.so",
+        root.join("lib/ld-musl-x86_64.so.1"),
+    )
+    .unwrap();
+    std::fs::copy("/bin/busybox", root.join("bin/sh")).unwrap();
+    std::fs::copy(common::musl_program("threads"), root.join("app/threads")).unwrap();
+    let tar = Command::new("tar")
+        .arg("-C")
+        .arg(&root)
+        .args(["-c", "-f"])
+        .arg(daemon.dir.path().join("musl-root.tar"))
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(tar.success());
+    let tarball = daemon.dir.path().join("musl-root.tar");
+    daemon
+        .docker(&["import", tarball.to_str().unwrap(), "fadvise-shim-musl:1"])
+        .expect("docker import");
+    let shared = daemon.dir.path().join("musl-shared");
+    let stats = shared.join("stats");
+    std::fs::create_dir_all(&stats).unwrap();
+    let library = shared.join("libfadvise_shim.so");
+    std::fs::copy(install_support::library(), &library).unwrap();
+    let id = daemon
+        .docker(&[
+            "run",
+            "-d",
+            "--network=none",
+            "-v",
+            &format!("{}:/shim/libfadvise_shim.so:ro", library.display()),
+            "-v",
+            &format!("{}:/stats:rw", stats.display()),
+            "-e",
+            "LD_PRELOAD=/shim/libfadvise_shim.so",
+            "-e",
+            "FADVISE_SHIM_STATS_DIR=/stats",
+            "fadvise-shim-musl:1",
+            "/bin/sh",
+            "-c",
+            "/app/threads /data/file 4 50 && /app/threads /data/file 2 25",
+        ])
+        .expect("docker run");
+    let status = daemon.docker(&["wait", &id]).expect("docker wait");
+    let logs = daemon.docker(&["logs", &id]).unwrap_or_default();
+    let _ = daemon.docker(&["rm", &id]);
+    assert_eq!(status, "0", "{logs}");
+    assert!(logs.contains("calls 200 failed 0"), "{logs}");
+    let output = common::clean_command(common::cli())
+        .args(["report", "--by", "container", "--format", "json"])
+        .arg(&stats)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let groups = report["groups"].as_array().expect("groups");
+    assert_eq!(groups.len(), 1, "{report}");
+    assert_eq!(groups[0]["key"]["container_id"], id.as_str(), "{report}");
+    assert_eq!(groups[0]["processes"], 2, "{report}");
+    assert_eq!(
+        groups[0]["calls"]["posix_fadvise"]["count"], 250,
+        "{report}"
+    );
+}

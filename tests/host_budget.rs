@@ -86,6 +86,7 @@ fn three_processes_share_one_budget() {
         .expect("a budget file");
     let meta = std::fs::metadata(&budget).unwrap();
     assert_eq!(meta.permissions().mode() & 0o777, 0o600, "{budget:?}");
+    // SAFETY: geteuid has no preconditions.
     assert_eq!(meta.uid(), unsafe { libc::geteuid() });
 
     let (total, stderr) = together(&scratch, &policy(&limits, "process", RATE), 3, 2);
@@ -173,6 +174,7 @@ fn a_planted_symlink_costs_one_line_and_a_budget_of_its_own() {
     std::fs::create_dir(&limits).unwrap();
     let victim = scratch.file("victim");
     std::fs::write(&victim, "precious").unwrap();
+    // SAFETY: geteuid has no preconditions.
     let euid = unsafe { libc::geteuid() };
     symlink(
         &victim,
@@ -227,6 +229,7 @@ fn a_different_rate_for_the_same_name_falls_back_with_one_line() {
 
 #[test]
 fn a_directory_of_another_user_costs_one_line_and_a_budget_of_its_own() {
+    // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
         eprintln!("skipped: needs root to give a directory to another user");
         return;

@@ -446,9 +446,9 @@ fn silent_and_trickling_clients_are_cut_off_and_others_still_served() {
         "trickling client held {trickled:?}"
     );
 
-    // Past the connection cap new clients get 503; when the idle ones go,
-    // serve answers again.
-    let idle: Vec<TcpStream> = (0..40)
+    // Past the cap on open connections (256) new clients get 503; when
+    // the idle ones go, serve answers again.
+    let idle: Vec<TcpStream> = (0..260)
         .map(|_| TcpStream::connect(serve.address).unwrap())
         .collect();
     std::thread::sleep(Duration::from_millis(200));
@@ -460,6 +460,103 @@ fn silent_and_trickling_clients_are_cut_off_and_others_still_served() {
         (response.status == 200).then_some(())
     });
     assert!(answered.is_some());
+}
+
+#[test]
+fn a_hundred_idle_and_slow_clients_and_garbage_leave_scrapes_answered() {
+    let scratch = Scratch::new();
+    write_synthetic(
+        &scratch.dump_dir(),
+        &Synthetic {
+            exe: "/bin/app",
+            pid: 3,
+            extra: &[],
+            calls: &[(Call::Fsync, &[(1_000, 4)], 0, 0, 0)],
+        },
+    );
+    let serve = Serve::start("127.0.0.1:0", &scratch.dump_dir());
+    let address = serve.address;
+    // 80 connections that send nothing, 20 that send a request a byte a
+    // second, and 20 more that send garbage now and then, all for the
+    // whole test.
+    let idle: Vec<TcpStream> = (0..80)
+        .map(|_| TcpStream::connect(address).unwrap())
+        .collect();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let slow: Vec<_> = (0..40)
+        .map(|client| {
+            let stop = std::sync::Arc::clone(&stop);
+            std::thread::spawn(move || {
+                let request: &[u8] = if client < 20 {
+                    b"GET /metrics HTTP/1.1\r\nHost: slow\r\nX: aaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n"
+                } else {
+                    b"\x16\x03\x01garbage \x00\xff\r\n\r\n"
+                };
+                let mut stream = TcpStream::connect(address).unwrap();
+                let mut sent = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    // Cut off (or answered 400): connect again, as an
+                    // attacker would.
+                    if stream
+                        .write_all(&request[sent % request.len()..][..1])
+                        .is_err()
+                    {
+                        stream = TcpStream::connect(address).unwrap();
+                    }
+                    sent += 1;
+                    std::thread::sleep(Duration::from_secs(1));
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs(1));
+    let passed = "fadvise_shim_calls_total{call=\"fsync\",exe=\"app\",verdict=\"passed\"}";
+    for scrape in 0..5 {
+        let started = Instant::now();
+        let response = serve.metrics(Some("application/openmetrics-text;version=1.0.0"));
+        let took = started.elapsed();
+        assert!(
+            took < Duration::from_secs(2),
+            "scrape {scrape} took {took:?}"
+        );
+        assert_eq!(sample(&response.body, passed), Some(4.0), "{response:?}");
+        assert_eq!(
+            exchange(address, b"GET /nope HTTP/1.1\r\n\r\n\r\n").status,
+            404
+        );
+        assert_eq!(exchange(address, b"BREW /\r\n\r\n").status, 400);
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for client in slow {
+        client.join().unwrap();
+    }
+    drop(idle);
+    assert_eq!(serve.metrics(None).status, 200);
+}
+
+#[test]
+fn a_kept_alive_connection_serves_requests_one_after_another() {
+    let scratch = Scratch::new();
+    let serve = Serve::start("127.0.0.1:0", &scratch.dump_dir());
+    let mut stream = TcpStream::connect(serve.address).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    for path in ["/healthz", "/metrics", "/healthz"] {
+        let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n");
+        stream.write_all(request.as_bytes()).unwrap();
+        let response = read_response(&mut stream, false);
+        assert_eq!(response.status, 200, "{path}: {response:?}");
+    }
+    // A body is never read: the connection closes after the answer.
+    stream
+        .write_all(b"POST /metrics HTTP/1.1\r\nContent-Length: 100000\r\n\r\nabc")
+        .unwrap();
+    assert_eq!(read_response(&mut stream, false).status, 405);
+    let mut rest = Vec::new();
+    let closed = stream.read_to_end(&mut rest);
+    assert!(closed.is_ok() || rest.is_empty(), "{closed:?} {rest:?}");
 }
 
 #[test]

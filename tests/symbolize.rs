@@ -9,14 +9,11 @@
 //! Each site is a function's start + 5, standing for a return address; its
 //! expected offset is therefore 5.
 
-#[path = "../src/symbolize/mod.rs"]
-mod symbolize;
-
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use symbolize::{Named, Options, Site, Symbolizer};
+use fadvise_shim_cli::symbolize::{Named, Options, Site, Symbolizer};
 use tempfile::TempDir;
 
 /// The functions in the library: linkage name and demangled name.

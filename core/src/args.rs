@@ -2,7 +2,7 @@
 //! at the file: what a dropped or rate-limited call must still return.
 //!
 //! Each function mirrors the order of the kernel's own checks (Linux 6.x,
-//! verified against the real calls by `tests/shim_errno.rs`). Errors that need
+//! verified against the real calls by `tests/shim_semantics.rs`). Errors that need
 //! the kernel — a closed fd, a pipe, an unmapped `msync` range — cannot be
 //! known without asking it, so a dropped call reports success for them.
 

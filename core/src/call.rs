@@ -1,5 +1,5 @@
 //! The intercepted calls and `posix_fadvise` advice values, with the names
-//! used in policies, dumps and reports (PRODUCT.md, "Intercepted calls").
+//! used in policies, dumps and reports (the README lists them).
 
 /// One intercepted call, as named in policies and reports. Several entry
 /// points map to one call: `posix_fadvise64` and `syscall(SYS_fadvise64, …)`

@@ -450,6 +450,7 @@ mod tests {
     #[test]
     fn blocks_are_distinct_aligned_and_reused_after_free() {
         let layout = Layout::from_size_align(48, 16).unwrap();
+        // SAFETY: a valid, non-zero-sized layout; every block is freed below.
         let blocks: Vec<*mut u8> = (0..5000).map(|_| unsafe { HEAP.alloc(layout) }).collect();
         let mut sorted = blocks.clone();
         sorted.sort();
@@ -458,13 +459,17 @@ mod tests {
         for &block in &blocks {
             assert!(!block.is_null());
             assert_eq!(block as usize % 64, 0);
+            // SAFETY: a live block of 48 bytes.
             unsafe { ptr::write_bytes(block, 0xab, 48) };
         }
         for &block in &blocks {
+            // SAFETY: allocated above with this layout, freed once.
             unsafe { HEAP.dealloc(block, layout) };
         }
+        // SAFETY: as above.
         let again = unsafe { HEAP.alloc(layout) };
         assert!(blocks.contains(&again), "a freed block is reused");
+        // SAFETY: allocated just above with this layout.
         unsafe { HEAP.dealloc(again, layout) };
     }
 
@@ -484,17 +489,22 @@ mod tests {
                         if held.len() > 64 || (state >> 40) % 3 == 0 {
                             if let Some((block, layout)) = held.pop() {
                                 let block = block as *mut u8;
+                                // SAFETY: a live block of this thread's, at least one byte.
                                 let stamp = unsafe { *block };
                                 assert_eq!(stamp, seed as u8, "someone else wrote our block");
+                                // SAFETY: allocated by this thread with this layout, freed once.
                                 unsafe { HEAP.dealloc(block, layout) };
                             }
                         }
+                        // SAFETY: a valid, non-zero-sized layout.
                         let block = unsafe { HEAP.alloc(layout) };
                         assert!(!block.is_null());
+                        // SAFETY: the block just allocated holds `size` bytes.
                         unsafe { ptr::write_bytes(block, seed as u8, size) };
                         held.push((block as usize, layout));
                     }
                     for (block, layout) in held {
+                        // SAFETY: every held block is live, with its layout.
                         unsafe { HEAP.dealloc(block as *mut u8, layout) };
                     }
                 })

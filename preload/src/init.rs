@@ -177,8 +177,7 @@ pub fn initialise() {
     let _ = std::panic::catch_unwind(|| {
         crate::dump::remember_owner();
         stderr::remember_stderr();
-        // SAFETY: registering a plain function; glibc keeps it per DSO.
-        unsafe { libc::pthread_atfork(None, None, Some(after_fork_in_child)) };
+        crate::sys::fork::in_child_after_fork(after_fork_in_child);
         let signal = match settings::policy_path() {
             None => Some(DumpConfig::default().signal),
             // The signal is all start-up needs from the file; when a quick

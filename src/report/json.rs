@@ -1,4 +1,4 @@
-//! The `json` format: PRODUCT.md's object (`calls`, `processes`) plus
+//! The `json` format: the object the README documents (`calls`, `processes`) plus
 //! `per_process`, the same figures for each dump on its own.
 
 use fadvise_shim_core::dump::Dump;

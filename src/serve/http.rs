@@ -1,239 +1,313 @@
-//! Just enough HTTP/1.1 for an exporter: read one request head (no body),
-//! write one response, close. Small enough to read whole, and every limit
-//! is explicit:
+//! The exporter's HTTP/1.1 server: hyper's connection state machine on a
+//! single-threaded tokio runtime, with the exporter's limits around it.
 //!
-//! - the head (request line and headers) is at most `MAX_HEAD` bytes, else
-//!   431; it must arrive within `HEAD_DEADLINE` in total, however slowly
-//!   it trickles in (a slowloris client), else the connection is closed;
-//! - anything that is not `METHOD SP TARGET SP HTTP/1.x` followed by
-//!   `name: value` lines is 400;
-//! - a request body is never read: every response closes the connection,
-//!   so nothing left unread can be taken for a next request (what the
-//!   client still sends is drained briefly, see `linger`).
+//! Why hyper: the hand-written server before it gave every connection a
+//! thread and a request slot from `accept` on, so 100 clients that sent
+//! nothing kept Prometheus out (503). hyper parses heads incrementally for
+//! any number of idle connections on one thread, keeps connections alive,
+//! answers malformed heads itself (400, 431 for a head too large), and is
+//! maintained and fuzzed by people whose job that is; tokio is the runtime
+//! it is built and tested with. Only HTTP/1 is compiled in: Prometheus
+//! scrapes over HTTP/1.1.
+//!
+//! The limits, each independent of the others:
+//!
+//! - at most `MAX_CONNECTIONS` connections are open at once; one more is
+//!   answered 503 at once and closed, without the accepting loop waiting;
+//! - a connection costs no request slot until a whole request head has
+//!   arrived, and the head (of the first request or the next one on a
+//!   kept-alive connection) must arrive within `HEAD_TIMEOUT`, however
+//!   slowly it trickles in, or the connection is closed;
+//! - a head is at most `MAX_HEAD` bytes (else 431) with at most
+//!   `MAX_HEADERS` fields; a request body is never read, so hyper closes
+//!   a connection whose request had one instead of reading it;
+//! - at most `MAX_REQUESTS` requests are in flight, each holding its slot
+//!   until the last piece of its response is handed to the socket (so the
+//!   responses held in memory are bounded too); one that finds no slot
+//!   within `SLOT_WAIT` gets 503;
+//! - each write must make progress within `WRITE_TIMEOUT` (a client that
+//!   stops reading), else the connection is closed.
+//!
+//! The listen address is a `SocketAddr`: nothing here looks a name up.
 
-use std::io::{self, Read, Write};
-use std::net::TcpStream;
-use std::time::{Duration, Instant};
+use std::convert::Infallible;
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+use std::time::Duration;
 
-/// Request line plus headers; Prometheus sends a few hundred bytes.
-pub const MAX_HEAD: usize = 8 * 1024;
-/// Time allowed for the whole head to arrive.
-pub const HEAD_DEADLINE: Duration = Duration::from_secs(10);
-/// Time allowed for each write of the response to make progress.
-pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long, and how much, a closing connection's input is still read.
-const LINGER: Duration = Duration::from_millis(500);
-const MAX_LINGER_BYTES: usize = 1 << 20;
+use bytes::Bytes;
+use hyper::body::{Body, Frame, SizeHint};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Sleep;
+
+/// Open connections at once: Prometheus servers keep one each, so this is
+/// room for many plus curl, and for a crowd of idle clients besides.
+pub const MAX_CONNECTIONS: usize = 256;
+/// Requests being answered at once; computing a scrape is serialised
+/// beyond this (see `Exporter::scrape`).
+pub const MAX_REQUESTS: usize = 8;
+/// Time a request waits for a slot before it is answered 503.
+const SLOT_WAIT: Duration = Duration::from_secs(5);
+/// Time allowed for a whole request head to arrive.
+pub const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+/// Request line plus headers (hyper's smallest buffer); Prometheus sends a
+/// few hundred bytes.
+const MAX_HEAD: usize = 8 * 1024;
+const MAX_HEADERS: usize = 64;
+/// Time allowed for each write of a response to make progress.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// A response body goes to hyper in pieces of this size, so that its
+/// request slot is held until all but the last piece has been written.
+const PIECE: usize = 64 * 1024;
 
 /// The parts of a request the exporter looks at.
-#[derive(Debug, PartialEq, Eq)]
 pub struct Request {
-    pub method: String,
+    pub method: hyper::Method,
     /// The path, without any query string.
     pub path: String,
     /// Every `Accept` header, joined with commas.
     pub accept: String,
 }
 
-/// Why no request could be read.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Refusal {
-    /// Answer with this status.
-    Status(u16),
-    /// Say nothing: the client went away or was too slow.
-    Close,
+/// What the exporter answers: status, headers, body.
+pub struct Answer {
+    pub status: u16,
+    pub headers: Vec<(&'static str, &'static str)>,
+    pub body: Vec<u8>,
 }
 
-/// Reads one request head from `stream`.
-pub fn read_request(stream: &mut TcpStream) -> Result<Request, Refusal> {
-    let deadline = Instant::now() + HEAD_DEADLINE;
-    let mut head = Vec::with_capacity(1024);
-    let mut chunk = [0u8; 1024];
-    loop {
-        if let Some(end) = end_of_head(&head) {
-            head.truncate(end);
-            return parse(&head);
-        }
-        if head.len() > MAX_HEAD {
-            return Err(Refusal::Status(431));
-        }
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
-            return Err(Refusal::Close);
-        }
-        match stream.read(&mut chunk) {
-            Ok(0) => return Err(Refusal::Close),
-            Ok(read) => head.extend_from_slice(&chunk[..read]),
-            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-            Err(_) => return Err(Refusal::Close),
-        }
-    }
+/// Something that answers requests; `answer` runs on a blocking thread
+/// (it reads files).
+pub trait Answerer: Send + Sync + 'static {
+    fn answer(&self, request: &Request) -> Answer;
 }
 
-/// Where the head ends (before the blank line), if it has: `\r\n\r\n`, or
-/// bare `\n\n` from lenient clients.
-fn end_of_head(bytes: &[u8]) -> Option<usize> {
-    let crlf = bytes.windows(4).position(|window| window == b"\r\n\r\n");
-    let lf = bytes.windows(2).position(|window| window == b"\n\n");
-    match (crlf, lf) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    }
+/// Runs the server on `listener` forever, on the calling thread.
+pub fn serve(listener: std::net::TcpListener, answerer: Arc<dyn Answerer>) -> io::Result<()> {
+    listener.set_nonblocking(true)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .enable_time()
+        // Answers wait on one lock for a scrape; two threads let a health
+        // check be answered while a scrape is computed.
+        .max_blocking_threads(2)
+        .build()?;
+    runtime.block_on(accept_loop(listener, answerer))
 }
 
-/// Parses a head (without its blank line).
-pub fn parse(head: &[u8]) -> Result<Request, Refusal> {
-    let bad = Refusal::Status(400);
-    if head.len() > MAX_HEAD {
-        return Err(Refusal::Status(431));
-    }
-    let text = std::str::from_utf8(head).map_err(|_| Refusal::Status(400))?;
-    let mut lines = text
-        .split('\n')
-        .map(|line| line.strip_suffix('\r').unwrap_or(line));
-    let request_line = lines.next().ok_or(Refusal::Status(400))?;
-    let mut parts = request_line.split(' ');
-    let (Some(method), Some(target), Some(version), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(bad);
-    };
-    if method.is_empty() || !method.bytes().all(is_token) {
-        return Err(bad);
-    }
-    if !target.starts_with('/') || target.bytes().any(|b| b.is_ascii_control()) {
-        return Err(bad);
-    }
-    if version != "HTTP/1.1" && version != "HTTP/1.0" {
-        return Err(bad);
-    }
-    let mut accept = Vec::new();
-    for line in lines {
-        // No obsolete line folding, no header without a colon.
-        let (name, value) = line.split_once(':').ok_or(Refusal::Status(400))?;
-        if name.is_empty() || !name.bytes().all(is_token) {
-            return Err(Refusal::Status(400));
-        }
-        if name.eq_ignore_ascii_case("accept") {
-            accept.push(value.trim());
-        }
-    }
-    let path = target.split('?').next().unwrap_or(target);
-    Ok(Request {
-        method: method.to_string(),
-        path: path.to_string(),
-        accept: accept.join(","),
-    })
-}
-
-/// RFC 9110 `tchar`.
-fn is_token(byte: u8) -> bool {
-    byte.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&byte)
-}
-
-/// Writes a whole response and closes the connection. `body` is left out
-/// for `HEAD`, but its length is still sent.
-pub fn respond(
-    stream: &mut TcpStream,
-    status: u16,
-    headers: &[(&str, &str)],
-    body: &[u8],
-    with_body: bool,
+async fn accept_loop(
+    listener: std::net::TcpListener,
+    answerer: Arc<dyn Answerer>,
 ) -> io::Result<()> {
-    stream.set_write_timeout(Some(WRITE_TIMEOUT))?;
-    let mut head = format!("HTTP/1.1 {status} {}\r\n", reason(status));
-    for (name, value) in headers {
-        head.push_str(&format!("{name}: {value}\r\n"));
+    let listener = TcpListener::from_std(listener)?;
+    let connections = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let requests = Arc::new(Semaphore::new(MAX_REQUESTS));
+    loop {
+        // Accept errors (EMFILE, a connection reset before accept) are the
+        // client's or passing: keep serving the others, without spinning
+        // on one that lasts.
+        let Ok((stream, _)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        };
+        let Ok(connection) = Arc::clone(&connections).try_acquire_owned() else {
+            refuse_busy(&stream);
+            continue;
+        };
+        let answerer = Arc::clone(&answerer);
+        let requests = Arc::clone(&requests);
+        tokio::spawn(async move {
+            let service = service_fn(move |request| {
+                respond(Arc::clone(&answerer), Arc::clone(&requests), request)
+            });
+            let io = TokioIo::new(WriteTimeout::new(stream));
+            // A connection that ends in an error (a reset, a timeout, a
+            // malformed head already answered) has nothing left to say.
+            let _ = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEAD_TIMEOUT)
+                .max_buf_size(MAX_HEAD)
+                .max_headers(MAX_HEADERS)
+                .keep_alive(true)
+                .serve_connection(io, service)
+                .await;
+            drop(connection);
+        });
     }
-    head.push_str(&format!(
-        "Content-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    ));
-    stream.write_all(head.as_bytes())?;
-    if with_body {
-        stream.write_all(body)?;
-    }
-    stream.flush()?;
-    linger(stream);
-    Ok(())
 }
 
-/// Closes our side, then reads and discards what the client still sends
-/// (a refused request's rest, a body), briefly and boundedly, until it
-/// closes too. Closing a socket with unread input makes the kernel send a
-/// reset, which can destroy the response before the client reads it.
-fn linger(stream: &mut TcpStream) {
-    if stream.shutdown(std::net::Shutdown::Write).is_err()
-        || stream.set_read_timeout(Some(LINGER)).is_err()
-    {
-        return;
+/// A 503 written without waiting: a fresh socket's send buffer takes it
+/// whole, and if it does not the client loses only the explanation.
+fn refuse_busy(stream: &TcpStream) {
+    let _ = stream.try_write(
+        b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    );
+}
+
+/// Answers one request whose head has arrived: takes a request slot, has
+/// the answerer compute the answer on a blocking thread.
+async fn respond(
+    answerer: Arc<dyn Answerer>,
+    requests: Arc<Semaphore>,
+    request: hyper::Request<hyper::body::Incoming>,
+) -> Result<hyper::Response<Pieces>, Infallible> {
+    let Ok(Ok(slot)) = tokio::time::timeout(SLOT_WAIT, requests.acquire_owned()).await else {
+        let busy = Answer {
+            status: 503,
+            headers: vec![("Retry-After", "1")],
+            body: Vec::new(),
+        };
+        return Ok(response(busy, None));
+    };
+    let accept: Vec<&str> = request
+        .headers()
+        .get_all(hyper::header::ACCEPT)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .collect();
+    let parts = Request {
+        method: request.method().clone(),
+        path: request.uri().path().to_string(),
+        accept: accept.join(","),
+    };
+    let answer = tokio::task::spawn_blocking(move || answerer.answer(&parts))
+        .await
+        .unwrap_or_else(|_| Answer {
+            status: 500,
+            headers: Vec::new(),
+            body: b"the scrape failed\n".to_vec(),
+        });
+    Ok(response(answer, Some(slot)))
+}
+
+fn response(answer: Answer, slot: Option<OwnedSemaphorePermit>) -> hyper::Response<Pieces> {
+    let mut response = hyper::Response::new(Pieces {
+        rest: Bytes::from(answer.body),
+        slot,
+    });
+    *response.status_mut() = hyper::StatusCode::from_u16(answer.status)
+        .unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
+    for (name, value) in answer.headers {
+        response
+            .headers_mut()
+            .append(name, hyper::header::HeaderValue::from_static(value));
     }
-    let deadline = Instant::now() + LINGER;
-    let mut discard = [0u8; 4096];
-    let mut left = MAX_LINGER_BYTES;
-    while left > 0 && Instant::now() < deadline {
-        match stream.read(&mut discard) {
-            Ok(0) | Err(_) => return,
-            Ok(read) => left = left.saturating_sub(read),
+    response
+}
+
+/// A response body handed out `PIECE` bytes at a time, holding its
+/// request slot until the last piece is taken. Its exact length is known,
+/// so hyper sends `Content-Length` (also for `HEAD`, whose body it drops).
+pub struct Pieces {
+    rest: Bytes,
+    slot: Option<OwnedSemaphorePermit>,
+}
+
+impl Body for Pieces {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        let length = self.rest.len().min(PIECE);
+        let piece = self.rest.split_to(length);
+        if self.rest.is_empty() {
+            self.slot = None;
+        }
+        Poll::Ready((!piece.is_empty()).then(|| Ok(Frame::data(piece))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.rest.is_empty()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.rest.len() as u64)
+    }
+}
+
+/// A TCP stream whose writes fail with `TimedOut` when one makes no
+/// progress for `WRITE_TIMEOUT`; hyper has no write timeout of its own.
+struct WriteTimeout {
+    stream: TcpStream,
+    stalled: Option<Pin<Box<Sleep>>>,
+}
+
+impl WriteTimeout {
+    fn new(stream: TcpStream) -> WriteTimeout {
+        WriteTimeout {
+            stream,
+            stalled: None,
         }
     }
-}
 
-fn reason(status: u16) -> &'static str {
-    match status {
-        200 => "OK",
-        400 => "Bad Request",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        431 => "Request Header Fields Too Large",
-        500 => "Internal Server Error",
-        503 => "Service Unavailable",
-        _ => "Unknown",
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_prometheus_request_parses() {
-        let head = b"GET /metrics?x=1 HTTP/1.1\r\nHost: h\r\nAccept: application/openmetrics-text;version=1.0.0\r\naccept: text/plain;q=0.5";
-        assert_eq!(
-            parse(head),
-            Ok(Request {
-                method: "GET".into(),
-                path: "/metrics".into(),
-                accept: "application/openmetrics-text;version=1.0.0,text/plain;q=0.5".into(),
-            })
-        );
-    }
-
-    #[test]
-    fn malformed_heads_are_400_and_huge_ones_431() {
-        for head in [
-            &b""[..],
-            b"GET",
-            b"GET /metrics",
-            b"GET  /metrics HTTP/1.1",
-            b"GET metrics HTTP/1.1",
-            b"GET /metrics HTTP/2",
-            b"G(T /metrics HTTP/1.1",
-            b"GET /metrics HTTP/1.1\r\nno colon",
-            b"GET /metrics HTTP/1.1\r\n folded: line",
-            b"GET /met\x01rics HTTP/1.1",
-            b"GET /\xff HTTP/1.1",
-        ] {
-            assert_eq!(parse(head), Err(Refusal::Status(400)), "{head:?}");
+    /// Passes `ready` on, arming the timer while a write waits and
+    /// disarming it when one goes through.
+    fn watch<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        ready: Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        if ready.is_ready() {
+            self.stalled = None;
+            return ready;
         }
-        let huge = [b'a'; MAX_HEAD + 1];
-        assert_eq!(parse(&huge), Err(Refusal::Status(431)));
+        let stalled = self
+            .stalled
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(WRITE_TIMEOUT)));
+        ready!(stalled.as_mut().poll(cx));
+        Poll::Ready(Err(io::ErrorKind::TimedOut.into()))
+    }
+}
+
+impl AsyncRead for WriteTimeout {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for WriteTimeout {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let ready = Pin::new(&mut self.stream).poll_write(cx, buf);
+        self.watch(cx, ready)
     }
 
-    #[test]
-    fn the_head_ends_at_the_first_blank_line() {
-        assert_eq!(end_of_head(b"GET / HTTP/1.1\r\n\r\nbody\n\n"), Some(14));
-        assert_eq!(end_of_head(b"GET / HTTP/1.1\n\n"), Some(14));
-        assert_eq!(end_of_head(b"GET / HTTP/1.1\r\n"), None);
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let ready = Pin::new(&mut self.stream).poll_write_vectored(cx, bufs);
+        self.watch(cx, ready)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
     }
 }

@@ -4,43 +4,33 @@
 //! when the `Accept` header prefers it; `GET /healthz` answers `ok`; `GET
 //! /` is an index page.
 //!
-//! One thread per connection, at most `MAX_CONNECTIONS` at once: a slow
-//! scraper holds only its own thread, and each connection has a deadline
-//! for its request and a timeout for each write (see `http`), so a client
-//! that connects and sends nothing frees its thread. Past the cap a
-//! connection gets 503 and is closed by the accepting thread, which never
-//! waits on a client. Computing a scrape is serialised (bounded memory),
-//! sending it is not. It binds only the address it is given and prints
-//! `listening on http://ADDR/metrics` once bound (with port 0, ADDR holds
-//! the port chosen).
+//! The HTTP server and its limits are in `http` (hyper on a one-thread
+//! tokio runtime): idle and slow clients cost a connection, never a
+//! request slot, and a scrape is answered while they wait. Computing a
+//! scrape is serialised (bounded memory). It binds only the address it is
+//! given, a `SocketAddr` (no name is looked up), and prints `listening on
+//! http://ADDR/metrics` once bound (with port 0, ADDR holds the port
+//! chosen).
 
 mod http;
 mod monotonic;
 pub mod source;
 
-use std::io::Write;
-use std::net::{TcpListener, TcpStream};
+use std::io::{self, Write};
+use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread;
-use std::time::Duration;
 
 use crate::cli::ServeArgs;
 use crate::report::prometheus::{expose, families, Format};
 use crate::{Failure, Outcome};
-use http::{Refusal, Request};
+use http::{Answer, Answerer, Request};
 use monotonic::Monotonic;
-
-/// Connections served at once; Prometheus servers scrape one at a time
-/// each, so this leaves room for several plus curl.
-const MAX_CONNECTIONS: usize = 32;
 
 struct Exporter {
     dirs: Vec<PathBuf>,
     monotonic: Mutex<Monotonic>,
-    connections: AtomicUsize,
 }
 
 pub fn main(args: ServeArgs) -> Outcome {
@@ -59,7 +49,11 @@ pub fn main(args: ServeArgs) -> Outcome {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_IGN);
     }
-    let listener = TcpListener::bind(&args.listen)
+    let listener = args
+        .listen
+        .parse::<SocketAddr>()
+        .map_err(io::Error::other)
+        .and_then(TcpListener::bind)
         .map_err(|error| Failure(format!("listen on {}: {error}", args.listen)))?;
     let address = listener.local_addr()?;
     let mut stdout = std::io::stdout();
@@ -68,91 +62,46 @@ pub fn main(args: ServeArgs) -> Outcome {
     let exporter = Arc::new(Exporter {
         dirs,
         monotonic: Mutex::new(Monotonic::default()),
-        connections: AtomicUsize::new(0),
     });
-    for stream in listener.incoming() {
-        // Accept errors (EMFILE, a connection reset before accept) are the
-        // client's or passing: keep serving the others, without spinning
-        // on one that lasts.
-        let Ok(stream) = stream else {
-            thread::sleep(Duration::from_millis(10));
-            continue;
-        };
-        if exporter.connections.fetch_add(1, Ordering::AcqRel) >= MAX_CONNECTIONS {
-            exporter.connections.fetch_sub(1, Ordering::AcqRel);
-            refuse_busy(stream);
-            continue;
-        }
-        let worker = Arc::clone(&exporter);
-        let spawned = thread::Builder::new().name("scrape".into()).spawn(move || {
-            let _slot = Slot(&worker.connections);
-            worker.serve_connection(stream);
-        });
-        if spawned.is_err() {
-            // The closure (and the count it would release) is gone.
-            exporter.connections.fetch_sub(1, Ordering::AcqRel);
-        }
-    }
+    http::serve(listener, exporter)?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// A connection's place under `MAX_CONNECTIONS`, given back when its
-/// thread ends, even by a panic.
-struct Slot<'a>(&'a AtomicUsize);
-
-impl Drop for Slot<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
-/// A 503 written without waiting: a fresh socket's send buffer takes it
-/// whole, and if it does not the client loses only the explanation.
-fn refuse_busy(mut stream: TcpStream) {
-    let _ = stream.set_nonblocking(true);
-    let _ = stream.write_all(
-        b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-    );
-}
-
-impl Exporter {
-    fn serve_connection(&self, mut stream: TcpStream) {
-        let (status, headers, body, with_body) = match http::read_request(&mut stream) {
-            Ok(request) => {
-                let (status, headers, body) = self.route(&request);
-                (status, headers, body, request.method != "HEAD")
-            }
-            Err(Refusal::Status(status)) => (status, Vec::new(), Vec::new(), true),
-            Err(Refusal::Close) => return,
-        };
-        // A client that went away mid-response has nothing left to tell.
-        let _ = http::respond(&mut stream, status, &headers, &body, with_body);
-    }
-
-    fn route(&self, request: &Request) -> (u16, Vec<(&'static str, &'static str)>, Vec<u8>) {
+impl Answerer for Exporter {
+    fn answer(&self, request: &Request) -> Answer {
         const TEXT: (&str, &str) = ("Content-Type", "text/plain; charset=utf-8");
-        if request.method != "GET" && request.method != "HEAD" {
-            return (405, vec![("Allow", "GET, HEAD"), TEXT], Vec::new());
+        let answer = |status, headers, body: &[u8]| Answer {
+            status,
+            headers,
+            body: body.to_vec(),
+        };
+        if request.method != hyper::Method::GET && request.method != hyper::Method::HEAD {
+            return answer(405, vec![("Allow", "GET, HEAD"), TEXT], b"");
         }
         match request.path.as_str() {
             "/metrics" => {
                 let format = negotiate(&request.accept);
                 match self.scrape(format) {
-                    Ok(body) => (200, vec![("Content-Type", format.content_type())], body),
-                    Err(Failure(message)) => (500, vec![TEXT], format!("{message}\n").into()),
+                    Ok(body) => Answer {
+                        status: 200,
+                        headers: vec![("Content-Type", format.content_type())],
+                        body,
+                    },
+                    Err(Failure(message)) => answer(500, vec![TEXT], format!("{message}\n").as_bytes()),
                 }
             }
-            "/healthz" => (200, vec![TEXT], b"ok\n".to_vec()),
-            "/" => (
+            "/healthz" => answer(200, vec![TEXT], b"ok\n"),
+            "/" => answer(
                 200,
                 vec![("Content-Type", "text/html; charset=utf-8")],
-                b"<html><body>fadvise-shim exporter: <a href=\"/metrics\">/metrics</a></body></html>\n"
-                    .to_vec(),
+                b"<html><body>fadvise-shim exporter: <a href=\"/metrics\">/metrics</a></body></html>\n",
             ),
-            _ => (404, vec![TEXT], b"not found\n".to_vec()),
+            _ => answer(404, vec![TEXT], b"not found\n"),
         }
     }
+}
 
+impl Exporter {
     /// One scrape: the directories read now, counters held monotonic.
     ///
     /// Scrapes are computed one at a time (the lock is held from reading

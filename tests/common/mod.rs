@@ -76,13 +76,42 @@ pub fn c_program(name: &str) -> PathBuf {
 /// keyed by the sources' content and the arguments, so that test binaries
 /// share them and an edited source (or header) is compiled again.
 pub fn compile_c(dir: &str, name: &str, output: &str, extra: &[&str]) -> PathBuf {
+    compile_with("cc", dir, name, output, extra)
+}
+
+/// `tests/DIR/NAME.c` built against musl with Debian's `musl-gcc` (package
+/// `musl-tools`), as `compile_c` does for glibc; the kernel's headers
+/// (`linux/`, `asm/`), which musl-gcc leaves out, are reached through a
+/// directory of links, as Alpine's `linux-headers` would give them.
+pub fn compile_musl(dir: &str, name: &str, output: &str, extra: &[&str]) -> PathBuf {
+    let headers = Path::new(env!("CARGO_TARGET_TMPDIR")).join("musl-kernel-headers");
+    for (link, target) in [
+        ("linux", "/usr/include/linux"),
+        ("asm", "/usr/include/x86_64-linux-gnu/asm"),
+        ("asm-generic", "/usr/include/asm-generic"),
+    ] {
+        let _ = std::fs::create_dir_all(&headers);
+        let _ = std::os::unix::fs::symlink(target, headers.join(link));
+    }
+    let include = format!("-I{}", headers.display());
+    let mut arguments = vec![include.as_str()];
+    arguments.extend_from_slice(extra);
+    compile_with("musl-gcc", dir, name, output, &arguments)
+}
+
+/// The C program `tests/c/NAME.c` built against musl.
+pub fn musl_program(name: &str) -> PathBuf {
+    compile_musl("c", name, name, &[])
+}
+
+fn compile_with(compiler: &str, dir: &str, name: &str, output: &str, extra: &[&str]) -> PathBuf {
     static COMPILING: Mutex<()> = Mutex::new(());
     let tests = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests");
     let source = tests.join(dir).join(format!("{name}.c"));
     let text =
         std::fs::read(&source).unwrap_or_else(|error| panic!("{}: {error}", source.display()));
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    (&text, CC_FLAGS, extra, output).hash(&mut hasher);
+    (&text, CC_FLAGS, extra, output, compiler).hash(&mut hasher);
     // The shared header every directory includes.
     std::fs::read(tests.join("c/deny.h")).ok().hash(&mut hasher);
     let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("c-programs");
@@ -101,14 +130,14 @@ pub fn compile_c(dir: &str, name: &str, output: &str, extra: &[&str]) -> PathBuf
     let staging = root.join(format!(".{output}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&staging);
     std::fs::create_dir(&staging).expect("create staging directory");
-    let compiled = Command::new("cc")
+    let compiled = Command::new(compiler)
         .args(CC_FLAGS)
         .arg("-o")
         .arg(staging.join(output))
         .arg(&source)
         .args(extra)
         .output()
-        .expect("cc runs");
+        .unwrap_or_else(|error| panic!("{compiler}: {error}"));
     assert!(
         compiled.status.success(),
         "compiling {}:\n{}",

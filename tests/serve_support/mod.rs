@@ -137,8 +137,11 @@ impl Response {
     }
 }
 
-/// Sends `request` as it is, reads the response to the end of the
-/// connection. Status 0: the connection closed with no response.
+/// Sends `request` as it is on a new connection and reads one response:
+/// its head, then `Content-Length` bytes of body (none for `HEAD`), or
+/// up to the end of the connection when there is no length. The
+/// connection may stay open after (keep-alive). Status 0: the connection
+/// closed with no response.
 pub fn exchange(address: SocketAddr, request: &[u8]) -> Response {
     let mut stream = TcpStream::connect(address).unwrap();
     stream
@@ -146,8 +149,37 @@ pub fn exchange(address: SocketAddr, request: &[u8]) -> Response {
         .unwrap();
     // The server may answer and close before it has read it all.
     let _ = stream.write_all(request);
+    read_response(&mut stream, request.starts_with(b"HEAD "))
+}
+
+/// Reads one response off `stream` (see `exchange`).
+pub fn read_response(stream: &mut TcpStream, to_head: bool) -> Response {
     let mut bytes = Vec::new();
-    let _ = stream.read_to_end(&mut bytes);
+    let mut chunk = [0u8; 4096];
+    let mut wanted = None;
+    loop {
+        if wanted.is_none() {
+            if let Some(end) = bytes.windows(4).position(|window| window == b"\r\n\r\n") {
+                let response = parse_response(&bytes);
+                let length = response
+                    .header("content-length")
+                    .and_then(|l| l.parse().ok());
+                wanted = Some(match (to_head, length) {
+                    (true, _) => Some(end + 4),
+                    (false, length) => length.map(|length: usize| end + 4 + length),
+                });
+            }
+        }
+        if let Some(Some(total)) = wanted {
+            if bytes.len() >= total {
+                break;
+            }
+        }
+        match stream.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(read) => bytes.extend_from_slice(&chunk[..read]),
+        }
+    }
     parse_response(&bytes)
 }
 

@@ -3,7 +3,8 @@
 //! `parse` turns TOML text into a `Policy` or a list of errors with line and
 //! column; the preload library compiles a `Policy` into its per-process
 //! decision table (exe rules are decided there, once per process image), and
-//! `fadvise-shim check` prints its summary. The format is in PRODUCT.md.
+//! `fadvise-shim check` prints its summary. The format is shown, key by key, in
+//! `policy.example.toml`.
 
 mod glob;
 mod parse;

@@ -1,6 +1,6 @@
 //! The policy file parser: TOML text in, a validated `Policy` or every
 //! error out, each with the 1-based line and column of the key or value at
-//! fault (PRODUCT.md, "Policy file").
+//! fault (`policy.example.toml` shows every key).
 //!
 //! An empty file is the built-in default policy. Only a TOML syntax error
 //! stops the parse early; every other problem is collected, so that one run

@@ -195,7 +195,9 @@ pub unsafe extern "C-unwind" fn sigaction(
 }
 
 /// `signal`-style calls on the dump signal: the same as `sigaction` with
-/// the flags each flavour uses; other signals go to the real function.
+/// the flags each flavour uses; other signals go to the real function, or,
+/// where libc has none (musl has no `sysv_signal`), through `sigaction` as
+/// glibc's would.
 fn signal_style(
     real: Option<unsafe extern "C-unwind" fn(c_int, sighandler_t) -> sighandler_t>,
     signal: c_int,
@@ -203,12 +205,9 @@ fn signal_style(
     flags: c_int,
     mask_self: bool,
 ) -> sighandler_t {
-    if !is_dump_signal(signal) {
-        return match real {
-            // SAFETY: the caller's arguments, passed on.
-            Some(real) => unsafe { real(signal, handler) },
-            None => SIG_ERR,
-        };
+    if let (false, Some(real)) = (is_dump_signal(signal), real) {
+        // SAFETY: the caller's arguments, passed on.
+        return unsafe { real(signal, handler) };
     }
     // SAFETY: zeroed sigaction is valid; we fill handler, flags and mask.
     let mut action: libc::sigaction = unsafe { mem::zeroed() };

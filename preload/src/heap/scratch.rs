@@ -111,6 +111,7 @@ impl Window {
         // which glibc leaves out those it needs itself (cancellation,
         // setxid), and the current mask is saved in `signals`.
         let mut signals: libc::sigset_t = unsafe { std::mem::zeroed() };
+        // SAFETY: both sets are valid, initialised sigset_t values.
         unsafe {
             let mut all: libc::sigset_t = std::mem::zeroed();
             ptr::write_bytes(&mut all, 0xff, 1);

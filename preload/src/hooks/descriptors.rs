@@ -4,7 +4,9 @@
 //! `closefrom`) or `dup2`s over them must not make a live process look dead
 //! to compactors, so ours is spared (its close reported done) or moved out
 //! of the way first. Every other descriptor goes straight to libc; the cost
-//! is one load and a compare.
+//! is one load and a compare. `close_range` and `closefrom` are glibc's
+//! alone (2.34): under a libc without them (musl), a program that reaches
+//! ours (through `dlsym`) gets the system call.
 
 #![allow(clippy::missing_safety_doc)]
 
@@ -59,11 +61,20 @@ pub unsafe extern "C-unwind" fn close(fd: c_int) -> c_int {
 /// `close_range` with the guarded descriptor inside the range closes the
 /// two ranges around it (`CLOSE_RANGE_CLOEXEC` only marks, and ours is
 /// marked already).
+/// `close_range(2)` itself, as glibc's function would make it.
+unsafe extern "C-unwind" fn close_range_call(first: c_uint, last: c_uint, flags: c_int) -> c_int {
+    match crate::sys::raw::close_range(first, last, flags) {
+        Ok(()) => 0,
+        Err(error) => {
+            crate::sys::set_errno(error);
+            -1
+        }
+    }
+}
+
 #[no_mangle]
 pub unsafe extern "C-unwind" fn close_range(first: c_uint, last: c_uint, flags: c_int) -> c_int {
-    let Some(real) = REAL_CLOSE_RANGE.get() else {
-        return missing();
-    };
+    let real = REAL_CLOSE_RANGE.get().unwrap_or(close_range_call);
     let guarded = guarded_fd();
     let inside = guarded >= 0 && (first..=last).contains(&(guarded as c_uint));
     if !inside || flags & libc::CLOSE_RANGE_CLOEXEC as c_int != 0 {
@@ -91,9 +102,14 @@ pub unsafe extern "C-unwind" fn closefrom(lowest: c_int) {
         unsafe { close_range(lowest.max(0) as c_uint, c_uint::MAX, 0) };
         return;
     }
-    if let Some(real) = REAL_CLOSEFROM.get() {
+    match REAL_CLOSEFROM.get() {
         // SAFETY: the caller's argument, passed on.
-        unsafe { real(lowest) };
+        Some(real) => unsafe { real(lowest) },
+        // As glibc's: the system call; `closefrom` reports nothing.
+        None => {
+            let _errno = crate::sys::ErrnoGuard::save();
+            let _ = crate::sys::raw::close_range(lowest.max(0) as c_uint, c_uint::MAX, 0);
+        }
     }
 }
 

@@ -1,4 +1,4 @@
-//! The exported entry points: every function in PRODUCT.md's table, plus
+//! The exported entry points: every intercepted function (README), plus
 //! `_exit`/`_Exit` for the dump at exit. Each has the same shape: call
 //! `intercept` with the call's name, its argument checks and its real
 //! function, then turn the outcome into the call's own return convention:
@@ -152,7 +152,12 @@ extern "C-unwind" fn posix_fadvise64_body(
     advice: c_int,
     caller: usize,
 ) -> c_int {
-    fadvise(REAL_POSIX_FADVISE64.get(), fd, offset, len, advice, caller)
+    // musl from 1.2.4 has no `*64` names (on 64-bit targets they were
+    // aliases): the plain function is the same one.
+    let real = REAL_POSIX_FADVISE64
+        .get()
+        .or_else(|| REAL_POSIX_FADVISE.get());
+    fadvise(real, fd, offset, len, advice, caller)
 }
 
 with_caller!(readahead(fd: c_int, offset: off64_t, count: size_t) -> ssize_t, "rcx", readahead_body);

@@ -82,6 +82,7 @@ pub unsafe extern "C" fn dlclose(handle: *mut c_void) -> c_int {
     let result = unsafe { real(handle) };
     if result == 0 {
         let _errno = ErrnoGuard::save();
+        crate::sys::loader::objects_changed();
         let _ = std::panic::catch_unwind(crate::stats::sites::forget_unloaded);
     }
     result
@@ -154,7 +155,9 @@ unsafe extern "C" fn dlsym_on_handle(handle: *mut c_void, name: *const c_char) -
     // SAFETY: the trampoline resolved it (never null) before jumping here.
     let real: DlsymFn = unsafe { std::mem::transmute(resolve_dlsym()) };
     // SAFETY: the caller's lookup, passed on.
-    hook_instead(unsafe { real(handle, name) })
+    let found = unsafe { real(handle, name) };
+    after_lookup_on_handle();
+    hook_instead(found)
 }
 
 unsafe extern "C" fn dlvsym_on_handle(
@@ -165,7 +168,17 @@ unsafe extern "C" fn dlvsym_on_handle(
     // SAFETY: as in `dlsym_on_handle`.
     let real: DlvsymFn = unsafe { std::mem::transmute(resolve_dlvsym()) };
     // SAFETY: the caller's lookup, passed on.
-    hook_instead(unsafe { real(handle, name, version) })
+    let found = unsafe { real(handle, name, version) };
+    after_lookup_on_handle();
+    hook_instead(found)
+}
+
+/// A lookup on a handle follows a `dlopen`: where the module table is in
+/// use, it learns the objects loaded since (a lookup takes the loader's
+/// lock anyway; this is no signal handler's call).
+fn after_lookup_on_handle() {
+    let _errno = ErrnoGuard::save();
+    crate::sys::loader::objects_changed();
 }
 
 /// Every function we hook, with our hook's address.

@@ -95,20 +95,22 @@ fn open_existing(
     rate: f64,
     burst: f64,
 ) -> Result<(*mut SharedBudget, Identity), &'static [u8]> {
+    // SAFETY: `stat` is plain data; all-zero is valid.
     let mut status: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: valid fd and out-pointer; geteuid has no preconditions.
+    // SAFETY: valid fd and out-pointer.
     if unsafe { libc::fstat(fd, &mut status) } != 0
         || status.st_mode & libc::S_IFMT != libc::S_IFREG
     {
         return Err(b"the budget file is not a regular file");
     }
+    // SAFETY: geteuid has no preconditions.
     if status.st_uid != unsafe { libc::geteuid() } {
         return Err(b"the budget file belongs to another user");
     }
     // A truncated file grows back to its size (idempotent: racing
     // processes do the same), and is repaired below.
-    // SAFETY: valid fd.
     if (status.st_size as usize) < FILE_SIZE
+        // SAFETY: valid fd.
         && unsafe { libc::ftruncate(fd, FILE_SIZE as libc::off_t) } != 0
     {
         return Err(b"cannot repair the budget file");
@@ -198,7 +200,7 @@ fn create(
     }
     let temporary = temporary.as_ptr().cast::<libc::c_char>();
     let flags = libc::O_RDWR | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC;
-    // SAFETY (this function's libc calls): valid fds, NUL-terminated names
+    // SAFETY: the libc calls below get valid fds, NUL-terminated names
     // (the buffer is zero-filled past `length`), valid out-pointers.
     unsafe {
         libc::unlinkat(dir_fd, temporary, 0);

@@ -1,12 +1,21 @@
-//! Which loaded object an address lies in, asked of the dynamic loader
-//! without its lock, and that object's build id, read from its own mapped
-//! ELF headers.
+//! Which loaded object an address lies in, asked without the loader's
+//! lock, and that object's build id, read from its own mapped ELF headers.
 //!
 //! `dladdr` and `dl_iterate_phdr` take the loader's lock, which a thread
 //! interrupted inside `dlopen` holds: a hook in its signal handler would
 //! deadlock. glibc 2.35's `_dl_find_object` is documented async-signal-safe
-//! and lock-free, so it is the only question asked; where it is missing
-//! (older glibc, musl) call sites are kept by address alone.
+//! and lock-free, so where it exists (found at run time) it is the question
+//! asked; elsewhere (musl, older glibc) the lock-free table of
+//! `sys::modules` answers.
+//!
+//! The statically linked unwinder (libgcc_eh) calls `_dl_find_object` to
+//! find the unwind tables of a frame. A reference to it in the dynamic
+//! section would stop musl from loading the library, so this library
+//! defines it itself, hidden (it must not stand in for glibc's in the rest
+//! of the process): glibc's when there is one, else the module table's
+//! answer, else (before the table is filled) `dl_iterate_phdr`'s. A caught
+//! panic, after which the shim falls back to the real call, needs a real
+//! answer: without one, the unwinder aborts the host.
 //!
 //! The build id is read from memory the object maps readable: the ELF
 //! header at its lowest address, its program headers, and the `PT_NOTE`
@@ -16,6 +25,7 @@
 
 use std::ffi::{c_char, c_int, c_void};
 
+use super::modules::{self, Module};
 use super::real::Real;
 
 static FIND_OBJECT: Real = Real::new(c"_dl_find_object");
@@ -39,9 +49,75 @@ struct LinkMap {
     name: *const c_char,
 }
 
-/// Looks `_dl_find_object` up; called at start-up.
+/// Looks `_dl_find_object` up; called at start-up. Without it, the
+/// module table is filled now.
 pub fn resolve() {
-    FIND_OBJECT.resolve();
+    if FIND_OBJECT.resolve().is_none() {
+        modules::refresh();
+    }
+}
+
+/// After the set of loaded objects may have changed (`dlopen` side: a
+/// lookup on a handle, `dlclose`): the module table follows, where used.
+/// Takes the loader's lock: never from a hook.
+pub fn objects_changed() {
+    if FIND_OBJECT.address().is_none() {
+        modules::refresh();
+    }
+}
+
+/// Our `_dl_find_object`: a hidden symbol (no Rust attribute makes one)
+/// that tail-jumps to its body.
+macro_rules! hidden_find_object {
+    ($jump:literal) => {
+        std::arch::global_asm!(
+            ".globl _dl_find_object",
+            ".hidden _dl_find_object",
+            ".type _dl_find_object, %function",
+            "_dl_find_object:",
+            concat!($jump, " {body}"),
+            body = sym find_object_for_unwinder,
+        );
+    };
+}
+#[cfg(target_arch = "x86_64")]
+hidden_find_object!("jmp");
+#[cfg(target_arch = "aarch64")]
+hidden_find_object!("b");
+
+/// The body of our hidden `_dl_find_object`, for the unwinder: fills
+/// `found` for the object `address` lies in; 0 on success, -1 if none.
+/// Never panics (it runs while a panic unwinds).
+unsafe extern "C" fn find_object_for_unwinder(
+    address: *mut c_void,
+    found: *mut DlFindObject,
+) -> c_int {
+    if let Some(find) = FIND_OBJECT.address() {
+        // SAFETY: glibc's `_dl_find_object`, with the unwinder's arguments.
+        let find: FindObjectFn = unsafe { std::mem::transmute::<*mut c_void, FindObjectFn>(find) };
+        // SAFETY: the unwinder's pointers, passed on.
+        return unsafe { find(address, found) };
+    }
+    let address = address as usize;
+    let Some(module) = modules::find(address).or_else(|| modules::find_now(address)) else {
+        return -1;
+    };
+    // SAFETY: the unwinder passes a writable `struct dl_find_object`.
+    unsafe {
+        found.write(DlFindObject {
+            flags: 0,
+            map_start: module.start as *mut c_void,
+            map_end: module.end as *mut c_void,
+            link_map: std::ptr::null(),
+            eh_frame: module.eh_frame as *mut c_void,
+            reserved: [0; 7],
+        })
+    };
+    if module.eh_frame == 0 {
+        -1
+    } else {
+        0
+    }
 }
 
 /// A loaded object, as the loader describes it.
@@ -57,10 +133,12 @@ pub struct Object {
     name: *const c_char,
 }
 
-/// The object `address` lies in, or `None` (no loader answer, or an
-/// address in no object: generated code).
+/// The object `address` lies in, or `None` (no answer, or an address in
+/// no object: generated code).
 pub fn find_object(address: usize) -> Option<Object> {
-    let find = FIND_OBJECT.address()?;
+    let Some(find) = FIND_OBJECT.address() else {
+        return modules::find(address).map(Object::from);
+    };
     // SAFETY: `find` is glibc's `_dl_find_object`, whose type this is.
     let find: FindObjectFn = unsafe { std::mem::transmute::<*mut c_void, FindObjectFn>(find) };
     let mut found = DlFindObject {
@@ -87,6 +165,18 @@ pub fn find_object(address: usize) -> Option<Object> {
         load_bias: link_map.load_bias,
         name: link_map.name,
     })
+}
+
+impl From<Module> for Object {
+    fn from(module: Module) -> Object {
+        Object {
+            start: module.start,
+            end: module.end,
+            link_map: 0,
+            load_bias: module.load_bias,
+            name: module.name_pointer(),
+        }
+    }
 }
 
 impl Object {
@@ -237,6 +327,33 @@ mod tests {
         let libc = find_object(libc::getpid as *const () as usize).unwrap();
         assert!(libc.name(4096).ends_with(b".so.6"));
         assert_eq!(libc.build_id(&mut id), 20);
+    }
+
+    /// The fallback (musl, glibc before 2.35) tells the unwinder what
+    /// glibc's `_dl_find_object` does, for code here and in libc.
+    #[test]
+    fn the_unwinders_fallback_answers_as_glibc_does() {
+        resolve();
+        let Some(glibc) = FIND_OBJECT.address() else {
+            return; // glibc before 2.35: nothing to compare with
+        };
+        // SAFETY: glibc's `_dl_find_object`.
+        let glibc: FindObjectFn =
+            unsafe { std::mem::transmute::<*mut c_void, FindObjectFn>(glibc) };
+        modules::refresh();
+        let here = the_unwinders_fallback_answers_as_glibc_does as *const () as usize;
+        for address in [here, libc::getpid as *const () as usize] {
+            // SAFETY: zeroed is a valid `struct dl_find_object`.
+            let mut expected: DlFindObject = unsafe { std::mem::zeroed() };
+            assert_eq!(unsafe { glibc(address as *mut c_void, &mut expected) }, 0);
+            for module in [modules::find(address), modules::find_now(address)] {
+                let module = module.expect("found");
+                assert_eq!(module.start, expected.map_start as usize);
+                assert_eq!(module.end, expected.map_end as usize);
+                assert_eq!(module.eh_frame, expected.eh_frame as usize);
+            }
+        }
+        assert!(modules::find(0).is_none());
     }
 
     #[test]

@@ -74,6 +74,21 @@ pub fn close(fd: c_int) {
     call4(libc::SYS_close, c_long::from(fd), 0, 0, 0);
 }
 
+/// `close_range(2)` (Linux 5.9), for a libc without the function (musl,
+/// glibc before 2.34): `Err` holds the error number.
+pub fn close_range(first: libc::c_uint, last: libc::c_uint, flags: c_int) -> Result<(), c_int> {
+    match call4(
+        libc::SYS_close_range,
+        c_long::from(first),
+        c_long::from(last),
+        c_long::from(flags),
+        0,
+    ) {
+        value if value < 0 => Err((-value) as c_int),
+        _ => Ok(()),
+    }
+}
+
 /// `read(2)`: bytes read, 0 at the end, -1 on error (`-EINTR` is -2, so
 /// that callers can retry).
 pub fn read(fd: c_int, buffer: &mut [u8]) -> isize {

@@ -66,8 +66,10 @@ fn open_component(
         // A shared sticky directory (01777) must not lose bits to the umask.
         let created = unsafe { libc::mkdirat(dir, name, mode) } == 0;
         if created && mode & libc::S_ISVTX != 0 {
+            // SAFETY: valid fd and NUL-terminated name.
             unsafe { libc::fchmodat(dir, name, mode, 0) };
         }
+        // SAFETY: valid fd, NUL-terminated name, out-pointer.
         found = unsafe { libc::fstatat(dir, name, &mut status, libc::AT_SYMLINK_NOFOLLOW) } == 0;
     }
     if !found {

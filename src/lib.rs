@@ -1,0 +1,28 @@
+//! The `fadvise-shim` command line as a library: every command, and the
+//! layers below them that commands share. `main.rs` only parses arguments
+//! and reports failures; tests use these modules directly.
+//!
+//! Commands: `run` (with `supervise`), `report`, `serve`, `top`, `check`,
+//! `dump_cmd`, `doctor`, `install`. Shared layers below them: `cli`
+//! (arguments), `failure`, `output`, `procfs`, `stats_dir` (reading stats
+//! directories), `elf` and `symbolize` (reading ELF files and naming call
+//! sites).
+
+pub mod check;
+pub mod cli;
+pub mod doctor;
+pub mod dump_cmd;
+pub mod elf;
+mod failure;
+pub mod install;
+pub mod output;
+pub mod procfs;
+pub mod report;
+pub mod run;
+pub mod serve;
+pub mod stats_dir;
+pub mod supervise;
+pub mod symbolize;
+pub mod top;
+
+pub use failure::{Failure, Outcome};
