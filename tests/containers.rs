@@ -184,32 +184,16 @@ fn a_musl_only_container_runs_under_the_shim_and_is_reported() {
             return;
         }
     };
-    let root = daemon.dir.path().join("musl-root");
-    for dir in [
-        "lib", "bin", "app", "data", "stats", "shim", "tmp", "proc", "dev", "sys", "etc",
-    ] {
-        std::fs::create_dir_all(root.join(dir)).unwrap();
+    let root = install_support::musl_root();
+    for dir in ["app", "data", "stats", "shim", "dev", "sys"] {
+        std::fs::create_dir_all(root.path().join(dir)).unwrap();
     }
     std::fs::copy(
-        "/usr/lib/x86_64-linux-musl/libc.so",
-        root.join("lib/ld-musl-x86_64.so.1"),
+        common::musl_program("threads"),
+        root.path().join("app/threads"),
     )
     .unwrap();
-    std::fs::copy("/bin/busybox", root.join("bin/sh")).unwrap();
-    std::fs::copy(common::musl_program("threads"), root.join("app/threads")).unwrap();
-    let tar = Command::new("tar")
-        .arg("-C")
-        .arg(&root)
-        .args(["-c", "-f"])
-        .arg(daemon.dir.path().join("musl-root.tar"))
-        .arg(".")
-        .status()
-        .unwrap();
-    assert!(tar.success());
-    let tarball = daemon.dir.path().join("musl-root.tar");
-    daemon
-        .docker(&["import", tarball.to_str().unwrap(), "fadvise-shim-musl:1"])
-        .expect("docker import");
+    daemon.import(root.path(), "fadvise-shim-musl:1", &[]);
     let shared = daemon.dir.path().join("musl-shared");
     let stats = shared.join("stats");
     std::fs::create_dir_all(&stats).unwrap();

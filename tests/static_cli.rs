@@ -59,15 +59,7 @@ fn the_cli_is_static_pie_and_the_library_stays_a_shared_library() {
 
     let shared = readelf(&["-h", "-d"], &library());
     assert!(shared.contains("DYN (Shared object file)"), "{shared}");
-    let needs = needed(&shared);
-    assert!(needs.contains(&"libc.so.6".to_string()), "{shared}");
-    // Today's library also needs glibc's loader; issue 22 item 1 takes it out.
-    assert!(
-        needs
-            .iter()
-            .all(|name| name == "libc.so.6" || name == "ld-linux-x86-64.so.2"),
-        "{needs:?}"
-    );
+    assert_eq!(needed(&shared), ["libc.so.6"], "{shared}");
     let symbols = readelf(&["--dyn-syms", "-W"], &library());
     let defined = |name: &str| {
         symbols.lines().any(|line| {
