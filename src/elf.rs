@@ -2,7 +2,9 @@
 //! machine, its loader (`PT_INTERP`), the libraries it needs and where it
 //! looks for them, the functions it imports, whether it is a Go program, and
 //! the symbol versions it needs (`.gnu.version_r`) and defines
-//! (`.gnu.version_d`, e.g. every `GLIBC_2.x` of a `libc.so.6`). `doctor`
+//! (`.gnu.version_d`, e.g. every `GLIBC_2.x` of a `libc.so.6`), and which
+//! symbols it must find and which it exports (musl ignores versions: a
+//! library loads there when every non-weak import is exported). `doctor`
 //! reads programs with it, `install` an image's loader and libc.
 //!
 //! Only the file is read; nothing is executed (unlike `ldd`, which runs the
@@ -28,6 +30,10 @@ pub struct ElfFacts {
     pub search_path: Vec<String>,
     /// Names of undefined dynamic symbols (imports), without versions.
     pub imports: BTreeSet<String>,
+    /// The imports that are not weak: loading fails when one is missing.
+    pub required_imports: BTreeSet<String>,
+    /// Names of the dynamic symbols this file defines.
+    pub exports: BTreeSet<String>,
     /// Go's runtime makes system calls itself, bypassing libc.
     pub is_go: bool,
     /// For each needed file, the version names required from it.
@@ -80,12 +86,21 @@ where
     }
     // The loader ignores DT_RPATH when DT_RUNPATH is present.
     let search_path = if runpath.is_empty() { rpath } else { runpath };
-    let imports = file
-        .dynamic_symbols()
-        .filter(|symbol| symbol.is_undefined())
-        .filter_map(|symbol| symbol.name().ok().map(str::to_string))
-        .filter(|name| !name.is_empty())
-        .collect();
+    let (mut imports, mut required_imports, mut exports) =
+        (BTreeSet::new(), BTreeSet::new(), BTreeSet::new());
+    for symbol in file.dynamic_symbols() {
+        let Some(name) = symbol.name().ok().filter(|name| !name.is_empty()) else {
+            continue;
+        };
+        if !symbol.is_undefined() {
+            exports.insert(name.to_string());
+            continue;
+        }
+        if !symbol.is_weak() {
+            required_imports.insert(name.to_string());
+        }
+        imports.insert(name.to_string());
+    }
     let (version_needs, version_definitions) = versions(file)?;
     let is_go = file.section_by_name(".go.buildinfo").is_some()
         || file
@@ -103,6 +118,8 @@ where
             .map(str::to_string)
             .collect(),
         imports,
+        required_imports,
+        exports,
         is_go,
         version_needs,
         version_definitions,
@@ -179,6 +196,34 @@ impl Loader {
     }
 }
 
+/// musl's file naming its library directories for the loader at
+/// `interpreter`: `/etc/ld-musl-x86_64.path` for `/lib/ld-musl-x86_64.so.1`.
+pub fn musl_path_file(interpreter: &str) -> String {
+    let name = Path::new(interpreter)
+        .file_name()
+        .map(|name| name.to_string_lossy().replace(".so.1", ".path"))
+        .unwrap_or_default();
+    format!("/etc/{name}")
+}
+
+/// musl's library directories, given the text of its path file (entries
+/// separated by newlines or `:`; empty or missing: the built-in default).
+pub fn musl_search_path(path_file: &str) -> Vec<String> {
+    let dirs: Vec<String> = path_file
+        .split(['\n', ':'])
+        .map(str::trim)
+        .filter(|dir| dir.starts_with('/'))
+        .map(str::to_string)
+        .collect();
+    if dirs.is_empty() {
+        ["/lib", "/usr/local/lib", "/usr/lib"]
+            .map(String::from)
+            .to_vec()
+    } else {
+        dirs
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -226,6 +271,19 @@ mod tests {
             .version_definitions
             .iter()
             .any(|name| name == "GLIBC_2.2.5" || name == "GLIBC_2.17"));
+    }
+
+    #[test]
+    fn musl_reads_its_path_file_or_uses_its_default() {
+        assert_eq!(
+            musl_path_file("/lib/ld-musl-x86_64.so.1"),
+            "/etc/ld-musl-x86_64.path"
+        );
+        assert_eq!(musl_search_path(""), ["/lib", "/usr/local/lib", "/usr/lib"]);
+        assert_eq!(
+            musl_search_path("/opt/lib\n/lib:/usr/lib\n"),
+            ["/opt/lib", "/lib", "/usr/lib"]
+        );
     }
 
     #[test]

@@ -15,92 +15,10 @@ mod common;
 mod install_support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use install_support::docker::Daemon;
 use serde_json::Value;
-
-/// A private `dockerd` in a directory of its own, stopped and cleaned up
-/// (its network namespace mount, the empty `docker` cgroups) when dropped.
-struct Daemon {
-    dir: tempfile::TempDir,
-    process: Child,
-}
-
-impl Daemon {
-    fn start() -> Result<Daemon, String> {
-        if unsafe { libc::geteuid() } != 0 {
-            return Err("needs root".into());
-        }
-        if !Path::new("/usr/sbin/dockerd").is_file() {
-            return Err("dockerd is not installed (scripts/setup.sh installs docker.io)".into());
-        }
-        let dir = tempfile::Builder::new()
-            .prefix("fshim-docker-")
-            .tempdir_in("/var/tmp")
-            .map_err(|error| error.to_string())?;
-        let path = dir.path();
-        let process = Command::new("/usr/sbin/dockerd")
-            .args([
-                "--iptables=false",
-                "--ip6tables=false",
-                "--bridge=none",
-                "--storage-driver=overlay2",
-            ])
-            .arg(format!("--data-root={}", path.join("data").display()))
-            .arg(format!("--exec-root={}", path.join("exec").display()))
-            .arg(format!("--pidfile={}", path.join("pid").display()))
-            .arg(format!("--host=unix://{}", path.join("sock").display()))
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(path.join("log")).map_err(|error| error.to_string())?)
-            .spawn()
-            .map_err(|error| format!("dockerd: {error}"))?;
-        let daemon = Daemon { dir, process };
-        let ready = common::poll(Duration::from_secs(20), || {
-            daemon.docker(&["info"]).ok().map(drop)
-        });
-        if ready.is_none() {
-            let log = std::fs::read_to_string(daemon.dir.path().join("log")).unwrap_or_default();
-            return Err(format!(
-                "dockerd did not start: {}",
-                log.lines().last().unwrap_or("")
-            ));
-        }
-        Ok(daemon)
-    }
-
-    /// Runs the client against this daemon; its stdout, or why it failed.
-    fn docker(&self, args: &[&str]) -> Result<String, String> {
-        let output = Command::new("/usr/bin/docker")
-            .arg(format!(
-                "--host=unix://{}",
-                self.dir.path().join("sock").display()
-            ))
-            .args(args)
-            .output()
-            .map_err(|error| error.to_string())?;
-        if output.status.success() {
-            Ok(String::from_utf8_lossy(&output.stdout).trim().to_string())
-        } else {
-            Err(String::from_utf8_lossy(&output.stderr).into_owned())
-        }
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        // SAFETY: kill has no memory-safety requirement; our own child.
-        unsafe { libc::kill(self.process.id() as i32, libc::SIGTERM) };
-        let _ = self.process.wait();
-        let netns = self.dir.path().join("exec/netns/default");
-        let _ = Command::new("umount").arg(&netns).status();
-        if let Ok(entries) = std::fs::read_dir("/sys/fs/cgroup") {
-            for entry in entries.flatten() {
-                let _ = std::fs::remove_dir(entry.path().join("docker"));
-            }
-        }
-    }
-}
 
 #[test]
 fn three_containers_each_count_their_own_calls_under_their_own_id() {
@@ -266,32 +184,16 @@ fn a_musl_only_container_runs_under_the_shim_and_is_reported() {
             return;
         }
     };
-    let root = daemon.dir.path().join("musl-root");
-    for dir in [
-        "lib", "bin", "app", "data", "stats", "shim", "tmp", "proc", "dev", "sys", "etc",
-    ] {
-        std::fs::create_dir_all(root.join(dir)).unwrap();
+    let root = install_support::musl_root();
+    for dir in ["app", "data", "stats", "shim", "dev", "sys"] {
+        std::fs::create_dir_all(root.path().join(dir)).unwrap();
     }
     std::fs::copy(
-        "/usr/lib/x86_64-linux-musl/libc.so",
-        root.join("lib/ld-musl-x86_64.so.1"),
+        common::musl_program("threads"),
+        root.path().join("app/threads"),
     )
     .unwrap();
-    std::fs::copy("/bin/busybox", root.join("bin/sh")).unwrap();
-    std::fs::copy(common::musl_program("threads"), root.join("app/threads")).unwrap();
-    let tar = Command::new("tar")
-        .arg("-C")
-        .arg(&root)
-        .args(["-c", "-f"])
-        .arg(daemon.dir.path().join("musl-root.tar"))
-        .arg(".")
-        .status()
-        .unwrap();
-    assert!(tar.success());
-    let tarball = daemon.dir.path().join("musl-root.tar");
-    daemon
-        .docker(&["import", tarball.to_str().unwrap(), "fadvise-shim-musl:1"])
-        .expect("docker import");
+    daemon.import(root.path(), "fadvise-shim-musl:1", &[]);
     let shared = daemon.dir.path().join("musl-shared");
     let stats = shared.join("stats");
     std::fs::create_dir_all(&stats).unwrap();

@@ -1,7 +1,8 @@
 //! `fadvise-shim doctor` and `fadvise-shim dump` from the outside: real
 //! programs (`/bin/dd`, scripts, setuid copies, a Go program, C programs
-//! compiled here from `tests/c_doctor/`, one of them static) and live
-//! processes with and without the real `libfadvise_shim.so` preloaded.
+//! compiled here from `tests/c_doctor/`, one of them static, one built with
+//! `musl-gcc`) and live processes, glibc and musl ones, with and without the
+//! real `libfadvise_shim.so` preloaded.
 //!
 //! What the doctor says a program imports is checked against `nm -D`, and
 //! the counts `dump` prints against what the C program is known to have
@@ -72,19 +73,25 @@ fn verdict(output: &Output) -> String {
 
 /// Compiles `tests/c_doctor/NAME.c` into `dir` with extra `flags`.
 fn compile(dir: &Path, name: &str, flags: &[&str]) -> PathBuf {
+    compile_with("cc", dir, name, flags)
+}
+
+/// `compile` with `compiler`: `musl-gcc` makes a program whose loader is
+/// `/lib/ld-musl-x86_64.so.1`.
+fn compile_with(compiler: &str, dir: &Path, name: &str, flags: &[&str]) -> PathBuf {
     let source = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/c_doctor/{name}.c"));
     let binary = dir.join(name);
-    let output = Command::new("cc")
+    let output = Command::new(compiler)
         .args(["-O2", "-Wall", "-Wextra"])
         .args(flags)
         .arg("-o")
         .arg(&binary)
         .arg(&source)
         .output()
-        .expect("cc runs");
+        .unwrap_or_else(|error| panic!("{compiler}: {error} (scripts/setup.sh installs it)"));
     assert!(
         output.status.success(),
-        "cc {name}: {}",
+        "{compiler} {name}: {}",
         text(&output.stderr)
     );
     binary
@@ -130,6 +137,17 @@ impl Drop for Live {
 /// with `env` set, dumping into `dumps`.
 fn fsync_then_wait(dir: &TempDir, fsyncs: u32, shim: bool, env: &[(&str, &Path)]) -> Live {
     let program = compile(dir.path(), "fsync_then_wait", &[]);
+    start_fsync_then_wait(&program, dir, fsyncs, shim, env)
+}
+
+/// `fsync_then_wait`, as built in `program`.
+fn start_fsync_then_wait(
+    program: &Path,
+    dir: &TempDir,
+    fsyncs: u32,
+    shim: bool,
+    env: &[(&str, &Path)],
+) -> Live {
     let mut command = Command::new(program);
     command
         .arg(dir.path().join("data"))
@@ -283,6 +301,91 @@ fn a_setuid_program_needs_the_system_preload_list() {
         verdict.contains("setuid") && verdict.contains("/etc/ld.so.preload"),
         "{verdict}"
     );
+}
+
+#[test]
+fn a_musl_program_is_reachable_through_ld_preload() {
+    let dir = TempDir::new().unwrap();
+    let program = compile_with("musl-gcc", dir.path(), "fsync_then_wait", &[]);
+    let output = doctor(&program);
+    let stdout = text(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains(
+            "dynamically linked, loader /lib/ld-musl-x86_64.so.1 (musl: LD_PRELOAD reaches it; \
+             musl has no /etc/ld.so.preload)"
+        ),
+        "{stdout}"
+    );
+    assert_eq!(
+        verdict(&output),
+        format!(
+            "verdict: the shim can reach {} (imports: fsync)",
+            program.display()
+        )
+    );
+    assert_eq!(nm_imports(&program), ["fsync"]);
+
+    // musl ignores LD_PRELOAD in secure-execution mode, and has no
+    // /etc/ld.so.preload to fall back on.
+    std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o4755)).unwrap();
+    let output = doctor(&program);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        verdict(&output).ends_with(
+            "it is setuid: musl ignores LD_PRELOAD when it runs with raised privileges, and \
+             has no /etc/ld.so.preload"
+        ),
+        "{}",
+        verdict(&output)
+    );
+}
+
+#[test]
+fn doctor_pid_works_for_a_musl_process() {
+    let dir = TempDir::new().unwrap();
+    let program = compile_with("musl-gcc", dir.path(), "fsync_then_wait", &[]);
+    let mut live = start_fsync_then_wait(&program, &dir, 1, false, &[]);
+    assert_one_line_failure(
+        &doctor(live.pid().to_string()),
+        &[&format!(
+            "libfadvise_shim.so is not loaded in process {}",
+            live.pid()
+        )],
+    );
+    assert!(live.is_alive());
+    drop(live);
+
+    // Without arguments the program only prints its usage and exits 2; a
+    // library musl cannot load makes its loader exit 127 first.
+    let status = Command::new(&program)
+        .env("LD_PRELOAD", library())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    if status.code() != Some(2) {
+        eprintln!(
+            "SKIPPED the part with the library: it does not load in musl processes here \
+             ({status}); issue 22, item 1"
+        );
+        return;
+    }
+    let mut live = start_fsync_then_wait(&program, &dir, 5, true, &[]);
+    let output = doctor(live.pid().to_string());
+    let stdout = text(&output.stdout);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{stdout}{}",
+        text(&output.stderr)
+    );
+    assert!(
+        stdout.contains(&format!("library: {}", library().display())),
+        "{stdout}"
+    );
+    let row = table_row(&stdout, "fsync").unwrap_or_else(|| panic!("no fsync row:\n{stdout}"));
+    assert_eq!(row[1], "5", "{stdout}");
+    assert!(live.is_alive(), "the dump signal must not end the process");
 }
 
 #[test]

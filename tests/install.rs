@@ -3,7 +3,9 @@
 //!
 //! Quick ones use small fake roots: the host's own `/bin/sh`, loader and
 //! libraries copied into a directory (a root the library would load in), or
-//! hand-made ELF headers standing for a musl or foreign-architecture root.
+//! hand-made ELF headers standing for a foreign-architecture root, and a
+//! musl root (musl's loader and a static busybox) with a stand-in library
+//! whose loading needs each test chooses.
 //! The rest run in a real Debian bookworm root made by `debootstrap` (cached
 //! under `target/debootstrap-cache/`): unmodified programs started with
 //! `chroot` must run under the shim, obey the installed policy and dump on
@@ -34,6 +36,19 @@ fn install(root: &Path, extra: &[&str]) -> Run {
     Run::of(&mut fadvise_shim(
         &[&["install", "--root", root], extra].concat(),
     ))
+}
+
+/// `install` run by the copy of the CLI in `dir`, which installs the
+/// library beside it (a stand-in, from `cli_with_stand_in_library`).
+fn install_from(dir: &Path, root: &Path, extra: &[&str]) -> Run {
+    Run::of(
+        std::process::Command::new(dir.join("fadvise-shim"))
+            .args(["install", "--root"])
+            .arg(root)
+            .args(extra)
+            .env_remove("LD_PRELOAD")
+            .env("LC_ALL", "C"),
+    )
 }
 
 fn uninstall(root: &Path) -> Run {
@@ -256,20 +271,17 @@ fn roots_the_library_cannot_load_in_are_refused_before_anything_is_written() {
     };
     let cases: Vec<(&str, TempDir, &str)> = vec![
         (
-            "musl",
+            "musl whose loader is not ELF",
             fake_root(
-                Some(tiny_elf(host_machine(), Some("/lib/ld-musl-x86_64.so.1"))),
-                &["/lib/ld-musl-x86_64.so.1"],
+                Some(tiny_elf(host_machine(), Some(MUSL_LOADER))),
+                &[MUSL_LOADER],
             ),
-            "musl root (/lib/ld-musl-x86_64.so.1): libfadvise_shim.so needs glibc",
+            "musl root, but its loader /lib/ld-musl-x86_64.so.1 is missing or not ELF",
         ),
         (
-            "musl with a static busybox sh",
-            fake_root(
-                Some(tiny_elf(host_machine(), None)),
-                &["/lib/ld-musl-x86_64.so.1"],
-            ),
-            "musl root",
+            "musl with a static busybox sh, loader not ELF",
+            fake_root(Some(tiny_elf(host_machine(), None)), &[MUSL_LOADER]),
+            "musl root, but its loader",
         ),
         (
             "foreign architecture",
@@ -305,6 +317,166 @@ fn roots_the_library_cannot_load_in_are_refused_before_anything_is_written() {
     assert_eq!(run.code, Some(1), "{run}");
     assert!(run.stderr.contains("no libc.so.6"), "{run}");
     assert!(!root.path().join(PRELOAD).exists());
+}
+
+/// The Dockerfile line `--preload env` prints, and a musl root gets.
+fn env_line() -> String {
+    format!("ENV LD_PRELOAD=\"{LIBRARY_INSIDE}${{LD_PRELOAD:+:$LD_PRELOAD}}\"\n")
+}
+
+#[test]
+fn a_musl_root_gets_the_files_and_the_env_line_instead_of_ld_so_preload() {
+    let root = musl_root();
+    let source = cli_with_stand_in_library(&[]);
+    let before = snapshot(root.path(), &[], false);
+    let run = install_from(source.path(), root.path(), &["--preload", "global"]).success("install");
+    assert!(
+        run.stderr
+            .contains("loader /lib/ld-musl-x86_64.so.1 (musl)"),
+        "{run}"
+    );
+    assert_eq!(run.stdout, env_line(), "{run}");
+    let preload_lines: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|line| line.contains("ld.so.preload"))
+        .collect();
+    assert_eq!(preload_lines.len(), 1, "{run}");
+    assert!(
+        preload_lines[0].starts_with("musl has no /etc/ld.so.preload"),
+        "{run}"
+    );
+    assert!(!root.path().join(PRELOAD).exists(), "{run}");
+    let installed = |inside: &str| std::fs::read(root.path().join(inside)).unwrap();
+    assert_eq!(
+        installed("usr/lib/fadvise-shim/libfadvise_shim.so"),
+        std::fs::read(source.path().join("libfadvise_shim.so")).unwrap()
+    );
+    assert_eq!(
+        installed("usr/bin/fadvise-shim"),
+        std::fs::read(cli()).unwrap()
+    );
+    assert!(!run.stderr.contains("warning"), "the CLI is static:\n{run}");
+
+    // The static CLI runs in the root, which has no glibc file.
+    let checked = Run::of(&mut in_chroot(
+        root.path(),
+        &[
+            "/usr/bin/fadvise-shim",
+            "check",
+            "/etc/fadvise-shim/policy.toml",
+        ],
+    ))
+    .success("the installed CLI inside the musl root");
+    assert!(checked.stdout.starts_with("valid policy"), "{checked}");
+
+    let installed_tree = snapshot(root.path(), &VOLATILE, true);
+    let again = install_from(source.path(), root.path(), &["--preload", "global"]).success("again");
+    assert_eq!(again.stdout, env_line());
+    assert_same_tree(
+        &installed_tree,
+        &snapshot(root.path(), &VOLATILE, true),
+        "second install",
+    );
+
+    uninstall(root.path()).success("uninstall");
+    assert_same_tree(&before, &snapshot(root.path(), &[], false), "uninstall");
+}
+
+#[test]
+fn a_library_musl_cannot_load_is_refused_in_a_musl_root() {
+    let loader_needed = format!("-Wl,--no-as-needed,{}", host_loader());
+    let cases: [(&str, &[&str], &str); 2] = [
+        (
+            "needs glibc's loader",
+            &[loader_needed.as_str()],
+            "libfadvise_shim.so needs ld-linux-x86-64.so.2, which musl's loader does not provide",
+        ),
+        (
+            "imports a glibc-only function",
+            &["-DGLIBC_ONLY"],
+            "libfadvise_shim.so needs _dl_find_object, which musl does not export",
+        ),
+    ];
+    for (what, flags, expected) in cases {
+        let root = musl_root();
+        let source = cli_with_stand_in_library(flags);
+        let before = snapshot(root.path(), &[], true);
+        let run = install_from(source.path(), root.path(), &["--preload", "global"]);
+        assert_eq!(run.code, Some(1), "{what}: {run}");
+        assert!(
+            run.stderr.contains(&format!(
+                "cannot install into {}: musl root (/lib/ld-musl-x86_64.so.1): {expected}",
+                root.path().canonicalize().unwrap().display()
+            )),
+            "{what}: {run}"
+        );
+        assert_eq!(run.stderr.lines().count(), 1, "{what}: {run}");
+        assert_same_tree(&before, &snapshot(root.path(), &[], true), what);
+    }
+}
+
+/// The `alpine` stage of deploy/Dockerfile, in a musl root with the real
+/// library: the static CLI, run inside the root, installs itself and the
+/// library and prints the `ENV` line; a program built with `musl-gcc`
+/// started with that `LD_PRELOAD` runs under the shim, and the installed CLI
+/// reads its statistics there. Then uninstall restores the root.
+#[test]
+fn in_a_musl_root_the_alpine_steps_preload_a_musl_program() {
+    let root = musl_root();
+    let probe = root.path().join("probe");
+    compile_probe_with("musl-gcc", &probe);
+    let on_host = Run::of(std::process::Command::new(&probe).env("LD_PRELOAD", library()));
+    if on_host.code != Some(0) {
+        eprintln!(
+            "SKIPPED: the library does not load in musl processes here (issue 22, item 1):\n{on_host}"
+        );
+        return;
+    }
+    let before = snapshot(root.path(), &VOLATILE, false);
+    let stage = root.path().join("tmp/fadvise-shim-install");
+    std::fs::create_dir_all(&stage).unwrap();
+    std::fs::copy(cli(), stage.join("fadvise-shim")).unwrap();
+    std::fs::copy(library(), stage.join("libfadvise_shim.so")).unwrap();
+    let installed = Run::of(&mut in_chroot(
+        root.path(),
+        &[
+            "/bin/sh",
+            "-c",
+            "/tmp/fadvise-shim-install/fadvise-shim install --root / --preload global \
+             && rm -r /tmp/fadvise-shim-install",
+        ],
+    ))
+    .success("install inside the musl root");
+    assert_eq!(installed.stdout, env_line(), "{installed}");
+    assert!(!root.path().join(PRELOAD).exists());
+
+    let run = Run::of(&mut in_chroot(
+        root.path(),
+        &[
+            "/bin/sh",
+            "-c",
+            "export LD_PRELOAD=/usr/lib/fadvise-shim/libfadvise_shim.so \
+             FADVISE_SHIM_STATS_DIR=/tmp/stats; /probe && unset LD_PRELOAD && \
+             /usr/bin/fadvise-shim report --format json /tmp/stats",
+        ],
+    ))
+    .success("the musl probe under the shim");
+    assert!(run.stdout.contains("shim=1 fsync=1"), "{run}");
+    let json = &run.stdout[run.stdout.find('{').expect("a JSON report")..];
+    let report: serde_json::Value = serde_json::from_str(json).unwrap();
+    assert_eq!(report["calls"]["fsync"]["count"], 1, "{report}");
+
+    Run::of(&mut in_chroot(
+        root.path(),
+        &["/usr/bin/fadvise-shim", "uninstall", "--root", "/"],
+    ))
+    .success("uninstall inside the musl root");
+    assert_same_tree(
+        &before,
+        &snapshot(root.path(), &VOLATILE, false),
+        "root after uninstall",
+    );
 }
 
 #[test]
@@ -362,7 +534,7 @@ fn in_a_debian_root_every_program_runs_under_the_shim_and_uninstall_restores_it(
     // A dynamic setuid-root program, run below as nobody: only
     // /etc/ld.so.preload reaches such a process (LD_PRELOAD does not).
     let probe = root.join("usr/local/bin/install-probe");
-    compile_probe(&probe);
+    compile_probe_with("cc", &probe);
     std::fs::set_permissions(&probe, std::os::unix::fs::PermissionsExt::from_mode(0o4755)).unwrap();
     assert!(!root.join(PRELOAD).exists(), "minbase has no ld.so.preload");
     let before = snapshot(root, &VOLATILE, false);

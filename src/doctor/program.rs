@@ -3,9 +3,11 @@
 //!
 //! The checks follow what stops a preload library, most fundamental first:
 //! not a program (a `#!` script is judged by its interpreter), another
-//! architecture, no loader (static), another C library's loader (musl), a Go
-//! runtime that makes system calls itself, and secure execution (setuid,
-//! setgid, file capabilities), where only `/etc/ld.so.preload` applies.
+//! architecture, no loader (static), a loader that is neither glibc's nor
+//! musl's (the one library loads under both), a Go runtime that makes system
+//! calls itself, and secure execution (setuid, setgid, file capabilities),
+//! where glibc applies only `/etc/ld.so.preload` and musl, which has no such
+//! file, nothing.
 //! Then it lists which intercepted functions the program and the libraries
 //! it needs import: a call that is never imported is never seen. A program
 //! for this machine that the library cannot reach (static, Go, another C
@@ -122,12 +124,24 @@ fn examine(program: &Path, report: &mut Vec<String>, depth: usize) -> Result<Ver
         )));
     }
     let interpreter = facts.interpreter.as_deref().unwrap_or_default();
+    let loader = Loader::of(interpreter);
+    let libc = if loader == Loader::Musl {
+        "musl: LD_PRELOAD reaches it; musl has no /etc/ld.so.preload"
+    } else {
+        "glibc"
+    };
     report.push(format!(
-        "{name}: ELF, {}, dynamically linked, loader {interpreter} (glibc)",
+        "{name}: ELF, {}, dynamically linked, loader {interpreter} ({libc})",
         architecture_name(&facts)
     ));
-    let imports = intercepted_imports(program, &facts, report);
+    let imports = intercepted_imports(program, &facts, loader, report);
     if let Some(kind) = secure_execution_kind(program) {
+        if loader == Loader::Musl {
+            return Ok(Verdict::Unreachable(format!(
+                "it {kind}: musl ignores LD_PRELOAD when it runs with raised privileges, and \
+                 has no {SYSTEM_PRELOAD_LIST}"
+            )));
+        }
         report.push(format!(
             "{name} {kind}: LD_PRELOAD is ignored when it runs with raised privileges; \
              only {SYSTEM_PRELOAD_LIST} reaches it"
@@ -162,18 +176,11 @@ fn unreachable_elf(facts: &ElfFacts) -> Option<String> {
         }
         return Some("statically linked: there is no loader to preload a library".into());
     };
-    match Loader::of(interpreter) {
-        Loader::Glibc => {}
-        Loader::Musl => {
-            return Some(format!(
-                "it uses musl's loader {interpreter}; {LIBRARY_NAME} is built for glibc"
-            ))
-        }
-        Loader::Unknown => {
-            return Some(format!(
-                "it uses the loader {interpreter}, not glibc's; {LIBRARY_NAME} needs glibc"
-            ))
-        }
+    if Loader::of(interpreter) == Loader::Unknown {
+        return Some(format!(
+            "it uses the loader {interpreter}, neither glibc's nor musl's; {LIBRARY_NAME} \
+             loads under those two"
+        ));
     }
     facts
         .is_go
@@ -221,14 +228,16 @@ fn script_interpreter(bytes: &[u8]) -> Result<Option<PathBuf>, Failure> {
 fn intercepted_imports(
     program: &Path,
     facts: &ElfFacts,
+    loader: Loader,
     report: &mut Vec<String>,
 ) -> Vec<&'static str> {
     let mut all = intercepted(facts);
     note_imports(report, program, &all);
-    let search = library_search_path(program, facts);
+    let search = library_search_path(program, facts, loader);
     for needed in &facts.needed {
-        // glibc defines these functions itself, and its internal calls do
-        // not go through the PLT, so they cannot be interposed anyway.
+        // The C library defines these functions itself, and its internal
+        // calls do not go through the PLT, so they cannot be interposed
+        // anyway (musl's `libc.so` is its loader).
         if needed.starts_with("libc.so") || needed.starts_with("ld-linux") {
             continue;
         }
@@ -272,8 +281,9 @@ fn intercepted(facts: &ElfFacts) -> Vec<&'static str> {
 }
 
 /// Where the loader looks for a needed library: `DT_RUNPATH` (or
-/// `DT_RPATH`) with `$ORIGIN` expanded, `/etc/ld.so.conf.d`, the defaults.
-fn library_search_path(program: &Path, facts: &ElfFacts) -> Vec<PathBuf> {
+/// `DT_RPATH`) with `$ORIGIN` expanded, then glibc's `/etc/ld.so.conf.d`
+/// and defaults, or musl's `/etc/ld-musl-ARCH.path` (else its defaults).
+fn library_search_path(program: &Path, facts: &ElfFacts, loader: Loader) -> Vec<PathBuf> {
     let origin = program
         .parent()
         .unwrap_or(Path::new("/"))
@@ -289,6 +299,16 @@ fn library_search_path(program: &Path, facts: &ElfFacts) -> Vec<PathBuf> {
             )
         })
         .collect();
+    if loader == Loader::Musl {
+        let interpreter = facts.interpreter.as_deref().unwrap_or_default();
+        let path_file = std::fs::read_to_string(elf::musl_path_file(interpreter));
+        dirs.extend(
+            elf::musl_search_path(&path_file.unwrap_or_default())
+                .into_iter()
+                .map(PathBuf::from),
+        );
+        return dirs;
+    }
     if let Ok(entries) = std::fs::read_dir("/etc/ld.so.conf.d") {
         let mut files: Vec<PathBuf> = entries
             .filter_map(|entry| Some(entry.ok()?.path()))

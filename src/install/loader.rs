@@ -1,11 +1,17 @@
 //! Would `libfadvise_shim.so` load in this root? Checked before anything is
 //! written, from the files alone: the root's own programs say which loader
 //! and architecture it uses (`PT_INTERP` and the ELF machine of `/bin/sh`),
-//! and the root's libraries must provide what the library needs — each
-//! `DT_NEEDED` file, and every symbol version (`GLIBC_2.34`, ...) it needs
-//! from them. A library that cannot load under `/etc/ld.so.preload` makes
-//! the loader complain in every process of the image, so install refuses.
+//! and the root's libraries must provide what the library needs. In a glibc
+//! root that is each `DT_NEEDED` file and every symbol version (`GLIBC_2.34`,
+//! ...) it needs from them. In a musl root (`/lib/ld-musl-ARCH.so.1`, which
+//! is the loader and libc in one) the loader stands in for `libc.so.6` and
+//! its siblings and ignores versions, so what counts is that each other
+//! `DT_NEEDED` file is on musl's search path and that every non-weak symbol
+//! the library imports is exported there. A library that cannot load makes
+//! the loader complain in every process it is preloaded into, so install
+//! refuses.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use object::Architecture;
@@ -18,9 +24,23 @@ use crate::Failure;
 /// Programs nearly every image has, to learn the root's loader from.
 const REFERENCE_PROGRAMS: [&str; 2] = ["/bin/sh", "/usr/bin/env"];
 
-/// Checks that the library in `library` would load in `root`; on success,
-/// a one-line description of the root.
-pub fn check(root: &Root, library: &[u8]) -> Result<String, Failure> {
+/// The C library of a root the library would load in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Libc {
+    Glibc,
+    /// musl: no `/etc/ld.so.preload`, only `LD_PRELOAD`.
+    Musl,
+}
+
+/// A root the library would load in.
+pub struct Accepted {
+    /// One line about the root: machine, loader, libc.
+    pub description: String,
+    pub libc: Libc,
+}
+
+/// Checks that the library in `library` would load in `root`.
+pub fn check(root: &Root, library: &[u8]) -> Result<Accepted, Failure> {
     let refuse = |reason: String| {
         Failure(format!(
             "cannot install into {}: {reason}",
@@ -32,7 +52,7 @@ pub fn check(root: &Root, library: &[u8]) -> Result<String, Failure> {
         .ok_or_else(|| refuse(format!("{LIBRARY_NAME} is not ELF")))?;
     let Some((program_path, program)) = reference_program(root) else {
         if let Some(musl) = musl_loader(root) {
-            return Err(refuse(musl_reason(&musl)));
+            return check_musl(root, &musl, &library).map_err(refuse);
         }
         return Err(refuse(format!(
             "no loader: neither {} is a program there (is it an image's root file system?)",
@@ -48,7 +68,7 @@ pub fn check(root: &Root, library: &[u8]) -> Result<String, Failure> {
     }
     let loader = match &program.interpreter {
         Some(interpreter) if file_name(interpreter).starts_with("ld-musl-") => {
-            return Err(refuse(musl_reason(interpreter)))
+            return check_musl(root, interpreter, &library).map_err(refuse)
         }
         Some(interpreter) if !root.resolve(interpreter).exists() => {
             return Err(refuse(format!(
@@ -58,7 +78,7 @@ pub fn check(root: &Root, library: &[u8]) -> Result<String, Failure> {
         Some(interpreter) => interpreter.clone(),
         // A static /bin/sh (busybox) says nothing; the libraries decide.
         None => match musl_loader(root) {
-            Some(musl) => return Err(refuse(musl_reason(&musl))),
+            Some(musl) => return check_musl(root, &musl, &library).map_err(refuse),
             None => format!("none for {program_path} (static)"),
         },
     };
@@ -96,14 +116,85 @@ pub fn check(root: &Root, library: &[u8]) -> Result<String, Failure> {
         .find(|(name, _, _)| name.starts_with("libc.so"))
         .and_then(|(_, _, info)| newest_version(&info.version_definitions, "GLIBC"))
         .unwrap_or("no libc");
-    Ok(format!(
-        "{} root, loader {loader}, {libc}",
-        describe_machine(&program)
-    ))
+    Ok(Accepted {
+        description: format!(
+            "{} root, loader {loader}, {libc}",
+            describe_machine(&program)
+        ),
+        libc: Libc::Glibc,
+    })
 }
 
-fn musl_reason(loader: &str) -> String {
-    format!("musl root ({loader}): {LIBRARY_NAME} needs glibc")
+/// Would the library load under the musl loader at `loader` (a path inside
+/// the root)? The reason for refusing if not.
+fn check_musl(root: &Root, loader: &str, library: &ElfFacts) -> Result<Accepted, String> {
+    let libc = std::fs::read(root.resolve(loader))
+        .ok()
+        .and_then(|bytes| elf::read_facts(&bytes).ok())
+        .ok_or_else(|| format!("musl root, but its loader {loader} is missing or not ELF"))?;
+    if (libc.architecture, libc.bits) != (library.architecture, library.bits) {
+        return Err(format!(
+            "foreign architecture: {loader} is {}, {LIBRARY_NAME} is {}",
+            describe_machine(&libc),
+            describe_machine(library)
+        ));
+    }
+    let path_file = std::fs::read_to_string(root.resolve(&elf::musl_path_file(loader)));
+    let search = elf::musl_search_path(&path_file.unwrap_or_default());
+    let mut exported: BTreeSet<&str> = libc.exports.iter().map(String::as_str).collect();
+    let mut found = Vec::new();
+    for name in library.needed.iter().filter(|name| !musl_provides(name)) {
+        let Some(facts) = search.iter().find_map(|directory| {
+            let bytes = std::fs::read(root.resolve(&format!("{directory}/{name}"))).ok()?;
+            let facts = elf::read_facts(&bytes).ok()?;
+            ((facts.architecture, facts.bits) == (library.architecture, library.bits))
+                .then_some(facts)
+        }) else {
+            return Err(format!(
+                "musl root ({loader}): {LIBRARY_NAME} needs {name}, which musl's loader does \
+                 not provide and is not in {}",
+                search.join(":")
+            ));
+        };
+        found.push(facts);
+    }
+    exported.extend(
+        found
+            .iter()
+            .flat_map(|facts| facts.exports.iter().map(String::as_str)),
+    );
+    let missing: Vec<&str> = library
+        .required_imports
+        .iter()
+        .map(String::as_str)
+        .filter(|name| !exported.contains(name))
+        .collect();
+    if !missing.is_empty() {
+        return Err(format!(
+            "musl root ({loader}): {LIBRARY_NAME} needs {}, which musl does not export \
+             (a library built for glibc only)",
+            missing.join(", ")
+        ));
+    }
+    Ok(Accepted {
+        description: format!("{} root, loader {loader} (musl)", describe_machine(&libc)),
+        libc: Libc::Musl,
+    })
+}
+
+/// Whether musl's loader answers a `DT_NEEDED` of `name` with itself: it
+/// maps `libc`, `libpthread`, `librt`, `libm`, `libdl`, `libutil` and
+/// `libxnet` (any `.so` suffix) to its own libc (`ldso/dynlink.c`).
+fn musl_provides(name: &str) -> bool {
+    let Some(rest) = name.strip_prefix("lib") else {
+        return false;
+    };
+    ["c", "pthread", "rt", "m", "dl", "util", "xnet"]
+        .iter()
+        .any(|reserved| {
+            rest.strip_prefix(reserved)
+                .is_some_and(|tail| tail.starts_with('.'))
+        })
 }
 
 /// The first reference program that is an ELF file, with its path inside.
@@ -207,6 +298,27 @@ mod tests {
         assert_eq!(newest_version(&defined, "GLIBC"), Some("GLIBC_2.36"));
         assert_eq!(newest_version(&defined, "GCC"), None);
         assert_eq!(version_family("GLIBC_2.34"), "GLIBC");
+    }
+
+    #[test]
+    fn musl_answers_libc_and_its_siblings_itself() {
+        for name in [
+            "libc.so.6",
+            "libc.so",
+            "libpthread.so.0",
+            "libm.so.6",
+            "libdl.so.2",
+        ] {
+            assert!(musl_provides(name), "{name}");
+        }
+        for name in [
+            "ld-linux-x86-64.so.2",
+            "libgcc_s.so.1",
+            "libcrypt.so.1",
+            "libmagic.so",
+        ] {
+            assert!(!musl_provides(name), "{name}");
+        }
     }
 
     #[test]

@@ -4,7 +4,9 @@
 //! `/etc/ld.so.preload`), and take out exactly that again.
 //!
 //! Nothing is written before the root is known to load the library
-//! (`loader`). Every file is written atomically and only when its content
+//! (`loader`), with glibc or with musl. musl has no `/etc/ld.so.preload`:
+//! in a musl root `--preload global` says so and prints the `ENV
+//! LD_PRELOAD=...` line instead of editing a file its loader never reads. Every file is written atomically and only when its content
 //! changes, so a second install touches nothing. What install created is
 //! recorded in a manifest (`manifest`), and uninstall removes only that:
 //! files that were already there (say, from the Debian package) stay, and so
@@ -26,8 +28,9 @@ use std::process::ExitCode;
 use fadvise_shim_core::policy::{parse_policy_bytes, SYSTEM_POLICY_PATH};
 
 use crate::cli::{InstallArgs, PreloadMode, UninstallArgs};
-use crate::{output, Failure, Outcome};
+use crate::{elf, output, Failure, Outcome};
 use files::{write_if_changed, Written};
+use loader::Libc;
 use manifest::{content_hash, InstalledFile, Manifest, PreloadEntry, MANIFEST_PATH};
 use root::Root;
 
@@ -46,11 +49,17 @@ pub fn install(args: InstallArgs) -> Outcome {
         Some(path) => Some(checked_policy(path)?),
         None => None,
     };
-    let description = loader::check(&root, &library)?;
+    let accepted = loader::check(&root, &library)?;
     note(format!(
-        "installing into {}: {description}",
-        root.dir().display()
+        "installing into {}: {}",
+        root.dir().display(),
+        accepted.description
     ));
+    if accepted.libc == Libc::Musl && needs_a_loader(&cli) {
+        note(format!(
+            "warning: this {CLI_PATH} needs glibc's loader and will not run in a musl root;              the README's `cargo build --release` links it statically"
+        ));
+    }
 
     let manifest_path = root.resolve(MANIFEST_PATH);
     let before = read_manifest(&manifest_path)?;
@@ -61,8 +70,9 @@ pub fn install(args: InstallArgs) -> Outcome {
         Some(policy) => put_file(&root, SYSTEM_POLICY_PATH, &policy, 0o644, &mut manifest)?,
         None => keep_or_put_example_policy(&root, &mut manifest)?,
     }
+    let musl_global = args.preload == Some(PreloadMode::Global) && accepted.libc == Libc::Musl;
     let preload_edit = match args.preload {
-        Some(PreloadMode::Global) => plan_preload_line(&root, &mut manifest)?,
+        Some(PreloadMode::Global) if !musl_global => plan_preload_line(&root, &mut manifest)?,
         _ => None,
     };
     // The manifest is written before the line goes into ld.so.preload, so
@@ -79,15 +89,32 @@ pub fn install(args: InstallArgs) -> Outcome {
              in this root now runs under the shim"
         ));
     }
-    if args.preload == Some(PreloadMode::Env) {
+    if musl_global {
+        note(format!(
+            "musl has no {PRELOAD_PATH} (its loader reads only LD_PRELOAD): add this line to \
+             the Dockerfile instead, after the install step:"
+        ));
+        print_env_line()?;
+    } else if args.preload == Some(PreloadMode::Env) {
         note("add this line to the Dockerfile, after the install step:".into());
-        // Dockerfile ENV expands ${VAR:+word}: an LD_PRELOAD that the base
-        // image already sets is kept, behind ours.
-        output::print(
-            format!("ENV LD_PRELOAD=\"{LIBRARY_PATH}${{LD_PRELOAD:+:$LD_PRELOAD}}\"\n").as_bytes(),
-        )?;
+        print_env_line()?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The Dockerfile line that preloads the library, on stdout. Dockerfile ENV
+/// expands ${VAR:+word}: an LD_PRELOAD that the base image already sets is
+/// kept, behind ours.
+fn print_env_line() -> Result<(), Failure> {
+    output::print(
+        format!("ENV LD_PRELOAD=\"{LIBRARY_PATH}${{LD_PRELOAD:+:$LD_PRELOAD}}\"\n").as_bytes(),
+    )?;
+    Ok(())
+}
+
+/// Whether the ELF file in `bytes` names a loader (`PT_INTERP`).
+fn needs_a_loader(bytes: &[u8]) -> bool {
+    elf::read_facts(bytes).is_ok_and(|facts| facts.interpreter.is_some())
 }
 
 pub fn uninstall(args: UninstallArgs) -> Outcome {

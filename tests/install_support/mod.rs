@@ -1,11 +1,14 @@
 //! Helpers for the install tests: roots to install into — small fake ones
-//! built from the host's own glibc files or from hand-made ELF headers, and
-//! a real Debian root made once by `debootstrap` and cached as a tarball —
+//! built from the host's own glibc files or from hand-made ELF headers, a
+//! musl root (musl's loader and a static busybox, no glibc file), and a real
+//! Debian root made once by `debootstrap` and cached as a tarball —
 //! a way to run programs inside a root (`chroot` with its own /proc, in a
 //! private mount namespace so nothing leaks to the host), and snapshots of a
 //! whole tree to prove that something changed nothing.
 // Each test uses only part of this module.
 #![allow(dead_code)]
+
+pub mod docker;
 
 use std::collections::BTreeMap;
 use std::hash::{DefaultHasher, Hasher};
@@ -195,6 +198,48 @@ pub fn fake_glibc_root() -> TempDir {
         std::fs::copy(&from, &to).unwrap_or_else(|error| panic!("copy {from}: {error}"));
     }
     root
+}
+
+/// musl's loader (also its libc) as an x86_64 Alpine image has it.
+pub const MUSL_LOADER: &str = "/lib/ld-musl-x86_64.so.1";
+
+/// A musl root as small as Alpine's idea of one: musl's `libc.so` (Debian's
+/// `musl` package) as `/lib/ld-musl-x86_64.so.1`, a static busybox as
+/// `/bin/sh`, and empty `/etc`, `/tmp`, `/proc`; no glibc file.
+pub fn musl_root() -> TempDir {
+    let root = scratch();
+    for dir in ["bin", "lib", "etc", "tmp", "proc"] {
+        std::fs::create_dir_all(root.path().join(dir)).unwrap();
+    }
+    let copies = [
+        ("/usr/lib/x86_64-linux-musl/libc.so", MUSL_LOADER),
+        ("/bin/busybox", "/bin/sh"),
+    ];
+    for (from, to) in copies {
+        std::fs::copy(from, root.path().join(to.trim_start_matches('/'))).unwrap_or_else(|error| {
+            panic!("copy {from} (scripts/setup.sh installs musl-tools, busybox-static): {error}")
+        });
+    }
+    root
+}
+
+/// A directory holding a copy of the CLI and, beside it as
+/// `libfadvise_shim.so` (where install looks for the library), a stand-in
+/// built from `install_support/stand_in.c` with `cc` and `flags`: a library
+/// with exactly the loading needs a test wants, whatever the real one has.
+pub fn cli_with_stand_in_library(flags: &[&str]) -> TempDir {
+    let dir = scratch();
+    std::fs::copy(cli(), dir.path().join("fadvise-shim")).unwrap();
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/install_support/stand_in.c");
+    Run::of(
+        Command::new("cc")
+            .args(["-O2", "-Wall", "-shared", "-fPIC", "-o"])
+            .arg(dir.path().join("libfadvise_shim.so"))
+            .arg(&source)
+            .args(flags),
+    )
+    .success("compiling stand_in.c");
+    dir
 }
 
 /// ELF machine numbers (`e_machine`).
@@ -408,11 +453,12 @@ fn chroot_command(root: &Path, user: Option<&str>, args: &[&str]) -> Command {
     command
 }
 
-/// Compiles `install_support/probe.c` into `destination`.
-pub fn compile_probe(destination: &Path) {
+/// Compiles `install_support/probe.c` into `destination` with `compiler`
+/// (`cc`, or `musl-gcc` for a musl root).
+pub fn compile_probe_with(compiler: &str, destination: &Path) {
     let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/install_support/probe.c");
     Run::of(
-        Command::new("cc")
+        Command::new(compiler)
             .args(["-O2", "-Wall", "-o"])
             .arg(destination)
             .arg(&source),

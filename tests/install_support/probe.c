@@ -3,7 +3,7 @@
  * mode and whether libfadvise_shim.so is mapped into it, makes one fsync,
  * then waits until its stdin closes, so that the test can signal it while
  * it is alive. Compiled on the host, which is Debian bookworm like the
- * chroot, so its glibc needs are met there. */
+ * chroot, so its glibc needs are met there; with musl-gcc for a musl root. */
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
