@@ -265,6 +265,7 @@ mod tests {
             on_exit_forced: false,
             exe: PathBuf::from(exe.unwrap_or_default()),
             euid: 1000,
+            runtime_dir: None,
         }
     }
 
