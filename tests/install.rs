@@ -65,6 +65,22 @@ fn mode(path: &Path) -> u32 {
 }
 
 #[test]
+fn a_stats_directory_another_user_made_first_is_named() {
+    use std::os::unix::fs::PermissionsExt;
+    let root = fake_glibc_root();
+    let squatted = root.path().join("run/fadvise-shim");
+    std::fs::create_dir_all(&squatted).unwrap();
+    std::fs::set_permissions(&squatted, std::fs::Permissions::from_mode(0o777)).unwrap();
+    std::os::unix::fs::chown(&squatted, Some(65534), Some(65534)).unwrap();
+    let run = install(root.path(), &[]).success("install");
+    assert!(
+        run.stderr
+            .contains("/run/fadvise-shim belongs to uid 65534, not root"),
+        "{run}"
+    );
+}
+
+#[test]
 fn global_install_creates_ld_so_preload_and_uninstall_removes_it() {
     let root = fake_glibc_root();
     let before = snapshot(root.path(), &[], false);
@@ -93,6 +109,13 @@ fn global_install_creates_ld_so_preload_and_uninstall_removes_it() {
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("policy.example.toml"))
             .unwrap()
     );
+    // Root's default stats directory, made by root now and, through
+    // tmpfiles.d, at every boot, before any other user can make it.
+    assert_eq!(mode(&root.path().join("run/fadvise-shim")), 0o755);
+    assert!(root
+        .path()
+        .join("usr/lib/tmpfiles.d/fadvise-shim.conf")
+        .is_file());
 
     uninstall(root.path()).success("uninstall");
     assert!(
@@ -516,12 +539,17 @@ fn shim_loaded_in_sh_and_grep(root: &Path) -> Vec<u32> {
         .collect()
 }
 
-/// The dump in `dir` (inside `root`) whose name starts with `prefix`.
+/// The dump in `dir` (inside `root`) whose name starts with `prefix`. The
+/// directory may also hold stats files of the same program (root's default
+/// stats directory is root's default dump directory), so the suffix counts.
 fn dump_in(root: &Path, dir: &str, prefix: &str) -> Option<Dump> {
     let entry = std::fs::read_dir(root.join(dir))
         .ok()?
         .flatten()
-        .find(|entry| entry.file_name().to_string_lossy().starts_with(prefix))?;
+        .find(|entry| {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            name.starts_with(prefix) && name.ends_with(".dump")
+        })?;
     Some(parse_dump(&std::fs::read_to_string(entry.path()).ok()?).expect("a readable dump"))
 }
 
@@ -655,9 +683,22 @@ fn in_a_debian_root_every_program_runs_under_the_shim_and_uninstall_restores_it(
     assert_eq!(dump.signal, "SIGUSR1");
     assert_eq!(dump.stats.call(Call::Fsync).count(), 1);
 
-    uninstall(root).success("uninstall");
+    // Root's processes kept their statistics in the stats directory install
+    // made; uninstall leaves it (it is gone at the next boot) while it holds
+    // them, and takes out everything else.
+    let stats_dir = root.join("run/fadvise-shim");
+    let report = Run::of(&mut fadvise_shim(&["report", stats_dir.to_str().unwrap()]))
+        .success("report of the root's stats directory");
+    assert!(report.stdout.contains("fsync"), "{report}");
+    let run = uninstall(root).success("uninstall");
+    assert!(
+        run.stderr
+            .contains("kept /run/fadvise-shim/: it holds statistics"),
+        "{run}"
+    );
     assert!(!root.join(PRELOAD).exists());
     assert_eq!(shim_loaded_in_sh_and_grep(root), [0, 0]);
+    std::fs::remove_dir_all(&stats_dir).unwrap();
     assert_same_tree(
         &before,
         &snapshot(root, &VOLATILE, false),

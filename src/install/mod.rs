@@ -6,12 +6,15 @@
 //! Nothing is written before the root is known to load the library
 //! (`loader`), with glibc or with musl. musl has no `/etc/ld.so.preload`:
 //! in a musl root `--preload global` says so and prints the `ENV
-//! LD_PRELOAD=...` line instead of editing a file its loader never reads. Every file is written atomically and only when its content
-//! changes, so a second install touches nothing. What install created is
+//! LD_PRELOAD=...` line instead of editing a file its loader never reads.
+//! Every file is written atomically and only when its content changes, so a second install touches nothing. What install created is
 //! recorded in a manifest (`manifest`), and uninstall removes only that:
 //! files that were already there (say, from the Debian package) stay, and so
 //! does a file someone changed since install wrote it, such as an edited
-//! policy. Progress goes to stderr; stdout carries only the `ENV` lines of
+//! policy. Root's default stats directory is made here too, by root, with
+//! the tmpfiles.d entry that makes it again at every boot, so that no other
+//! user can make it first; uninstall leaves it while it holds statistics.
+//! Progress goes to stderr; stdout carries only the `ENV` lines of
 //! `--preload env`, ready for a Dockerfile.
 
 mod files;
@@ -25,7 +28,7 @@ use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use fadvise_shim_core::policy::{parse_policy_bytes, SYSTEM_POLICY_PATH};
+use fadvise_shim_core::policy::{parse_policy_bytes, ROOT_STATS_DIR, SYSTEM_POLICY_PATH};
 
 use crate::cli::{InstallArgs, PreloadMode, UninstallArgs};
 use crate::{elf, output, Failure, Outcome};
@@ -40,6 +43,10 @@ const CLI_PATH: &str = "/usr/bin/fadvise-shim";
 const PRELOAD_PATH: &str = "/etc/ld.so.preload";
 /// Installed when no policy is given, so that install works from anywhere.
 const EXAMPLE_POLICY: &str = include_str!("../../policy.example.toml");
+/// Makes `ROOT_STATS_DIR` at every boot on systemd hosts (the Debian package
+/// ships the same file).
+const TMPFILES_PATH: &str = "/usr/lib/tmpfiles.d/fadvise-shim.conf";
+const TMPFILES_ENTRY: &str = include_str!("../../deploy/tmpfiles.d/fadvise-shim.conf");
 
 pub fn install(args: InstallArgs) -> Outcome {
     let root = Root::open(&args.root)?;
@@ -57,7 +64,8 @@ pub fn install(args: InstallArgs) -> Outcome {
     ));
     if accepted.libc == Libc::Musl && needs_a_loader(&cli) {
         note(format!(
-            "warning: this {CLI_PATH} needs glibc's loader and will not run in a musl root;              the README's `cargo build --release` links it statically"
+            "warning: this {CLI_PATH} needs glibc's loader and will not run in a musl root; \
+             the README's `cargo build --release` links it statically"
         ));
     }
 
@@ -70,6 +78,14 @@ pub fn install(args: InstallArgs) -> Outcome {
         Some(policy) => put_file(&root, SYSTEM_POLICY_PATH, &policy, 0o644, &mut manifest)?,
         None => keep_or_put_example_policy(&root, &mut manifest)?,
     }
+    put_file(
+        &root,
+        TMPFILES_PATH,
+        TMPFILES_ENTRY.as_bytes(),
+        0o644,
+        &mut manifest,
+    )?;
+    make_stats_dir(&root, &mut manifest)?;
     let musl_global = args.preload == Some(PreloadMode::Global) && accepted.libc == Libc::Musl;
     let preload_edit = match args.preload {
         Some(PreloadMode::Global) if !musl_global => plan_preload_line(&root, &mut manifest)?,
@@ -139,6 +155,10 @@ pub fn uninstall(args: UninstallArgs) -> Outcome {
         match std::fs::remove_dir(root.resolve(dir)) {
             Ok(()) => note(format!("removed {dir}/")),
             Err(error) if error.kind() == ErrorKind::NotFound => {}
+            Err(_) if dir == ROOT_STATS_DIR => note(format!(
+                "kept {dir}/: it holds statistics (`fadvise-shim report {dir}`); \
+                 it is gone at the next boot"
+            )),
             Err(_) => note(format!("kept {dir}/: not empty")),
         }
     }
@@ -224,9 +244,36 @@ fn put_file(
     Ok(())
 }
 
+/// Makes root's default stats directory (mode 0755, owned by root, as the
+/// tmpfiles.d entry says) unless it is there; one that belongs to another
+/// user is named, since processes will refuse it.
+fn make_stats_dir(root: &Root, manifest: &mut Manifest) -> Result<(), Failure> {
+    use std::os::unix::fs::MetadataExt;
+    create_dirs(root, Path::new(ROOT_STATS_DIR), manifest)?;
+    let path = root.resolve(ROOT_STATS_DIR);
+    let metadata = std::fs::metadata(&path)
+        .map_err(|error| Failure(format!("{}: {error}", path.display())))?;
+    if metadata.uid() != 0 {
+        note(format!(
+            "warning: {ROOT_STATS_DIR} belongs to uid {}, not root: processes running as root \
+             will keep their statistics private; remove it and install again",
+            metadata.uid()
+        ));
+    }
+    Ok(())
+}
+
 /// Creates the missing directories above `inside`, recording each.
 fn create_parents(root: &Root, inside: &str, manifest: &mut Manifest) -> Result<(), Failure> {
-    let mut ancestors: Vec<&Path> = Path::new(inside).ancestors().skip(1).collect();
+    match Path::new(inside).parent() {
+        Some(parent) => create_dirs(root, parent, manifest),
+        None => Ok(()),
+    }
+}
+
+/// Creates `dir` and the missing directories above it, recording each.
+fn create_dirs(root: &Root, dir: &Path, manifest: &mut Manifest) -> Result<(), Failure> {
+    let mut ancestors: Vec<&Path> = dir.ancestors().collect();
     ancestors.reverse();
     for dir in ancestors.into_iter().filter(|dir| *dir != Path::new("/")) {
         let dir = dir.to_string_lossy().into_owned();
