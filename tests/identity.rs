@@ -129,9 +129,9 @@ fn a_dump_of_a_retired_stats_file_is_not_added_again() {
         "the dead file was retired"
     );
     assert_eq!(report(&[&dumps, &stats]), (100, 1));
-    // Forget the aggregate's list of absorbed files (it keeps it for a
-    // minute): the dump's `stats_dir` still tells.
-    let aggregate = only_file(&stats, ".retired");
+    // Forget the segment's list of absorbed files (merged into the summary,
+    // they are forgotten): the dump's `stats_dir` still tells.
+    let aggregate = only_file(&stats, ".segment");
     let text = std::fs::read_to_string(&aggregate).unwrap();
     let forgotten: String = text
         .lines()

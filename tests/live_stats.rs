@@ -88,7 +88,11 @@ fn a_killed_process_keeps_its_calls() {
         assert_eq!(dead["processes"], 1, "{dead}");
     }
     assert_eq!(files_in(&scratch.stats_dir(), ".stats"), 0);
-    assert_eq!(files_in(&scratch.stats_dir(), ".retired"), 1);
+    assert_eq!(
+        files_in(&scratch.stats_dir(), ".segment"),
+        1,
+        "retired into one segment"
+    );
 }
 
 #[test]
@@ -149,8 +153,9 @@ fn a_thousand_short_processes_leave_a_bounded_directory_and_the_exact_total() {
     let scratch = Scratch::new();
     short_processes(&scratch, 1000, 3);
     let files = files_in(&scratch.stats_dir(), ".stats");
-    // Each exit retires dead neighbours: only the last few remain.
-    assert!(files <= 8, "{files} stats files left");
+    // Exits are retired in drains of about 20 (tests/short_processes.rs
+    // watches the directory while it runs).
+    assert!(files <= 64, "{files} stats files left");
     let (merged, _) = report(&[&scratch.stats_dir()], &[]);
     assert_eq!(merged["processes"], 1000, "{merged}");
     assert_eq!(fadvise_count(&merged), 3000, "{merged}");

@@ -83,8 +83,11 @@ fn a_default_directory_another_user_made_first_is_named_by_process_and_readers()
     let parent = Path::new(DEFAULT_LIMITS_DIR);
     if !parent.exists() {
         std::fs::create_dir(parent).unwrap();
-        std::fs::set_permissions(parent, std::fs::Permissions::from_mode(0o1777)).unwrap();
     }
+    // Another test's process running as another user may have made it
+    // first; this test is about the directory below it.
+    std::os::unix::fs::chown(parent, Some(0), Some(0)).unwrap();
+    std::fs::set_permissions(parent, std::fs::Permissions::from_mode(0o1777)).unwrap();
     let squatted = parent.join(format!("stats-{victim}"));
     let _cleanup = Squatted(squatted.clone());
     let _ = std::fs::remove_dir_all(&squatted);

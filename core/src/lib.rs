@@ -17,6 +17,7 @@ pub mod histogram;
 pub mod identity;
 pub mod origin;
 pub mod policy;
+pub mod retired;
 pub mod sites;
 pub mod stats;
 pub mod stats_file;

@@ -41,16 +41,16 @@ static TICKING: AtomicBool = AtomicBool::new(false);
 static FIRST_CALL: AtomicBool = AtomicBool::new(false);
 
 /// At exit (`exit`, `_exit`, `_Exit`): the dump, if the policy asks for it,
-/// and a bounded retirement of dead neighbours' stats files.
+/// and the exit logged for the retirement of this process's stats file.
 pub fn before_exit() {
     if STATE.load(Ordering::Acquire) != RECORDING || !crate::dump::writer::is_owner() {
         return;
     }
     crate::dump::at_exit();
-    if let Some(own) = file::own_inode() {
+    if let (Some(name), Some(directory)) = (file::own_name(), file::directory()) {
         let _ = active::with_current(|policy| {
             if let Some(dir) = &policy.stats_dir {
-                crate::stats::compact::at_exit(dir, own);
+                crate::stats::compact::at_exit(dir, directory, name);
             }
         });
     }

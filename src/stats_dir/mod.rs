@@ -3,9 +3,11 @@
 //! `Dump`-shaped record, so every report format and `serve` use them alike.
 //!
 //! Before reading, dead processes' files are retired (compaction, see
-//! `fadvise_shim_core::compaction`); then the stats files are opened and
-//! read first and the aggregates after, so that a file retired in between is
-//! counted once (its aggregate lists it as absorbed) and never missed.
+//! `fadvise_shim_core::compaction`); then the summary is read, the stats
+//! files, the segments, and the summary's generation again, so that a file
+//! retired in between is counted once (its segment lists it as absorbed)
+//! and never missed, and the read is made again if a merge moved the
+//! summary meanwhile.
 //!
 //! Every file is hostile input: a symlink, a non-regular file, a file of
 //! another user, or one cut short or corrupted is skipped with one warning
@@ -18,15 +20,15 @@ mod directory;
 
 use std::collections::BTreeSet;
 use std::fs::File;
-use std::io::Read;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use fadvise_shim_core::call::Call;
-use fadvise_shim_core::compaction::{self, FileId, RETIRED_SUFFIX};
-use fadvise_shim_core::dump::{parse_dump, Dump};
+use fadvise_shim_core::compaction::{self, FileId, StatsDirectory};
+use fadvise_shim_core::dump::Dump;
 use fadvise_shim_core::identity::placement_from_cgroup_file;
+use fadvise_shim_core::retired::{Kind, RetiredFile, SUMMARY_NAME};
 use fadvise_shim_core::stats_file::{self, FILE_BYTES, FILE_SUFFIX, IDENTITY_BYTE, LIVENESS_BYTE};
 
 pub use directory::Directory;
@@ -119,64 +121,105 @@ pub fn read_each(dir: &Path, compact: bool, visit: &mut dyn FnMut(Dump)) -> Vec<
             };
             let budget = compaction::Budget {
                 folds: FOLDS_PER_ROUND,
-                ..compaction::Budget::ALL
+                scope: compaction::Scope::Everything,
             };
             if compaction::compact(&mut directory, budget).folded < FOLDS_PER_ROUND {
                 break;
             }
         }
     }
-    let list = || -> Vec<String> {
-        let mut names: Vec<String> = std::fs::read_dir(dir)
-            .map(|entries| {
-                entries
-                    .filter_map(Result::ok)
-                    .filter_map(|entry| entry.file_name().into_string().ok())
-                    .filter(|name| compaction::is_statistics_file(name))
-                    .collect()
-            })
-            .unwrap_or_default();
-        names.sort();
-        names
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let mut attempt_warnings = Vec::new();
+        let read = read_once(dir, &mut attempt_warnings);
+        // A merge moved the summary's generation while this read was under
+        // way: what it read of the segments may not match the summary.
+        if read.consistent || attempt == MAX_READS {
+            if !read.consistent {
+                attempt_warnings.push(format!(
+                    "{}: retired statistics kept changing while being read ({MAX_READS} \
+                     tries); processes retired meanwhile may be counted twice",
+                    dir.display()
+                ));
+            }
+            warnings.extend(attempt_warnings);
+            read.records.into_iter().for_each(&mut *visit);
+            for held in read.stats_files {
+                if !read.absorbed.contains(&held.id) {
+                    visit(held.into_record());
+                }
+            }
+            return warnings;
+        }
+    }
+}
+
+/// Reads of a directory before giving up on a consistent one (a merge
+/// happens once every `MERGE_AT` drains, so a second read almost always
+/// is).
+const MAX_READS: usize = 5;
+
+/// What one read of a directory found.
+struct OneRead {
+    records: Vec<Dump>,
+    stats_files: Vec<Held>,
+    absorbed: BTreeSet<FileId>,
+    consistent: bool,
+}
+
+/// The summary first, the stats files next, the segments last, and the
+/// summary's generation again (the order `compaction` explains).
+fn read_once(dir: &Path, warnings: &mut Vec<String>) -> OneRead {
+    let mut directory_warnings = Vec::new();
+    let Some(mut directory) = Directory::open(dir, &mut directory_warnings) else {
+        return OneRead {
+            records: Vec::new(),
+            stats_files: Vec::new(),
+            absorbed: BTreeSet::new(),
+            consistent: true,
+        };
     };
-    let names = list();
+    let summary = match compaction::read_summary(&mut directory) {
+        Ok(summary) => summary,
+        Err(problem) => {
+            warnings.push(format!(
+                "{}: {problem}; the processes it holds are not counted",
+                dir.join(SUMMARY_NAME).display()
+            ));
+            RetiredFile::new(Kind::Summary)
+        }
+    };
     let mut stats_files = Vec::new();
-    for name in names.iter().filter(|name| name.ends_with(FILE_SUFFIX)) {
+    for name in directory
+        .list()
+        .iter()
+        .filter(|name| name.ends_with(FILE_SUFFIX))
+    {
         let path = dir.join(name);
         match read_stats_file(&path) {
             Ok(Some(record)) => stats_files.push(record),
             Ok(None) => {}
-            // Retired (and removed) since the listing: its aggregate has it.
+            // Retired (and removed) since the listing: a segment has it.
             Err(_) if std::fs::symlink_metadata(&path).is_err() => {}
             Err(problem) => warnings.push(format!("{}: {problem}; skipped", path.display())),
         }
     }
-    // Listed again: a compactor may have made a new aggregate (and removed
+    // Listed again: a compactor may have written a segment (and removed
     // the files it holds) since the first listing.
-    let mut absorbed: BTreeSet<FileId> = BTreeSet::new();
-    for name in list().iter().filter(|name| name.ends_with(RETIRED_SUFFIX)) {
-        let path = dir.join(name);
-        match read_regular(&path).and_then(|bytes| {
-            parse_dump(&String::from_utf8_lossy(&bytes)).map_err(|error| error.to_string())
-        }) {
-            Ok(aggregate) => {
-                absorbed.extend(
-                    aggregate
-                        .absorbed
-                        .iter()
-                        .map(|&(inode, nonce, _)| (inode, nonce)),
-                );
-                visit(aggregate);
-            }
-            Err(problem) => warnings.push(format!("{}: {problem}; skipped", path.display())),
-        }
+    let names = directory.list();
+    let (mut records, absorbed) = compaction::unmerged_records(&mut directory, &summary, &names);
+    let consistent = compaction::summary_generation(&mut directory) == summary.generation;
+    drop(directory);
+    warnings.extend(directory_warnings);
+    let mut all = summary.records;
+    all.append(&mut records);
+    OneRead {
+        records: all,
+        stats_files,
+        absorbed,
+        consistent,
     }
-    for held in stats_files {
-        if !absorbed.contains(&held.id) {
-            visit(held.into_record());
-        }
-    }
-    warnings
 }
 
 /// Opens a file for reading without following a symlink, refusing anything
@@ -204,14 +247,6 @@ fn open_regular(path: &Path) -> Result<File, String> {
         return Err(format!("{} bytes: too large", meta.len()));
     }
     Ok(file)
-}
-
-fn read_regular(path: &Path) -> Result<Vec<u8>, String> {
-    let mut bytes = Vec::new();
-    open_regular(path)?
-        .read_to_end(&mut bytes)
-        .map_err(|error| error.to_string())?;
-    Ok(bytes)
 }
 
 /// The first `length` bytes of a sparse file, reading only its data (a

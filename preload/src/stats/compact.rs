@@ -1,49 +1,71 @@
-//! An exiting process retires dead neighbours: the compaction of
-//! `fadvise_shim_core::compaction`, over the stats directory with plain
-//! system calls, bounded so that exit stays cheap (a few dozen files looked
-//! at, from a random place in the listing). Its own file is still locked
-//! (the kernel releases the lock when the last thread is gone), so a later
-//! compaction, by the next process to exit or by any reader, retires it.
-//! That keeps the directory bounded even when no reader ever runs.
+//! An exiting process's part in retiring stats files
+//! (`fadvise_shim_core::compaction`): it logs its own exit — one `O_APPEND`
+//! write of its file's name to the directory's exit log, whatever the
+//! host's history — and, when that makes the log long enough and no one
+//! else is compacting, drains it into a segment. Its own file is still
+//! locked (the kernel releases the lock when the last thread is gone), so
+//! it logs itself again for the next drain.
+//!
+//! The directory is the one the stats file was made in: opened again by its
+//! path and accepted only if it is the same directory (device and inode),
+//! which was vetted then (`sys::safedir`). Everything the compaction reads
+//! is hostile: no symlink followed, nothing but regular files, sizes bounded.
 
 use std::ffi::{CStr, CString};
 
 use libc::c_int;
 
-use fadvise_shim_core::compaction::{compact, Budget, DeadFile, StatsDirectory};
+use fadvise_shim_core::compaction::{
+    compact, names_in_log, Budget, DeadFile, Scope, StatsDirectory, DRAIN_AT_BYTES, MAX_LOG_BYTES,
+};
 use fadvise_shim_core::stats_file::{self, FILE_BYTES};
 
 use crate::sys::io::{descriptor_status, read_some, write_all};
-use crate::sys::{safedir, ErrnoGuard, NoCancel};
+use crate::sys::{ErrnoGuard, NoCancel};
 
-const EXIT_BUDGET: Budget = Budget {
-    folds: 16,
-    looks: 48,
-    start: 0,
-};
-/// Aggregates are small; anything larger is not ours.
-const MAX_AGGREGATE_BYTES: usize = 4 << 20;
+/// Dead files one exit folds at most (a drain finds about as many as the
+/// log names).
+const EXIT_FOLDS: usize = 64;
+/// Segments and the summary are small; anything larger is not ours.
+const MAX_RETIRED_BYTES: usize = 16 << 20;
+const LOCK_NAME: &CStr = c".compaction.lock";
+const EXIT_LOG_C: &CStr = c".exits";
+const DRAINING_LOG: &CStr = c".exits.draining";
 
-/// Runs a bounded compaction of `dir`, skipping the file of inode `own`.
-pub fn at_exit(dir: &CStr, own: u64) {
+/// Logs this process's exit in `dir` (whose identity is `expected`: the
+/// directory its stats file is in), draining the log if it is due.
+pub fn at_exit(dir: &CStr, expected: (u64, u64), own_name: &[u8]) {
     let _errno = ErrnoGuard::save();
     let _no_cancel = NoCancel::new();
-    let Ok(dir_fd) = safedir::open_trusted_dir(dir.to_bytes(), 0o755) else {
+    let dir_fd = crate::sys::raw::open(
+        dir.as_ptr(),
+        libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+    );
+    if dir_fd < 0 {
         return;
-    };
+    }
     let mut directory = Directory {
         fd: dir_fd,
-        own,
         lock: -1,
         held: Vec::new(),
     };
-    let start = (crate::sys::clock::monotonic_ns() / 1000) as usize;
+    let same =
+        descriptor_status(dir_fd).is_some_and(|status| (status.st_dev, status.st_ino) == expected);
+    if !same {
+        return;
+    }
+    let Some(log_bytes) = directory.append_to_log(&[own_name, b"\n"].concat()) else {
+        return;
+    };
+    if log_bytes < DRAIN_AT_BYTES {
+        return;
+    }
     let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         compact(
             &mut directory,
             Budget {
-                start,
-                ..EXIT_BUDGET
+                folds: EXIT_FOLDS,
+                scope: Scope::ExitLog,
             },
         )
     }));
@@ -51,7 +73,6 @@ pub fn at_exit(dir: &CStr, own: u64) {
 
 struct Directory {
     fd: c_int,
-    own: u64,
     lock: c_int,
     /// Dead files opened (their locks held) until the compaction ends.
     held: Vec<c_int>,
@@ -74,16 +95,47 @@ fn c_name(name: &str) -> Option<CString> {
     CString::new(name).ok().filter(|_| !name.contains('/'))
 }
 
+fn is_regular(fd: c_int) -> bool {
+    descriptor_status(fd).is_some_and(|status| status.st_mode & libc::S_IFMT == libc::S_IFREG)
+}
+
 impl Directory {
-    fn open(&self, name: &str, flags: c_int) -> Option<c_int> {
-        let name = c_name(name)?;
+    fn open_c(&self, name: &CStr, flags: c_int) -> Option<c_int> {
         let fd = crate::sys::raw::openat(
             self.fd,
             name.as_ptr(),
-            flags | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+            flags | libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK,
             0o644,
         );
-        (fd >= 0).then_some(fd)
+        if fd < 0 {
+            return None;
+        }
+        if !is_regular(fd) {
+            crate::sys::raw::close(fd);
+            return None;
+        }
+        Some(fd)
+    }
+
+    fn open(&self, name: &str, flags: c_int) -> Option<c_int> {
+        self.open_c(&c_name(name)?, flags)
+    }
+
+    /// Appends `bytes` to the exit log (one write, which `O_APPEND` keeps
+    /// whole among concurrent writers); the log's size after it.
+    fn append_to_log(&self, bytes: &[u8]) -> Option<u64> {
+        let fd = self.open_c(EXIT_LOG_C, libc::O_WRONLY | libc::O_APPEND | libc::O_CREAT)?;
+        let size = write_all(fd, bytes)
+            .then(|| descriptor_status(fd))
+            .flatten()
+            .map(|status| status.st_size as u64);
+        crate::sys::raw::close(fd);
+        size
+    }
+
+    fn unlink(&self, name: &CStr) {
+        // SAFETY: a valid directory descriptor and a NUL-terminated name.
+        unsafe { libc::unlinkat(self.fd, name.as_ptr(), 0) };
     }
 }
 
@@ -105,9 +157,74 @@ fn read_all(fd: c_int, limit: usize) -> Option<Vec<u8>> {
     }
 }
 
+/// The first `length` bytes of a stats file, reading only its data (it is
+/// mostly holes, which stay zero without being copied); `None` if it is
+/// longer than that or cannot be read.
+fn read_sparse(fd: c_int, length: usize) -> Option<Vec<u8>> {
+    let size = descriptor_status(fd)?.st_size;
+    if size < 0 || size as usize > length {
+        return None;
+    }
+    let size = size as usize;
+    let mut bytes = Vec::new();
+    bytes.try_reserve_exact(size).ok()?;
+    bytes.resize(size, 0);
+    let mut offset = 0usize;
+    while offset < size {
+        // SAFETY: plain lseek calls on a valid descriptor.
+        let data = unsafe { libc::lseek(fd, offset as libc::off_t, libc::SEEK_DATA) };
+        if data < 0 {
+            // ENXIO: nothing but holes from here; anything else (a file
+            // system without SEEK_DATA): read the rest whole.
+            if crate::sys::errno::errno() == libc::ENXIO {
+                break;
+            }
+            return read_range(fd, &mut bytes[offset..], offset).then_some(bytes);
+        }
+        // SAFETY: as above.
+        let hole = unsafe { libc::lseek(fd, data, libc::SEEK_HOLE) };
+        let start = (data as usize).min(size);
+        let end = if hole < 0 {
+            size
+        } else {
+            (hole as usize).min(size)
+        };
+        if !read_range(fd, &mut bytes[start..end], start) {
+            return None;
+        }
+        offset = end.max(start + 1);
+    }
+    Some(bytes)
+}
+
+/// Fills `buffer` from `fd` at `offset` (`pread`, retried on `EINTR` and
+/// short reads).
+fn read_range(fd: c_int, buffer: &mut [u8], offset: usize) -> bool {
+    let mut done = 0;
+    while done < buffer.len() {
+        // SAFETY: a valid descriptor and the rest of `buffer`.
+        let read = unsafe {
+            libc::pread(
+                fd,
+                buffer[done..].as_mut_ptr().cast(),
+                buffer.len() - done,
+                (offset + done) as libc::off_t,
+            )
+        };
+        if read > 0 {
+            done += read as usize;
+        } else if read < 0 && crate::sys::errno::errno() == libc::EINTR {
+            continue;
+        } else {
+            return false;
+        }
+    }
+    true
+}
+
 impl StatsDirectory for Directory {
     fn lock_compaction(&mut self) -> bool {
-        let Some(fd) = self.open(".compaction.lock", libc::O_RDWR | libc::O_CREAT) else {
+        let Some(fd) = self.open_c(LOCK_NAME, libc::O_RDWR | libc::O_CREAT) else {
             return false;
         };
         self.lock = fd;
@@ -117,12 +234,20 @@ impl StatsDirectory for Directory {
 
     fn list(&mut self) -> Vec<String> {
         let mut names = Vec::new();
-        let Some(fd) = self.open(".", libc::O_RDONLY | libc::O_DIRECTORY) else {
+        // A second descriptor of the directory, for its own reading offset.
+        let fd = crate::sys::raw::openat(
+            self.fd,
+            c".".as_ptr(),
+            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            0,
+        );
+        if fd < 0 {
             return names;
-        };
+        }
         let mut buffer = [0u8; 8192];
         loop {
-            // SAFETY: a valid directory descriptor and buffer.
+            // SAFETY: a valid directory descriptor and a buffer of the
+            // length given.
             let read = unsafe {
                 libc::syscall(libc::SYS_getdents64, fd, buffer.as_mut_ptr(), buffer.len())
             };
@@ -130,6 +255,8 @@ impl StatsDirectory for Directory {
                 break;
             }
             let mut offset = 0;
+            // Each record: inode (8), offset (8), length (2), type (1),
+            // then the NUL-terminated name.
             while offset + 19 < read as usize {
                 let length =
                     u16::from_ne_bytes([buffer[offset + 16], buffer[offset + 17]]) as usize;
@@ -154,17 +281,78 @@ impl StatsDirectory for Directory {
         names
     }
 
+    fn take_exit_log(&mut self) -> Vec<String> {
+        // Set aside, unless a killed drain left its log there: then that one
+        // is dealt with first (RENAME_NOREPLACE fails with EEXIST).
+        // SAFETY: a valid directory descriptor and NUL-terminated names.
+        let set_aside = unsafe {
+            libc::syscall(
+                libc::SYS_renameat2,
+                self.fd,
+                EXIT_LOG_C.as_ptr(),
+                self.fd,
+                DRAINING_LOG.as_ptr(),
+                libc::RENAME_NOREPLACE,
+            )
+        } == 0;
+        let unsupported = matches!(crate::sys::errno::errno(), libc::EINVAL | libc::ENOSYS);
+        if !set_aside
+            && unsupported
+            && self
+                .open_c(DRAINING_LOG, libc::O_RDONLY)
+                .map(crate::sys::raw::close)
+                .is_none()
+        {
+            // A kernel or file system without renameat2: a plain rename
+            // where nothing is set aside (the lock keeps other drains out).
+            // SAFETY: as above.
+            unsafe { libc::renameat(self.fd, EXIT_LOG_C.as_ptr(), self.fd, DRAINING_LOG.as_ptr()) };
+        }
+        self.open_c(DRAINING_LOG, libc::O_RDONLY)
+            .map(|fd| {
+                let bytes = read_all(fd, MAX_LOG_BYTES);
+                crate::sys::raw::close(fd);
+                names_in_log(&bytes.unwrap_or_default())
+            })
+            .unwrap_or_default()
+    }
+
+    fn finish_exit_log(&mut self) {
+        self.unlink(DRAINING_LOG);
+    }
+
+    fn log_exits(&mut self, names: &[String]) {
+        let mut bytes = Vec::new();
+        for name in names {
+            bytes.extend_from_slice(name.as_bytes());
+            bytes.push(b'\n');
+        }
+        let _ = self.append_to_log(&bytes);
+    }
+
+    fn full_scan_due(&mut self, seconds: u64) -> bool {
+        let Some(status) = descriptor_status(self.lock) else {
+            return false;
+        };
+        // SAFETY: `time` with a null pointer only returns the time.
+        let now = unsafe { libc::time(std::ptr::null_mut()) };
+        if now < status.st_mtime.saturating_add(seconds as libc::time_t) {
+            return false;
+        }
+        // The lock file's time says when the last full scan was.
+        // SAFETY: a valid descriptor; null times mean "now".
+        unsafe { libc::futimens(self.lock, std::ptr::null()) };
+        true
+    }
+
     fn open_dead(&mut self, name: &str) -> Option<DeadFile> {
         let fd = self.open(name, libc::O_RDWR)?;
-        let status = descriptor_status(fd).filter(|status| {
-            status.st_mode & libc::S_IFMT == libc::S_IFREG && status.st_ino != self.own
-        });
+        let status = descriptor_status(fd);
         // Taking the writer's liveness lock proves it dead, and keeps other
         // compactors off the file.
-        let dead = status.is_some()
-            && super::file::lock_byte(fd, libc::F_OFD_SETLK, stats_file::LIVENESS_BYTE);
+        let dead = super::file::lock_byte(fd, libc::F_OFD_SETLK, stats_file::LIVENESS_BYTE);
         let bytes = if dead {
-            read_all(fd, FILE_BYTES + 4096)
+            read_sparse(fd, FILE_BYTES)
         } else {
             None
         };
@@ -184,31 +372,9 @@ impl StatsDirectory for Directory {
         }
     }
 
-    fn inode(&mut self, name: &str) -> Option<u64> {
-        let name = c_name(name)?;
-        // SAFETY: `stat` is plain data; all-zero is valid.
-        let mut status: libc::stat = unsafe { std::mem::zeroed() };
-        // SAFETY: valid descriptor, name and out-pointer.
-        (unsafe {
-            libc::fstatat(
-                self.fd,
-                name.as_ptr(),
-                &mut status,
-                libc::AT_SYMLINK_NOFOLLOW,
-            )
-        } == 0)
-            .then_some(status.st_ino)
-    }
-
     fn read(&mut self, name: &str) -> Option<Vec<u8>> {
-        let fd = self.open(name, libc::O_RDONLY | libc::O_NONBLOCK)?;
-        let regular = descriptor_status(fd)
-            .is_some_and(|status| status.st_mode & libc::S_IFMT == libc::S_IFREG);
-        let bytes = if regular {
-            read_all(fd, MAX_AGGREGATE_BYTES)
-        } else {
-            None
-        };
+        let fd = self.open(name, libc::O_RDONLY)?;
+        let bytes = read_all(fd, MAX_RETIRED_BYTES);
         crate::sys::raw::close(fd);
         bytes
     }
@@ -219,30 +385,38 @@ impl StatsDirectory for Directory {
         let (Some(temporary_c), Some(name_c)) = (c_name(&temporary), c_name(name)) else {
             return false;
         };
-        // SAFETY: valid descriptor and names.
-        unsafe { libc::unlinkat(self.fd, temporary_c.as_ptr(), 0) };
+        self.unlink(&temporary_c);
         let Some(fd) = self.open(&temporary, libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL) else {
             return false;
         };
         let written = write_all(fd, bytes);
-        // SAFETY: valid descriptors and names.
-        unsafe {
-            crate::sys::raw::close(fd);
-            if written
-                && libc::renameat(self.fd, temporary_c.as_ptr(), self.fd, name_c.as_ptr()) == 0
-            {
-                return true;
-            }
-            libc::unlinkat(self.fd, temporary_c.as_ptr(), 0);
+        crate::sys::raw::close(fd);
+        // SAFETY: a valid directory descriptor and NUL-terminated names.
+        let renamed = written
+            && unsafe { libc::renameat(self.fd, temporary_c.as_ptr(), self.fd, name_c.as_ptr()) }
+                == 0;
+        if !renamed {
+            self.unlink(&temporary_c);
         }
-        false
+        renamed
     }
 
     fn remove(&mut self, name: &str) {
         if let Some(name) = c_name(name) {
-            // SAFETY: valid descriptor and name.
-            unsafe { libc::unlinkat(self.fd, name.as_ptr(), 0) };
+            self.unlink(&name);
         }
+    }
+
+    fn unique_stem(&mut self) -> String {
+        let mut now = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: a valid out-pointer; CLOCK_REALTIME always exists.
+        unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut now) };
+        // SAFETY: getpid has no preconditions.
+        let pid = unsafe { libc::getpid() };
+        format!("{:x}{:08x}-{pid}", now.tv_sec, now.tv_nsec)
     }
 
     /// Other processes' broken files are not this program's business: a

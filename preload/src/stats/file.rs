@@ -99,9 +99,21 @@ pub fn directory() -> Option<(u64, u64)> {
     })
 }
 
-/// The inode of this process's stats file, if it has one.
-pub fn own_inode() -> Option<u64> {
-    exists().then(|| IDENTITY.1.load(Ordering::Relaxed))
+/// The name of this process's stats file in its directory, if it has one.
+pub fn own_name() -> Option<&'static [u8]> {
+    if !exists() {
+        return None;
+    }
+    // SAFETY: `PLACE` was written before `MAPPED` was published (seen
+    // non-null above), and this process never writes it again (a forked
+    // child writes its own copy, after `after_fork_in_child`).
+    let place: &'static Place = unsafe { &*PLACE.0.get() };
+    let path = &place.path[..place.len];
+    let start = path
+        .iter()
+        .rposition(|&byte| byte == b'/')
+        .map_or(0, |slash| slash + 1);
+    Some(&path[start..])
 }
 
 /// Creates this process's stats file in `dir` and moves the statistics
