@@ -20,6 +20,7 @@ use fadvise_shim_core::policy::DumpConfig;
 
 use crate::policy::{active, limiter, load, settings};
 use crate::stats::{counters, file, origin};
+use crate::sys::fork::store_if_changed;
 use crate::sys::{clock, stderr, ErrnoGuard, NoCancel};
 
 const UNINITIALISED: u8 = 0;
@@ -133,11 +134,16 @@ fn first_call() {
         return;
     }
     clock::start();
-    crate::dump::allocate_buffer();
-    origin::gather();
+    // The dump buffer and the identity wait for the first dump (most
+    // processes never dump) unless a stats file, which carries the
+    // identity, is made now: a short process with statistics off pays
+    // neither (8 mappings, 4 files of /proc read).
     let _ = active::with_current(|policy| {
+        if policy.stats_dir.is_some() {
+            origin::gather();
+        }
         if let (Some(dir), Some(settings)) = (&policy.stats_dir, settings::get()) {
-            let exe_name = settings.exe.file_name().map_or(&b"unknown"[..], |name| {
+            let exe_name = settings.exe().file_name().map_or(&b"unknown"[..], |name| {
                 std::os::unix::ffi::OsStrExt::as_bytes(name)
             });
             file::create(dir, policy.stats_dir_configured, exe_name);
@@ -197,14 +203,17 @@ pub fn initialise() {
 
 /// In a forked child: statistics, budgets and dump state start afresh, and
 /// its first call makes its own stats file.
+/// (Every reset here stores only what changed: `store_if_changed`.)
 extern "C" fn after_fork_in_child() {
     clock::after_fork_in_child();
     counters::reset_in_child();
     origin::after_fork_in_child();
     file::after_fork_in_child();
-    TICKING.store(false, Ordering::Relaxed);
-    FIRST_CALL.store(false, Ordering::Relaxed);
-    let _ = STATE.compare_exchange(RECORDING, READY, Ordering::AcqRel, Ordering::Acquire);
+    store_if_changed!(TICKING, false);
+    store_if_changed!(FIRST_CALL, false);
+    if STATE.load(Ordering::Acquire) == RECORDING {
+        let _ = STATE.compare_exchange(RECORDING, READY, Ordering::AcqRel, Ordering::Acquire);
+    }
     limiter::reset();
     active::after_fork_in_child();
     load::after_fork_in_child();
