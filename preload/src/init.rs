@@ -30,6 +30,12 @@ const READY: u8 = 2;
 /// A call was made: the policy is loaded and the dump buffer exists.
 const RECORDING: u8 = 3;
 static STATE: AtomicU8 = AtomicU8::new(UNINITIALISED);
+/// Whether this process (or the parent it was forked from) ever entered a
+/// hook or loaded a policy: until then the state the fork handler resets
+/// (policy readers, loads, limiters, clock, identity, private counters) is
+/// as it was at load, on pages nobody touched, which a child need not touch
+/// to find so (each would cost it a page fault).
+static USED: AtomicBool = AtomicBool::new(false);
 
 /// How often the tick comes: the policy file looked at, the stats file
 /// looked after.
@@ -116,6 +122,7 @@ pub fn ensure() {
 #[cold]
 #[inline(never)]
 fn first_call() {
+    mark_used();
     initialise();
     if STATE.load(Ordering::Acquire) != READY {
         return;
@@ -134,6 +141,7 @@ fn first_call() {
         return;
     }
     clock::start();
+    crate::dump::enable();
     // The dump buffer and the identity wait for the first dump (most
     // processes never dump) unless a stats file, which carries the
     // identity, is made now: a short process with statistics off pays
@@ -191,6 +199,7 @@ pub fn initialise() {
             Some(path) => load::scanned_signal(path),
         };
         let signal = signal.unwrap_or_else(|| {
+            mark_used();
             load::load_initial();
             active::with_current(|policy| policy.signal).unwrap_or(DumpConfig::default().signal)
         });
@@ -201,14 +210,24 @@ pub fn initialise() {
     STATE.store(READY, Ordering::Release);
 }
 
+fn mark_used() {
+    if !USED.load(Ordering::Relaxed) {
+        USED.store(true, Ordering::Relaxed);
+    }
+}
+
 /// In a forked child: statistics, budgets and dump state start afresh, and
 /// its first call makes its own stats file.
 /// (Every reset here stores only what changed: `store_if_changed`.)
 extern "C" fn after_fork_in_child() {
+    crate::dump::after_fork_in_child();
+    file::after_fork_in_child();
+    if !USED.load(Ordering::Relaxed) {
+        return;
+    }
     clock::after_fork_in_child();
     counters::reset_in_child();
     origin::after_fork_in_child();
-    file::after_fork_in_child();
     store_if_changed!(TICKING, false);
     store_if_changed!(FIRST_CALL, false);
     if STATE.load(Ordering::Acquire) == RECORDING {
@@ -217,5 +236,4 @@ extern "C" fn after_fork_in_child() {
     limiter::reset();
     active::after_fork_in_child();
     load::after_fork_in_child();
-    crate::dump::after_fork_in_child();
 }

@@ -49,8 +49,19 @@ pub fn remember_owner() {
     OWNER_PID.store(std::process::id(), Ordering::Relaxed);
 }
 
-/// Allocates the buffer a dump is written from; called by the first dump
-/// (most processes never dump, and a short one should not pay for it).
+/// Whether a first call was made (in this process or the parent it was
+/// forked from): before it, a dump has nothing to say.
+static ENABLED: AtomicBool = AtomicBool::new(false);
+
+/// Lets dumps be written; called on the first intercepted call. The buffer
+/// is allocated by the first dump (most processes never dump, and a short
+/// one should not pay for it).
+pub fn enable() {
+    if !ENABLED.load(Ordering::Relaxed) {
+        ENABLED.store(true, Ordering::Release);
+    }
+}
+
 fn allocate_buffer() {
     if !BUFFER.load(Ordering::Acquire).is_null() {
         return;
@@ -139,6 +150,10 @@ fn dump(reason: Reason) {
 
 /// Writes one dump; called with `WRITING` held.
 fn write_one(reason: Reason) {
+    // Before the first call there is nothing to dump.
+    if !ENABLED.load(Ordering::Acquire) {
+        return;
+    }
     allocate_buffer();
     // A process without a stats file reads who it is at its first dump.
     crate::stats::origin::gather_unless_ready();
