@@ -14,11 +14,12 @@
 # --no-build uses target/release as it is (e.g. while the work tree does not
 # build); by default the workspace is built in release mode first. --cases
 # runs a comma-separated subset (loop, fdatasync, scenario, tools, startup,
-# host-budget), for work on one of them; the record is a full run.
+# host-budget, musl, fork), for work on one of them; the record is a full run.
 # --compare-shim adds another build of libfadvise_shim.so (say, of the commit
 # before a change) to case 1, in the same rounds as this one.
 #
-# Needs: cc, g++ with libgoogle-glog-dev, python3, eatmydata; strace, perf
+# Needs: cc, g++ with libgoogle-glog-dev, python3, eatmydata, musl-gcc (case
+# 8; skipped without it); strace, perf
 # and bpftrace are used when present (root is needed for perf trace and
 # bpftrace). Scratch files go under $BENCH_TMPDIR (default /var/tmp), which
 # must be a real file system: posix_fadvise is a no-op on tmpfs.
@@ -75,20 +76,37 @@ if [ "$(stat -f -c %T /dev/shm 2>/dev/null)" = tmpfs ]; then
 else
   stats=$(mktemp -d "$work/stats.XXXXXX")
 fi
-trap 'rm -rf "$work" "$stats"' EXIT
+trap 'rm -rf "$work" "$stats" "$stats.fsync"' EXIT
 mkdir "$work/bin"
 for source in scripts/bench/*.c; do
   cc -O2 -Wall -o "$work/bin/$(basename "$source" .c)" "$source"
 done
 g++ -O2 -Wall -o "$work/bin/glog_real" scripts/bench/glog_real.cc -lglog
+# Case 8 (musl, issue 22): the call loop, the spawner and a do-nothing
+# program built with musl-gcc as dynamic executables, so that every process
+# of the case runs under musl's loader.
+if command -v musl-gcc >/dev/null; then
+  mkdir "$work/bin/musl"
+  for program in call_loop spawn_true true; do
+    musl-gcc -O2 -Wall -o "$work/bin/musl/$program" "scripts/bench/$program.c"
+  done
+else
+  echo "bench.sh: musl-gcc is missing (scripts/setup.sh installs musl-tools); case 8 is skipped" >&2
+fi
 
 # The floors: the least a C preload can do to time (case 1) or to drop
 # (case 2) posix_fadvise, and, for case 5, an empty C library and an empty
-# Rust cdylib.
+# Rust cdylib (case 9 uses the empty C library too).
 mkdir "$work/floors"
 cc -O2 -Wall -shared -fPIC -o "$work/floors/timing-preload.so" scripts/bench/floors/timing_preload.c -ldl
 cc -O2 -Wall -shared -fPIC -o "$work/floors/drop-preload.so" scripts/bench/floors/drop_preload.c
 cc -O2 -shared -fPIC -o "$work/floors/empty-c.so" scripts/bench/floors/empty_preload.c
+# Case 8's floors: the same three C libraries built with musl-gcc.
+if command -v musl-gcc >/dev/null; then
+  musl-gcc -O2 -Wall -shared -fPIC -o "$work/floors/musl-timing-preload.so" scripts/bench/floors/timing_preload.c
+  musl-gcc -O2 -Wall -shared -fPIC -o "$work/floors/musl-drop-preload.so" scripts/bench/floors/drop_preload.c
+  musl-gcc -O2 -shared -fPIC -o "$work/floors/musl-empty-c.so" scripts/bench/floors/empty_preload.c
+fi
 if cargo build --release --quiet --manifest-path scripts/bench/floors/empty_cdylib/Cargo.toml \
      --target-dir "$work/floors/target"; then
   cp "$work/floors/target/release/libempty_cdylib.so" "$work/floors/empty-rust.so"

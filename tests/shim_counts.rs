@@ -1,6 +1,7 @@
 //! Counts in dumps are exact: many threads calling at once lose nothing, and
-//! after fork each process counts only its own calls, even when a thread of
-//! the parent was inside a hook at the fork and the child leaves with _exit.
+//! after fork each process counts only its own calls (with live statistics
+//! and without), even when a thread of the parent was inside a hook at the
+//! fork and the child leaves with _exit.
 
 mod common;
 
@@ -9,7 +10,7 @@ use std::collections::BTreeMap;
 use common::{c_program, counts, run, table_row, Scratch, Shim, DROP_ALL, TIMEOUT};
 use fadvise_shim_core::call::Call;
 use fadvise_shim_core::dump::Dump;
-use fadvise_shim_core::policy::ON_EXIT_ENV;
+use fadvise_shim_core::policy::{ON_EXIT_ENV, STATS_DIR_ENV};
 
 const THREADS: u64 = 8;
 const CALLS_PER_THREAD: u64 = 20_000;
@@ -83,8 +84,23 @@ const CHILDREN: u32 = 40;
 
 #[test]
 fn forked_children_dump_only_their_own_calls() {
+    forked_children_dump(false);
+}
+
+/// With statistics off, the counts live in the library's private memory,
+/// which a forked child clears without reading it (`MADV_DONTNEED`), and
+/// each process reads who it is at its dump rather than at its first call.
+#[test]
+fn forked_children_dump_only_their_own_calls_with_statistics_off() {
+    forked_children_dump(true);
+}
+
+fn forked_children_dump(statistics_off: bool) {
     let scratch = Scratch::new();
     let mut command = scratch.command(c_program("fork_children"), Shim::Default);
+    if statistics_off {
+        command.env(STATS_DIR_ENV, "none");
+    }
     command
         .env(ON_EXIT_ENV, "1")
         .arg(scratch.file("small.data"))
@@ -157,6 +173,11 @@ fn forked_children_dump_only_their_own_calls() {
         }
         if dump.reason != "exit" {
             wrong.push(format!("{name}: reason {}", dump.reason));
+        }
+        // The identity is the dumping process's own, read in full.
+        let origin = &dump.origin;
+        if origin.start_ticks == 0 || origin.pid_namespace == 0 || origin.hostname.is_empty() {
+            wrong.push(format!("{name}: identity not read: {origin:?}"));
         }
     }
     assert!(wrong.is_empty(), "{}\n{finished}", wrong.join("\n"));

@@ -17,10 +17,10 @@
 //! 64 KiB spans, each holding blocks of one size. A freed block goes onto its
 //! size's free list, a Treiber stack whose head packs a 40-bit version tag
 //! with the block's 24-bit id (span, index), so a stale head never wins a
-//! compare-and-swap (the ABA problem). Spans are mapped on demand, 64 KiB
-//! aligned so a block finds its span from its address, and never unmapped, so
-//! reading a popped block's link can never fault. Larger requests are mapped
-//! and unmapped directly. If `mmap` fails, two spans in `.bss` (untouched,
+//! compare-and-swap (the ABA problem). Spans are mapped on demand, eight at
+//! a time, 64 KiB aligned so a block finds its span from its address, and
+//! never unmapped, so reading a popped block's link can never fault. Larger
+//! requests are mapped and unmapped directly. If `mmap` fails, two spans in `.bss` (untouched,
 //! so free, until then) keep the library working rather than aborting.
 //!
 //! Because spans keep what they once held, the policy parse, which
@@ -33,7 +33,7 @@ pub mod scratch;
 use std::alloc::{GlobalAlloc, Layout};
 use std::cell::UnsafeCell;
 use std::ptr;
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 #[global_allocator]
 static HEAP: Heap = Heap;
@@ -356,14 +356,58 @@ fn give_back(span: u32) {
     }
 }
 
-/// A new span: mapped twice its size, trimmed to an aligned span; or one of
-/// the `.bss` reserve spans if the kernel refuses.
+/// Spans mapped at once: one `mmap` serves the first call's few size
+/// classes (four or five spans), which cost twelve system calls when each
+/// span was mapped and trimmed on its own (BENCHMARKS.md, "A short process
+/// (issue 24)").
+const CHUNK_SPANS: usize = 8;
+
+/// The spans of the last chunk not handed out yet: the next one's address
+/// shifted by `SPAN_SHIFT` in the high 32 bits (user addresses have 47),
+/// how many are left in the low ones. One word, so that taking a span is
+/// one compare-and-swap, whoever interrupts whom.
+static CHUNK: AtomicU64 = AtomicU64::new(0);
+
+/// A new span: the next of the current chunk, or the first of a new one
+/// (the first chunk of all lies in `.bss`); or one of the `.bss` reserve
+/// spans if the kernel refuses.
 fn map_span() -> Option<usize> {
+    let mut current = CHUNK.load(Ordering::Acquire);
+    while current & 0xffff_ffff != 0 {
+        let next = current + (1 << 32) - 1;
+        match CHUNK.compare_exchange_weak(current, next, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => return Some(((current >> 32) as usize) << SPAN_SHIFT),
+            Err(seen) => current = seen,
+        }
+    }
+    if !FIRST_CHUNK_TAKEN.swap(true, Ordering::AcqRel) {
+        return Some(publish_chunk(
+            FIRST_CHUNK.0.get() as usize,
+            (CHUNK_SPANS + 1) * SPAN_SIZE,
+            false,
+        ));
+    }
+    map_chunk().or_else(reserve_span)
+}
+
+/// The first chunk, in `.bss`: a process's first call (and a forked
+/// child's, which starts with its parent's heap) finds its spans here
+/// without a system call; untouched, its pages cost nothing.
+static FIRST_CHUNK: Reserve<{ (CHUNK_SPANS + 1) * SPAN_SIZE }> =
+    Reserve(UnsafeCell::new([0; (CHUNK_SPANS + 1) * SPAN_SIZE]));
+static FIRST_CHUNK_TAKEN: AtomicBool = AtomicBool::new(false);
+
+/// Maps `CHUNK_SPANS` aligned spans (plus the slack that aligning needs,
+/// left mapped and unused: untouched, it costs no memory, and trimming it
+/// would cost two more system calls), keeps the first and publishes the
+/// rest as the current chunk.
+fn map_chunk() -> Option<usize> {
+    let length = (CHUNK_SPANS + 1) * SPAN_SIZE;
     // SAFETY: an anonymous private mapping; no memory is touched.
     let mapped = unsafe {
         libc::mmap(
             ptr::null_mut(),
-            2 * SPAN_SIZE,
+            length,
             libc::PROT_READ | libc::PROT_WRITE,
             libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
             -1,
@@ -371,29 +415,46 @@ fn map_span() -> Option<usize> {
         )
     };
     if mapped == libc::MAP_FAILED {
-        return reserve_span();
+        return None;
     }
-    let start = mapped as usize;
-    let aligned = (start + SPAN_SIZE - 1) & !(SPAN_SIZE - 1);
-    // SAFETY: unmapping the parts of our own mapping outside the span.
-    unsafe {
-        if aligned > start {
-            libc::munmap(mapped, aligned - start);
-        }
-        let end = aligned + SPAN_SIZE;
-        if start + 2 * SPAN_SIZE > end {
-            libc::munmap(end as *mut libc::c_void, start + 2 * SPAN_SIZE - end);
-        }
-    }
-    Some(aligned)
+    Some(publish_chunk(mapped as usize, length, true))
 }
 
-/// Three spans' worth of `.bss`, of which two aligned spans are used.
-struct Reserve(UnsafeCell<[u8; 3 * SPAN_SIZE]>);
-// SAFETY: each reserve span is handed out once (`RESERVE_USED`) and then
-// belongs to the heap.
-unsafe impl Sync for Reserve {}
-static RESERVE: Reserve = Reserve(UnsafeCell::new([0; 3 * SPAN_SIZE]));
+/// Takes the first aligned span of `length` bytes at `start` and publishes
+/// the next `CHUNK_SPANS - 1` as the current chunk; returns the span. If
+/// another chunk was published meanwhile (another thread, or a handler that
+/// interrupted this one), only the span is used and the rest is unmapped
+/// if `unmap` says it may be.
+fn publish_chunk(start: usize, length: usize, unmap: bool) -> usize {
+    let aligned = (start + SPAN_SIZE - 1) & !(SPAN_SIZE - 1);
+    if (aligned + CHUNK_SPANS * SPAN_SIZE) >> SPAN_SHIFT > u32::MAX as usize {
+        // Too high to be packed (a 57-bit address space): one span of it
+        // is used, the rest stays untouched.
+        return aligned;
+    }
+    let rest = (((aligned + SPAN_SIZE) >> SPAN_SHIFT) as u64) << 32 | (CHUNK_SPANS as u64 - 1);
+    let mut seen = CHUNK.load(Ordering::Acquire);
+    while seen & 0xffff_ffff == 0 {
+        match CHUNK.compare_exchange_weak(seen, rest, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => return aligned,
+            Err(now) => seen = now,
+        }
+    }
+    if unmap {
+        let tail = aligned + SPAN_SIZE;
+        // SAFETY: unmapping the unused end of our own, unpublished mapping.
+        unsafe { libc::munmap(tail as *mut libc::c_void, start + length - tail) };
+    }
+    aligned
+}
+
+/// Spans' worth of `.bss`: the first chunk, and the reserve of three spans'
+/// worth, of which two aligned spans are used.
+struct Reserve<const BYTES: usize>(UnsafeCell<[u8; BYTES]>);
+// SAFETY: each span of these is handed out once (`FIRST_CHUNK_TAKEN`,
+// `RESERVE_USED`) and then belongs to the heap.
+unsafe impl<const BYTES: usize> Sync for Reserve<BYTES> {}
+static RESERVE: Reserve<{ 3 * SPAN_SIZE }> = Reserve(UnsafeCell::new([0; 3 * SPAN_SIZE]));
 static RESERVE_USED: AtomicUsize = AtomicUsize::new(0);
 
 fn reserve_span() -> Option<usize> {

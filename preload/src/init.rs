@@ -20,6 +20,7 @@ use fadvise_shim_core::policy::DumpConfig;
 
 use crate::policy::{active, limiter, load, settings};
 use crate::stats::{counters, file, origin};
+use crate::sys::fork::store_if_changed;
 use crate::sys::{clock, stderr, ErrnoGuard, NoCancel};
 
 const UNINITIALISED: u8 = 0;
@@ -29,6 +30,12 @@ const READY: u8 = 2;
 /// A call was made: the policy is loaded and the dump buffer exists.
 const RECORDING: u8 = 3;
 static STATE: AtomicU8 = AtomicU8::new(UNINITIALISED);
+/// Whether this process (or the parent it was forked from) ever entered a
+/// hook or loaded a policy: until then the state the fork handler resets
+/// (policy readers, loads, limiters, clock, identity, private counters) is
+/// as it was at load, on pages nobody touched, which a child need not touch
+/// to find so (each would cost it a page fault).
+static USED: AtomicBool = AtomicBool::new(false);
 
 /// How often the tick comes: the policy file looked at, the stats file
 /// looked after.
@@ -115,6 +122,7 @@ pub fn ensure() {
 #[cold]
 #[inline(never)]
 fn first_call() {
+    mark_used();
     initialise();
     if STATE.load(Ordering::Acquire) != READY {
         return;
@@ -133,11 +141,17 @@ fn first_call() {
         return;
     }
     clock::start();
-    crate::dump::allocate_buffer();
-    origin::gather();
+    crate::dump::enable();
+    // The dump buffer and the identity wait for the first dump (most
+    // processes never dump) unless a stats file, which carries the
+    // identity, is made now: a short process with statistics off pays
+    // neither (8 mappings, 4 files of /proc read).
     let _ = active::with_current(|policy| {
+        if policy.stats_dir.is_some() {
+            origin::gather();
+        }
         if let (Some(dir), Some(settings)) = (&policy.stats_dir, settings::get()) {
-            let exe_name = settings.exe.file_name().map_or(&b"unknown"[..], |name| {
+            let exe_name = settings.exe().file_name().map_or(&b"unknown"[..], |name| {
                 std::os::unix::ffi::OsStrExt::as_bytes(name)
             });
             file::create(dir, policy.stats_dir_configured, exe_name);
@@ -185,6 +199,7 @@ pub fn initialise() {
             Some(path) => load::scanned_signal(path),
         };
         let signal = signal.unwrap_or_else(|| {
+            mark_used();
             load::load_initial();
             active::with_current(|policy| policy.signal).unwrap_or(DumpConfig::default().signal)
         });
@@ -195,18 +210,30 @@ pub fn initialise() {
     STATE.store(READY, Ordering::Release);
 }
 
+fn mark_used() {
+    if !USED.load(Ordering::Relaxed) {
+        USED.store(true, Ordering::Relaxed);
+    }
+}
+
 /// In a forked child: statistics, budgets and dump state start afresh, and
 /// its first call makes its own stats file.
+/// (Every reset here stores only what changed: `store_if_changed`.)
 extern "C" fn after_fork_in_child() {
+    crate::dump::after_fork_in_child();
+    file::after_fork_in_child();
+    if !USED.load(Ordering::Relaxed) {
+        return;
+    }
     clock::after_fork_in_child();
     counters::reset_in_child();
     origin::after_fork_in_child();
-    file::after_fork_in_child();
-    TICKING.store(false, Ordering::Relaxed);
-    FIRST_CALL.store(false, Ordering::Relaxed);
-    let _ = STATE.compare_exchange(RECORDING, READY, Ordering::AcqRel, Ordering::Acquire);
+    store_if_changed!(TICKING, false);
+    store_if_changed!(FIRST_CALL, false);
+    if STATE.load(Ordering::Acquire) == RECORDING {
+        let _ = STATE.compare_exchange(RECORDING, READY, Ordering::AcqRel, Ordering::Acquire);
+    }
     limiter::reset();
     active::after_fork_in_child();
     load::after_fork_in_child();
-    crate::dump::after_fork_in_child();
 }

@@ -28,9 +28,9 @@ EATMYDATA = "/usr/lib/x86_64-linux-gnu/libeatmydata.so"
 # `loop` is the most calls a loop run makes; a slow call gets fewer, so that
 # no run takes much longer than `run_seconds`.
 FULL = dict(rounds=7, loop=2_000_000, run_seconds=1.0, writers=4, lines=150_000,
-            glog_lines=100_000, spawns=1_000, scenario_rounds=5)
+            glog_lines=100_000, spawns=1_000, forks=2_000, scenario_rounds=5)
 QUICK = dict(rounds=5, loop=200_000, run_seconds=0.05, writers=4, lines=15_000,
-             glog_lines=10_000, spawns=100, scenario_rounds=5)
+             glog_lines=10_000, spawns=100, forks=200, scenario_rounds=5)
 
 POLICIES = {
     "drop-fadvise": '[[rule]]\ncall = "posix_fadvise"\naction = "drop"\n',
@@ -51,7 +51,8 @@ POLICIES = {
 
 # The cases in the order a full run takes them: name for --cases, method.
 CASES = {"loop": "case_loop", "fdatasync": "case_fdatasync", "scenario": "case_scenario",
-         "tools": "case_tools", "startup": "case_startup", "host-budget": "case_host_budget"}
+         "tools": "case_tools", "startup": "case_startup", "host-budget": "case_host_budget",
+         "musl": "case_musl", "fork": "case_fork"}
 
 
 def log(message):
@@ -114,16 +115,17 @@ class Bench:
             raise RuntimeError(f"{' '.join(map(str, argv))} exited {done.returncode}: {done.stderr.strip()[-500:]}")
         return done
 
-    def loop(self, mode, iterations, env, wrapper=()):
-        """Runs call_loop (inside `wrapper`: a prefix, or a function of the
-        command for tools that take it as one string) and returns ns/call."""
-        argv = [str(self.bin / "call_loop"), mode, str(self.work / "page.dat"), str(iterations)]
+    def loop(self, mode, iterations, env, wrapper=(), program=None):
+        """Runs call_loop (or `program`, another build of it; inside
+        `wrapper`: a prefix, or a function of the command for tools that take
+        it as one string) and returns ns/call."""
+        argv = [str(program or self.bin / "call_loop"), mode, str(self.work / "page.dat"), str(iterations)]
         argv = wrapper(argv) if callable(wrapper) else [*wrapper, *argv]
         done = self.run(argv, env)
         first_number = re.search(r"^(\d+(?:\.\d+)?)$", done.stdout, re.M)
         return float(first_number.group(1)), done
 
-    def loop_arm(self, mode, env, wrapper=(), after=None):
+    def loop_arm(self, mode, env, wrapper=(), after=None, program=None):
         """A measurement of ns/call that sizes itself on first use: at most
         `loop` calls, fewer when a call is slow (a tool, or a drop that did
         not happen), so every run stays near `run_seconds`."""
@@ -134,12 +136,12 @@ class Bench:
                 # A short pilot, then a longer one unless the call is slow,
                 # so start-up effects do not shrink the fast arms.
                 pilot = 200
-                ns, _ = self.loop(mode, pilot, env, wrapper)
+                ns, _ = self.loop(mode, pilot, env, wrapper, program)
                 if ns < 20_000:
-                    ns, _ = self.loop(mode, 20_000, env, wrapper)
+                    ns, _ = self.loop(mode, 20_000, env, wrapper, program)
                 fit = int(self.size["run_seconds"] * 1e9 / max(ns, 1.0))
                 sized.append(max(pilot, min(self.size["loop"], fit)))
-            ns, done = self.loop(mode, sized[0], env, wrapper)
+            ns, done = self.loop(mode, sized[0], env, wrapper, program)
             if after:
                 after(done)
             return ns
@@ -502,16 +504,26 @@ class Bench:
                 value = median(values)
                 self.row("4 vs tools", label, value, "ns", value / truth if truth else None)
 
+    def spawn_arm(self, name, env, faults, spawner=None, program=None):
+        """One arm of spawns: µs per spawn, and the children's page faults
+        per spawn kept in `faults`. `spawner` and `program` default to the
+        glibc spawn_true and /bin/true."""
+        argv = [str(spawner or self.bin / "spawn_true"), str(self.size["spawns"])]
+        if program:
+            argv.append(str(program))
+
+        def measure():
+            us, per_spawn = self.run(argv, env).stdout.split()
+            faults.setdefault(name, []).append(float(per_spawn))
+            return float(us)
+        return (name, measure)
+
     def case_startup(self):
         count = self.size["spawns"]
         faults = {}
 
         def spawn_arm(name, env):
-            def measure():
-                us, per_spawn = self.run([self.bin / "spawn_true", str(count)], env).stdout.split()
-                faults.setdefault(name, []).append(float(per_spawn))
-                return float(us)
-            return (name, measure)
+            return self.spawn_arm(name, env, faults)
 
         arms = [spawn_arm("none", self.env()), spawn_arm("default", self.env(self.shim))]
         labels = {"none": f"posix_spawn /bin/true × {count:,}, no shim (µs per spawn)",
@@ -549,6 +561,93 @@ class Bench:
 
         self.memory_rows()
         self.first_call_rows()
+
+    def case_musl(self):
+        """Case 8 (issue 22): cases 1, 2 and 5 for a musl program. The call
+        loop, the spawner and the spawned program are built with musl-gcc
+        (bench.sh), and so are the floors, measured in the same rounds as
+        the shim's arms."""
+        musl = self.bin / "musl"
+        if not (musl / "call_loop").is_file():
+            self.notes.append("Case 8: the musl programs were not built (no musl-gcc), so the case was skipped.")
+            return
+        loop = musl / "call_loop"
+        arms = [("none", self.loop_arm("fadvise", self.env(), program=loop)),
+                ("observe", self.loop_arm("fadvise", self.env(self.shim), program=loop)),
+                ("drop", self.loop_arm("fadvise", self.env(self.shim, "drop-fadvise"), program=loop))]
+        for name, library in (("timing-floor", "musl-timing-preload"), ("drop-floor", "musl-drop-preload")):
+            library = self.floor(library, 8)
+            if library:
+                arms.append((name, self.loop_arm("fadvise", self.env(library), program=loop)))
+        log(f"case 8 calls: {len(arms)} arms x {self.size['rounds']} rounds")
+        s = self.alternate(arms, self.size["rounds"])
+        case = "8 musl"
+        self.ratio_rows(case, s, "none",
+                        {"none": "musl: posix_fadvise WILLNEED, cached page, no shim",
+                         "observe": "musl: shim, built-in default (observing)",
+                         "drop": "musl: shim, rule drops posix_fadvise"}, "ns",
+                        {"observe": ("≤ 1.08×", lambda v, r: r <= 1.08),
+                         "drop": ("≤ 15 ns and ≤ 0.05×", lambda v, r: v <= 15 and r <= 0.05)})
+        self.floor_rows(case, s, "observe", "timing-floor",
+                        "musl floor: C preload (musl-gcc), 2 × `__rdtsc()` + real call + 1 atomic add",
+                        "musl: shim observing, ratio to the timing floor")
+        self.floor_rows(case, s, "drop", "drop-floor",
+                        "musl floor: C preload (musl-gcc) whose posix_fadvise returns 0",
+                        "musl: shim dropping, ratio to the drop floor")
+
+        faults = {}
+        spawner, program = musl / "spawn_true", musl / "true"
+        arms = [self.spawn_arm("none", self.env(), faults, spawner, program),
+                self.spawn_arm("default", self.env(self.shim), faults, spawner, program)]
+        labels = {"none": f"musl: posix_spawn of a musl `true` × {self.size['spawns']:,}, no shim (µs per spawn)",
+                  "default": "musl: shim, built-in default"}
+        empty = self.floor("musl-empty-c", 8)
+        if empty:
+            arms.append(self.spawn_arm("empty-c", self.env(empty), faults, spawner, program))
+            labels["empty-c"] = "musl floor: an empty C library (musl-gcc) preloaded"
+        log(f"case 8 start-up: {len(arms)} arms x {self.size['rounds']} rounds")
+        s = self.alternate(arms, self.size["rounds"])
+        floor_ratio = paired_ratio(s.get("empty-c", []), s.get("none", []))
+        startup = (("≤ 1.10×", lambda v, r: r <= 1.10) if floor_ratio is None else
+                   (f"≤ {floor_ratio + 0.05:.3f}× (empty C floor + 0.05)", lambda v, r: r <= floor_ratio + 0.05))
+        self.ratio_rows(case, s, "none", labels, "µs", {"default": startup})
+        self.ratio_rows(case, faults, "none",
+                        {name: f"{label} (page faults per spawn)" for name, label in labels.items()}, "faults")
+
+    def case_fork(self):
+        """Case 9 (issue 24): a short process. fork_fsync forks children one
+        after another, each making one fsync and exiting; the shim arm keeps
+        its statistics private (`FADVISE_SHIM_STATS_DIR=none`), so what it
+        measures is the library's own cost per short process, not the stats
+        directory's."""
+        count = self.size["forks"]
+        # The fsync's file lies on tmpfs where there is one, beside the
+        # run's stats directory: on ext4 here one fsync is a device flush
+        # of 1-5 ms that would bury what a process costs.
+        fsync_file = Path(self.stats_dir).parent / f"{Path(self.stats_dir).name}.fsync"
+        fsync_file.write_bytes(os.urandom(65536))
+        argv = [self.bin / "fork_fsync", fsync_file, str(count)]
+
+        def arm(env):
+            return lambda: float(self.run(argv, env).stdout.split()[0])
+
+        arms = [("none", arm(self.env())), ("private", arm(self.env(self.shim, stats_dir="none")))]
+        empty = self.floor("empty-c", 9)
+        if empty:
+            arms.append(("empty-c", arm(self.env(empty))))
+        log(f"case 9: {len(arms)} arms x {self.size['rounds']} rounds of {count:,} children")
+        s = self.alternate(arms, self.size["rounds"])
+        self.ratio_rows("9 short process", s, "none",
+                        {"none": f"fork + fsync + exit × {count:,}, no shim (µs per child)",
+                         "private": "shim, `FADVISE_SHIM_STATS_DIR=none`",
+                         "empty-c": "floor: an empty C library preloaded"}, "µs")
+        for name, label in (("private", "shim, statistics off"), ("empty-c", "empty C floor")):
+            if s.get(name) and len(s[name]) == len(s["none"]):
+                added = median([a - b for a, b in zip(s[name], s["none"])])
+                target = ("≤ 50 µs", "✓" if added <= 50 else "✗") if name == "private" else ("—", "")
+                self.row("9 short process", f"{label} − no shim, median of same-round differences", added, "µs",
+                         target=target[0], verdict=target[1])
+        fsync_file.unlink()
 
     def memory_rows(self):
         """What a process holds after one call, with and without the shim:
@@ -750,7 +849,7 @@ def main():
     parser.add_argument("--cli", required=True)
     parser.add_argument("--example-policy", required=True)
     parser.add_argument("--floors", required=True,
-                        help="directory of the floor libraries (cases 1, 2 and 5) bench.sh built")
+                        help="directory of the floor libraries (cases 1, 2, 5, 8 and 9) bench.sh built")
     parser.add_argument("--stats-dir", required=True, help="FADVISE_SHIM_STATS_DIR for the shim arms")
     parser.add_argument("--compare-shim", help="another build of the library to measure beside this one in case 1")
     parser.add_argument("--quick", action="store_true")

@@ -5,4 +5,4 @@
 pub mod signals;
 pub mod writer;
 
-pub use writer::{after_fork_in_child, allocate_buffer, at_exit, remember_owner};
+pub use writer::{after_fork_in_child, at_exit, enable, remember_owner};

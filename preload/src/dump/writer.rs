@@ -28,9 +28,10 @@ use crate::policy::{active, limits, settings};
 use crate::sys::io::FdSink;
 use crate::sys::{warn, ErrnoGuard, NoCancel};
 
-/// The copy of the statistics a dump is written from, allocated at the
-/// first call (from the library's own heap; its pages stay untouched until a
-/// dump) and used only by the thread that holds `WRITING`.
+/// The copy of the statistics a dump is written from, allocated by the
+/// first dump (from the library's own heap, which is async-signal-safe, so
+/// also from the signal's handler) and used only by the thread that holds
+/// `WRITING`.
 struct SnapshotBuffer(UnsafeCell<Snapshot>);
 
 static BUFFER: AtomicPtr<SnapshotBuffer> = AtomicPtr::new(ptr::null_mut());
@@ -48,10 +49,20 @@ pub fn remember_owner() {
     OWNER_PID.store(std::process::id(), Ordering::Relaxed);
 }
 
-/// Allocates the buffer a dump is written from; called on the first
-/// intercepted call (a process that makes none never dumps, and most
-/// processes make none: they should not pay for it).
-pub fn allocate_buffer() {
+/// Whether a first call was made (in this process or the parent it was
+/// forked from): before it, a dump has nothing to say.
+static ENABLED: AtomicBool = AtomicBool::new(false);
+
+/// Lets dumps be written; called on the first intercepted call. The buffer
+/// is allocated by the first dump (most processes never dump, and a short
+/// one should not pay for it).
+pub fn enable() {
+    if !ENABLED.load(Ordering::Relaxed) {
+        ENABLED.store(true, Ordering::Release);
+    }
+}
+
+fn allocate_buffer() {
     if !BUFFER.load(Ordering::Acquire).is_null() {
         return;
     }
@@ -69,8 +80,8 @@ pub fn allocate_buffer() {
 
 /// A forked child dumps under its own pid.
 pub fn after_fork_in_child() {
-    WRITING.store(false, Ordering::Relaxed);
-    PENDING.store(false, Ordering::Relaxed);
+    crate::sys::fork::store_if_changed!(WRITING, false);
+    crate::sys::fork::store_if_changed!(PENDING, false);
     // SAFETY: getpid has no preconditions.
     OWNER_PID.store(unsafe { libc::getpid() } as u32, Ordering::Relaxed);
 }
@@ -139,6 +150,13 @@ fn dump(reason: Reason) {
 
 /// Writes one dump; called with `WRITING` held.
 fn write_one(reason: Reason) {
+    // Before the first call there is nothing to dump.
+    if !ENABLED.load(Ordering::Acquire) {
+        return;
+    }
+    allocate_buffer();
+    // A process without a stats file reads who it is at its first dump.
+    crate::stats::origin::gather_unless_ready();
     // SAFETY: a non-null buffer was published by `allocate_buffer` and is
     // never freed.
     let Some(buffer) = (unsafe { BUFFER.load(Ordering::Acquire).as_ref() }) else {
@@ -176,7 +194,7 @@ fn write_one(reason: Reason) {
                     .filter(|_| crate::stats::counters::file_has_every_count()),
             };
             let dir = policy.dump_dir.to_bytes();
-            let written = write_file(dir, exe_name(&settings.exe), &header, snapshot);
+            let written = write_file(dir, exe_name(settings.exe()), &header, snapshot);
             if let Err(problem) = written {
                 if !WARNED.swap(true, Ordering::Relaxed) {
                     warn(&[b"cannot write a dump into ", dir, b": ", problem]);

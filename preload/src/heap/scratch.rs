@@ -72,7 +72,7 @@ pub fn contains(block: *mut u8) -> bool {
 /// In a child of `fork`: a window open in another thread of the parent is
 /// never closed, and a new thread could reuse that thread's identity.
 pub fn after_fork_in_child() {
-    OWNER.store(0, Ordering::Relaxed);
+    crate::sys::fork::store_if_changed!(OWNER, 0);
 }
 
 fn this_thread() -> usize {

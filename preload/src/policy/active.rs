@@ -106,6 +106,6 @@ pub fn publish(compiled: Box<Compiled>) -> bool {
 /// threads that do not exist in the child.
 pub fn after_fork_in_child() {
     for slot in &SLOT {
-        slot.readers.store(0, Ordering::Relaxed);
+        crate::sys::fork::store_if_changed!(slot.readers, 0);
     }
 }

@@ -128,7 +128,8 @@ impl Compiled {
                 Action::Drop => DROP,
                 // Limiters go to the rules this executable can meet.
                 Action::Limit(limit)
-                    if limits.len() < MAX_LIMITERS && rule.applies_to_exe(&settings.exe) =>
+                    if limits.len() < MAX_LIMITERS
+                        && (rule.exe.is_none() || rule.applies_to_exe(settings.exe())) =>
                 {
                     let host = (limit.scope == Scope::Host).then(|| {
                         let dir = policy
@@ -185,7 +186,17 @@ impl Compiled {
             signal: policy.dump.signal,
             signal_name: policy.dump.signal.name(),
             source: source.map_or_else(|| b"built-in".to_vec(), |path| path.to_bytes().to_vec()),
-            exe: settings.exe.clone(),
+            // Only `exe` and `caller` rules ask for the executable: without
+            // one, it is not read (an empty path is never consulted).
+            exe: if policy
+                .rules
+                .iter()
+                .any(|rule| rule.exe.is_some() || rule.caller.is_some())
+            {
+                settings.exe().to_path_buf()
+            } else {
+                PathBuf::new()
+            },
         };
         for call in Call::ALL {
             let advices = Advice::ALL.into_iter().map(Some).chain([None]);
@@ -258,15 +269,7 @@ mod tests {
     use fadvise_shim_core::policy::conformance::{self, Caller, Outcome};
 
     fn settings(exe: Option<&str>) -> Settings {
-        Settings {
-            policy_path: None,
-            dump_dir_override: None,
-            stats_dir_override: None,
-            on_exit_forced: false,
-            exe: PathBuf::from(exe.unwrap_or_default()),
-            euid: 1000,
-            runtime_dir: None,
-        }
+        Settings::for_test(exe.unwrap_or_default(), 1000)
     }
 
     /// The compiled table, then the call-time answers its entry asks for

@@ -86,6 +86,6 @@ impl Limiter {
 /// budgets are shared with the child, as with every process.
 pub fn reset() {
     for limiter in &LIMITERS {
-        limiter.next_ns.store(0, Ordering::Relaxed);
+        crate::sys::fork::store_if_changed!(limiter.next_ns, 0);
     }
 }

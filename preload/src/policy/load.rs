@@ -203,7 +203,7 @@ fn file_stamp(path: &CStr) -> u64 {
 /// A load under way in another thread at `fork` never finishes in the
 /// child: let the child's calls load again.
 pub fn after_fork_in_child() {
-    LOADER.store(0, Ordering::Relaxed);
-    LOADING.store(false, Ordering::Relaxed);
+    crate::sys::fork::store_if_changed!(LOADER, 0);
+    crate::sys::fork::store_if_changed!(LOADING, false);
     crate::heap::scratch::after_fork_in_child();
 }

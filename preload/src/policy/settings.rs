@@ -1,12 +1,15 @@
 //! What stays fixed for a process image: where the policy comes from, what
 //! the environment overrides, and the executable. Read from the environment
-//! (`getenv`, which allocates nothing) and `/proc/self/exe`, once per process
-//! image, on its first call; published with one compare-and-swap so that a
-//! handler re-entering the first call never waits for it.
+//! (`getenv`, which allocates nothing) once per process image, on its first
+//! call; published with one compare-and-swap so that a handler re-entering
+//! the first call never waits for it. The executable (`/proc/self/exe`) is
+//! read when first asked for — by an `exe` or `caller` rule, a stats file or
+//! a dump — the same way: a short process with statistics off and no such
+//! rule never reads it (a `readlink` of a new process's `/proc/self`).
 
 use std::ffi::{CStr, CString, OsStr, OsString};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::ptr;
 use std::sync::atomic::{AtomicPtr, Ordering};
 
@@ -24,9 +27,55 @@ pub struct Settings {
     pub on_exit_forced: bool,
     /// `XDG_RUNTIME_DIR`: where a user's default stats directory goes.
     pub runtime_dir: Option<PathBuf>,
-    /// The executable's full path, for `exe` rules and dump names.
-    pub exe: PathBuf,
+    /// The executable's full path, for `exe` rules and dump names: `exe()`.
+    exe: Exe,
     pub euid: u32,
+}
+
+/// The executable's path, read on first use and then kept (never freed).
+struct Exe(AtomicPtr<PathBuf>);
+
+impl Settings {
+    /// The executable's full path, read from `/proc/self/exe` on first use.
+    /// Async-signal-safe: a `readlink`, the library's own heap, and one
+    /// compare-and-swap (a handler that races the first reader reads again
+    /// and loses).
+    pub fn exe(&self) -> &Path {
+        // SAFETY: a non-null pointer came from `Box::into_raw` below and is
+        // never freed: the path lives as long as the settings.
+        if let Some(exe) = unsafe { self.exe.0.load(Ordering::Acquire).as_ref() } {
+            return exe;
+        }
+        let fresh = Box::into_raw(Box::new(executable()));
+        match self.exe.0.compare_exchange(
+            ptr::null_mut(),
+            fresh,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
+            // SAFETY: just published; never freed.
+            Ok(_) => unsafe { &*fresh },
+            // SAFETY: `fresh` was never published; `theirs` is never freed.
+            Err(theirs) => unsafe {
+                drop(Box::from_raw(fresh));
+                &*theirs
+            },
+        }
+    }
+
+    /// Settings with a known executable, for tests.
+    #[cfg(test)]
+    pub fn for_test(exe: &str, euid: u32) -> Settings {
+        Settings {
+            policy_path: None,
+            dump_dir_override: None,
+            stats_dir_override: None,
+            on_exit_forced: false,
+            runtime_dir: None,
+            exe: Exe(AtomicPtr::new(Box::into_raw(Box::new(PathBuf::from(exe))))),
+            euid,
+        }
+    }
 }
 
 static SETTINGS: AtomicPtr<Settings> = AtomicPtr::new(ptr::null_mut());
@@ -68,7 +117,7 @@ fn from_environment() -> Settings {
         }),
         on_exit_forced: variable(ON_EXIT_ENV).is_some_and(|value| value.to_bytes() != b"0"),
         runtime_dir: variable(RUNTIME_DIR_ENV).map(path_from),
-        exe: executable(),
+        exe: Exe(AtomicPtr::new(ptr::null_mut())),
         // SAFETY: geteuid has no preconditions.
         euid: unsafe { libc::geteuid() },
     }

@@ -21,6 +21,8 @@ use std::ptr;
 use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 
 use fadvise_shim_core::call::Call;
+
+use crate::sys::fork::store_if_changed;
 use fadvise_shim_core::histogram::{self, BUCKETS};
 use fadvise_shim_core::stats::Snapshot;
 use fadvise_shim_core::stats_file::{
@@ -41,8 +43,10 @@ const GAP_WORDS: usize =
     (SITE_KEYS_OFFSET - FIRST_MODULES_OFFSET) / 8 - FIRST_MODULES * MODULE_WORDS;
 type Module = [AtomicU64; MODULE_WORDS];
 
-/// A stats file's contents, word for word.
-#[repr(C)]
+/// A stats file's contents, word for word. Page-aligned (a file's mapping
+/// is anyway), so that the private area in `.bss` owns whole pages, which a
+/// forked child can hand back to the kernel in one call (`reset_in_child`).
+#[repr(C, align(4096))]
 pub struct Area {
     header: [AtomicU64; COUNTERS_OFFSET / 8],
     counters: [CallCounters; Call::COUNT],
@@ -294,14 +298,31 @@ pub fn snapshot_into(snapshot: &mut Snapshot) {
 /// its own first call makes its own file. Only non-zero counters are
 /// written, so pages the parent never touched stay shared with it.
 pub fn reset_in_child() {
-    AREA.store(ptr::from_ref(&PRIVATE).cast_mut(), Ordering::Relaxed);
-    ALLOCATE_PAGE.store(ptr::null_mut(), Ordering::Relaxed);
+    store_if_changed!(AREA, ptr::from_ref(&PRIVATE).cast_mut());
+    store_if_changed!(ALLOCATE_PAGE, ptr::null_mut());
     for bits in &WRITABLE {
-        bits.store(u64::MAX, Ordering::Relaxed);
+        store_if_changed!(bits, u64::MAX);
     }
-    for word in PRIVATE.words() {
-        if word.load(Ordering::Relaxed) != 0 {
-            word.store(0, Ordering::Relaxed);
+    // The private area is whole pages of `.bss`, past the file's bytes, so
+    // private anonymous memory: `MADV_DONTNEED` makes them read as zeros
+    // again, touching none of them. Reading its 296 KiB to find what to
+    // clear, as before, faulted in every page the parent never touched (a
+    // third of a short child's cost: `fork_fsync.c`, BENCHMARKS.md).
+    // SAFETY: the range is exactly `PRIVATE`, a static that lives as long
+    // as the library; only atomics live in it, and in the child of `fork`
+    // this is the only thread, so no access races with the reset.
+    let dropped = unsafe {
+        libc::madvise(
+            ptr::from_ref(&PRIVATE).cast_mut().cast(),
+            std::mem::size_of::<Area>(),
+            libc::MADV_DONTNEED,
+        )
+    };
+    if dropped != 0 {
+        for word in PRIVATE.words() {
+            if word.load(Ordering::Relaxed) != 0 {
+                word.store(0, Ordering::Relaxed);
+            }
         }
     }
 }

@@ -378,11 +378,13 @@ pub fn upkeep() {
 /// A forked child does not own its parent's file: it makes its own at its
 /// first call. (The parent's lock is not inherited; the descriptor is.)
 pub fn after_fork_in_child() {
-    let fd = LOCK_FD.swap(-1, Ordering::Relaxed);
-    if fd >= 0 {
-        crate::sys::raw::close(fd);
+    if LOCK_FD.load(Ordering::Relaxed) >= 0 {
+        let fd = LOCK_FD.swap(-1, Ordering::Relaxed);
+        if fd >= 0 {
+            crate::sys::raw::close(fd);
+        }
     }
-    MAPPED.store(ptr::null_mut(), Ordering::Relaxed);
+    crate::sys::fork::store_if_changed!(MAPPED, ptr::null_mut());
 }
 
 fn put_hex(sink: &mut impl Sink, value: u64) {

@@ -1,9 +1,9 @@
 //! Who this process is, as its stats file and dumps say: read once per
-//! process image at its first call (again in a forked child), from
-//! `/proc/self` and `uname`, into fixed buffers, with plain system calls.
-//! Published with a flag, so a dump written from a signal handler reads a
-//! complete record or the bare minimum (what its file name needs), never
-//! half one.
+//! process image (again in a forked child) from `/proc/self` and `uname`,
+//! into fixed buffers, with plain system calls — at its first call when it
+//! makes a stats file, else at its first dump. Published with a flag, so a
+//! dump written from a signal handler reads a complete record or the bare
+//! minimum (what its file name needs), never half one.
 //!
 //! The nonce, which tells this process image from any other with the same
 //! pid and start time (an `exec`), is made once per image — at the first
@@ -18,6 +18,7 @@ use fadvise_shim_core::identity::placement_from_cgroup_file;
 use fadvise_shim_core::origin::OriginRef;
 
 use crate::policy::settings;
+use crate::sys::fork::store_if_changed;
 use crate::sys::io::read_small_file;
 
 const CGROUP_BYTES: usize = 1024;
@@ -133,16 +134,27 @@ pub fn gather() {
     WRITING.store(false, Ordering::Release);
 }
 
-/// A forked child is another process: it reads its own at its first call.
+/// Reads this process's identity unless it has been read: for a dump of a
+/// process that has no stats file (which would have read it at the first
+/// call). From a handler that interrupted a `gather`, it leaves the bare
+/// minimum, as `with_origin` says.
+pub fn gather_unless_ready() {
+    if !READY.load(Ordering::Acquire) {
+        gather();
+    }
+}
+
+/// A forked child is another process: it reads its own at its first call
+/// (or its first dump).
 pub fn after_fork_in_child() {
-    READY.store(false, Ordering::Relaxed);
-    WRITING.store(false, Ordering::Relaxed);
-    NONCE.store(0, Ordering::Relaxed);
+    store_if_changed!(READY, false);
+    store_if_changed!(WRITING, false);
+    store_if_changed!(NONCE, 0);
 }
 
 /// This process's identity (only pid and executable before `gather`).
 pub fn with_origin<R>(use_origin: impl FnOnce(&OriginRef) -> R) -> R {
-    let exe = settings::get().map_or(&b""[..], |settings| settings.exe.as_os_str().as_bytes());
+    let exe = settings::get().map_or(&b""[..], |settings| settings.exe().as_os_str().as_bytes());
     // SAFETY: geteuid and getpid have no preconditions.
     let (uid, pid) = unsafe { (libc::geteuid(), libc::getpid() as u32) };
     let mut origin = OriginRef {

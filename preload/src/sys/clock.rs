@@ -99,8 +99,10 @@ pub fn start() {
 /// A calibration under way in another thread at `fork` never finishes in
 /// the child: let the child try again.
 pub fn after_fork_in_child() {
-    let _ =
-        CALIBRATION.compare_exchange(UNDER_WAY, NOT_TRIED, Ordering::Relaxed, Ordering::Relaxed);
+    // A compare-and-swap writes even when it fails: look first (`fork.rs`).
+    if CALIBRATION.load(Ordering::Relaxed) == UNDER_WAY {
+        CALIBRATION.store(NOT_TRIED, Ordering::Relaxed);
+    }
 }
 
 #[cold]

@@ -7,6 +7,12 @@
 #define _GNU_SOURCE
 #include <fcntl.h>
 
+/* musl's <fcntl.h> makes posix_fadvise64 a macro for posix_fadvise (and
+ * off64_t one for off_t) under _GNU_SOURCE; without the macro the same
+ * file builds with musl-gcc for the musl arms (case 8) and defines both
+ * names there too. */
+#undef posix_fadvise64
+
 int posix_fadvise(int fd, off_t offset, off_t len, int advice) {
   (void)fd, (void)offset, (void)len, (void)advice;
   return 0;

@@ -9,6 +9,12 @@
 #include <fcntl.h>
 #include <x86intrin.h>
 
+/* musl's <fcntl.h> makes posix_fadvise64 a macro for posix_fadvise (and
+ * off64_t one for off_t) under _GNU_SOURCE; without the macro the same
+ * file builds with musl-gcc for the musl arms (case 8) and defines both
+ * names there too. */
+#undef posix_fadvise64
+
 typedef int fadvise_fn(int, off_t, off_t, int);
 typedef int fadvise64_fn(int, off64_t, off64_t, int);
 
