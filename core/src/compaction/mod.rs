@@ -53,11 +53,11 @@ pub const RETIRED_SUFFIX: &str = ".retired";
 pub const EXIT_LOG: &str = ".exits";
 /// The exit log while a drain deals with its names.
 pub const DRAINING_LOG: &str = ".exits.draining";
-/// A log this long is drained by the exit that makes it so (9 to 30
+/// A log this long is drained by the exit that makes it so (4 to 15
 /// names, by the length of the executables' names): the dead files waiting
-/// stay few, and a drain's listing of the directory is shared by that
-/// many exits.
-pub const DRAIN_AT_BYTES: u64 = 1024;
+/// stay few — exits go on while a drain or a reader holds the lock — and a
+/// drain's listing of the directory is shared by that many exits.
+pub const DRAIN_AT_BYTES: u64 = 512;
 /// What a drain reads of the log at most (a larger one is not ours).
 pub const MAX_LOG_BYTES: usize = 64 << 10;
 /// Segments merged into the summary once there are this many.
