@@ -48,6 +48,8 @@ pub fn at_exit(dir: &CStr, expected: (u64, u64), own_name: &[u8]) {
         fd: dir_fd,
         lock: -1,
         held: Vec::new(),
+        spare: None,
+        filled: Vec::new(),
     };
     let same =
         descriptor_status(dir_fd).is_some_and(|status| (status.st_dev, status.st_ino) == expected);
@@ -76,6 +78,10 @@ struct Directory {
     lock: c_int,
     /// Dead files opened (their locks held) until the compaction ends.
     held: Vec<c_int>,
+    /// A dead file's buffer, all zero again, for the next one.
+    spare: Option<Vec<u8>>,
+    /// The ranges of the buffer lent out that hold data.
+    filled: Vec<(usize, usize)>,
 }
 
 impl Drop for Directory {
@@ -158,16 +164,25 @@ fn read_all(fd: c_int, limit: usize) -> Option<Vec<u8>> {
 }
 
 /// The first `length` bytes of a stats file, reading only its data (it is
-/// mostly holes, which stay zero without being copied); `None` if it is
-/// longer than that or cannot be read.
-fn read_sparse(fd: c_int, length: usize) -> Option<Vec<u8>> {
+/// mostly holes, which stay zero without being copied) into `spare` (all
+/// zero) if there is one; `None` if it is longer than that or cannot be
+/// read.
+fn read_sparse(
+    fd: c_int,
+    length: usize,
+    spare: Option<Vec<u8>>,
+    filled: &mut Vec<(usize, usize)>,
+) -> Option<Vec<u8>> {
+    filled.clear();
     let size = descriptor_status(fd)?.st_size;
     if size < 0 || size as usize > length {
         return None;
     }
     let size = size as usize;
-    let mut bytes = Vec::new();
-    bytes.try_reserve_exact(size).ok()?;
+    let mut bytes = spare.unwrap_or_default();
+    if bytes.len() < size {
+        bytes.try_reserve_exact(size - bytes.len()).ok()?;
+    }
     bytes.resize(size, 0);
     let mut offset = 0usize;
     while offset < size {
@@ -179,6 +194,7 @@ fn read_sparse(fd: c_int, length: usize) -> Option<Vec<u8>> {
             if crate::sys::errno::errno() == libc::ENXIO {
                 break;
             }
+            filled.push((offset, size));
             return read_range(fd, &mut bytes[offset..], offset).then_some(bytes);
         }
         // SAFETY: as above.
@@ -189,6 +205,7 @@ fn read_sparse(fd: c_int, length: usize) -> Option<Vec<u8>> {
         } else {
             (hole as usize).min(size)
         };
+        filled.push((start, end));
         if !read_range(fd, &mut bytes[start..end], start) {
             return None;
         }
@@ -352,7 +369,7 @@ impl StatsDirectory for Directory {
         // compactors off the file.
         let dead = super::file::lock_byte(fd, libc::F_OFD_SETLK, stats_file::LIVENESS_BYTE);
         let bytes = if dead {
-            read_sparse(fd, FILE_BYTES)
+            read_sparse(fd, FILE_BYTES, self.spare.take(), &mut self.filled)
         } else {
             None
         };
@@ -422,4 +439,16 @@ impl StatsDirectory for Directory {
     /// Other processes' broken files are not this program's business: a
     /// reader warns about them.
     fn warn(&mut self, _name: &str, _problem: &str) {}
+
+    fn recycle(&mut self, mut bytes: Vec<u8>) {
+        // Zero again only what the file filled (a few pages of ~90):
+        // cheaper than a fresh mapping's faults and its unmapping.
+        for &(start, end) in &self.filled {
+            if let Some(range) = bytes.get_mut(start..end) {
+                range.fill(0);
+            }
+        }
+        self.filled.clear();
+        self.spare = Some(bytes);
+    }
 }
