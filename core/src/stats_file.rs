@@ -321,6 +321,33 @@ fn word(bytes: &[u8], index: usize) -> u64 {
 /// Reads a copy of a stats file. A file still being created is refused
 /// (`is_incomplete` tells that case from a broken file).
 pub fn decode(bytes: &[u8]) -> Result<LiveStats, StatsFileError> {
+    let mut stats = Snapshot::default();
+    let head = decode_adding(bytes, |_| &mut stats)?;
+    Ok(LiveStats {
+        nonce: head.nonce,
+        created: head.created,
+        origin: head.origin,
+        stats,
+    })
+}
+
+/// What a stats file says of its process, besides its counts.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FileHead {
+    pub nonce: u64,
+    /// Creation time, seconds since the epoch.
+    pub created: u64,
+    pub origin: Origin,
+}
+
+/// Reads a copy of a stats file as `decode` does, adding its counts into
+/// the snapshot `into` picks by the file's origin instead of building one
+/// of its own (what a compactor folding many files into one record per
+/// program wants). Nothing is added unless the whole file is sound.
+pub fn decode_adding<'a>(
+    bytes: &[u8],
+    into: impl FnOnce(&Origin) -> &'a mut Snapshot,
+) -> Result<FileHead, StatsFileError> {
     let refuse = |message: String| Err(StatsFileError(message));
     if bytes.len() < 8 || word(bytes, WORD_MAGIC) != MAGIC {
         return refuse("not a fadvise-shim stats file".into());
@@ -354,43 +381,63 @@ pub fn decode(bytes: &[u8]) -> Result<LiveStats, StatsFileError> {
     }
     let mut origin = Origin::default();
     let text = String::from_utf8_lossy(&bytes[ORIGIN_OFFSET..ORIGIN_OFFSET + origin_bytes]);
-
     for line in text.lines() {
         let (key, value) = line.split_once(' ').unwrap_or((line, ""));
         if let Some(Err(message)) = read_origin_line(&mut origin, key, value) {
             return refuse(message);
         }
     }
-    let mut stats = Snapshot::default();
+    // Checked whole before anything is added.
+    let mut passed = [0u64; Call::COUNT];
     for call in Call::ALL {
-        let counts = stats.call_mut(call);
-        counts.dropped = word(bytes, counter_word(call, Counter::Dropped));
-        counts.limited = word(bytes, counter_word(call, Counter::Limited));
-        for (bucket, count) in counts.buckets.iter_mut().enumerate() {
-            *count = word(bytes, bucket_word(call, bucket));
-        }
-        let total = counts
-            .buckets
-            .iter()
-            .try_fold(0u64, |total, &count| total.checked_add(count))
-            .and_then(|passed| passed.checked_add(counts.dropped))
-            .and_then(|count| count.checked_add(counts.limited));
+        let total = buckets_of(bytes, call)
+            .try_fold(0u64, |total, count| total.checked_add(count))
+            .inspect(|&sum| passed[call.index()] = sum)
+            .and_then(|sum| sum.checked_add(word(bytes, counter_word(call, Counter::Dropped))))
+            .and_then(|sum| sum.checked_add(word(bytes, counter_word(call, Counter::Limited))));
         if total.is_none() {
             return refuse(format!("{}: counts overflow", call.name()));
         }
+    }
+    let sites = (major >= 2).then(|| decode_sites(bytes, &origin.exe));
+    let stats = into(&origin);
+    for call in Call::ALL {
+        let counts = stats.call_mut(call);
+        let field = |counter| word(bytes, counter_word(call, counter));
+        counts.dropped = counts.dropped.saturating_add(field(Counter::Dropped));
+        counts.limited = counts.limited.saturating_add(field(Counter::Limited));
         // A copy taken while the process counts may catch an error before
         // the bucket of its call: never more errors than passed calls.
-        counts.errors = word(bytes, counter_word(call, Counter::Errors)).min(counts.passed());
+        let errors = field(Counter::Errors).min(passed[call.index()]);
+        counts.errors = counts.errors.saturating_add(errors);
+        for (mine, count) in counts.buckets.iter_mut().zip(buckets_of(bytes, call)) {
+            if count != 0 {
+                *mine = mine.saturating_add(count);
+            }
+        }
     }
-    if major >= 2 {
-        stats.sites = decode_sites(bytes, &origin.exe);
+    if let Some(sites) = &sites {
+        stats.sites.merge(sites);
     }
-    Ok(LiveStats {
+    Ok(FileHead {
         nonce: word(bytes, WORD_NONCE),
         created: word(bytes, WORD_CREATED),
         origin,
-        stats,
     })
+}
+
+/// The nonce a copy of a stats file holds (0 if it is too short), to tell
+/// whether it was already absorbed before decoding it.
+pub fn nonce_of(bytes: &[u8]) -> u64 {
+    word(bytes, WORD_NONCE)
+}
+
+/// A call's histogram buckets, read from the file's bytes in one run.
+fn buckets_of(bytes: &[u8], call: Call) -> impl Iterator<Item = u64> + '_ {
+    let start = bucket_word(call, 0) * 8;
+    bytes[start..start + BUCKETS * 8]
+        .chunks_exact(8)
+        .map(|chunk| u64::from_le_bytes(chunk.try_into().unwrap_or_default()))
 }
 
 /// The ready sites of a file. Hostile values cannot harm: a site naming a

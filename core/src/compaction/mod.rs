@@ -42,10 +42,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::dump::{parse_dump, write_dump, Dump, Header, NoBudgets, Reason, FILE_SUFFIX};
 use crate::origin::OriginRef;
 use crate::retired::{
-    fold_record, is_retired_file, parse_file, parse_head, render as render_file, Absorbed, Kind,
-    RetiredFile, SEGMENT_SUFFIX, SUMMARY_NAME,
+    aggregate_key, empty_aggregate, fold_record, is_retired_file, parse_file, parse_head,
+    render as render_file, Absorbed, Kind, RetiredFile, SEGMENT_SUFFIX, SUMMARY_NAME,
 };
-use crate::stats_file::{decode, is_incomplete, LiveStats};
+use crate::stats_file::{decode_adding, is_incomplete, nonce_of};
 
 /// File-name suffix of the aggregates earlier versions kept.
 pub const RETIRED_SUFFIX: &str = ".retired";
@@ -304,11 +304,24 @@ pub fn compact(dir: &mut impl StatsDirectory, budget: Budget) -> Compacted {
             }
             continue;
         };
-        let decoded = decode(&file.bytes);
-        let inode = file.inode;
+        if retired.absorbed.contains(&nonce_of(&file.bytes)) {
+            // A segment has it; its compactor died before removing it.
+            dir.recycle(file.bytes);
+            dir.remove(name);
+            continue;
+        }
+        // Its counts go straight into its program's record.
+        let mut key = None;
+        let decoded = decode_adding(&file.bytes, |origin| {
+            let entry = records
+                .entry(aggregate_key(origin))
+                .or_insert_with(|| empty_aggregate(origin));
+            key = Some(aggregate_key(origin));
+            &mut entry.stats
+        });
         dir.recycle(file.bytes);
-        let live: LiveStats = match decoded {
-            Ok(live) => live,
+        let head = match decoded {
+            Ok(head) => head,
             Err(error) if is_incomplete(&error) => {
                 // Its writer died while creating it: nothing was counted.
                 dir.remove(name);
@@ -320,22 +333,13 @@ pub fn compact(dir: &mut impl StatsDirectory, budget: Budget) -> Compacted {
                 continue;
             }
         };
-        if retired.absorbed.contains(&live.nonce) {
-            // A segment has it; its compactor died before removing it.
-            dir.remove(name);
-            continue;
+        if let Some(record) = key.and_then(|key| records.get_mut(&key)) {
+            record.processes += 1;
+            record.unix_time = record.unix_time.max(head.created);
         }
-        let mut record = Dump {
-            origin: live.origin,
-            reason: "dead".into(),
-            unix_time: live.created,
-            ..Dump::default()
-        };
-        record.stats = live.stats;
-        fold_record(&mut records, &record);
         segment.absorbed.push(Absorbed {
-            inode,
-            nonce: live.nonce,
+            inode: file.inode,
+            nonce: head.nonce,
             name: name.to_owned(),
         });
         done.folded += 1;

@@ -6,7 +6,7 @@
 use super::*;
 use crate::call::Call;
 use crate::histogram::index_of;
-use crate::stats_file::{bucket_word, mark_complete, write_header, FILE_WORDS};
+use crate::stats_file::{bucket_word, decode, mark_complete, write_header, FILE_WORDS};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 struct File {
