@@ -120,6 +120,23 @@ const PAGE_WORDS: usize = 4096 / 8;
 static WRITABLE: [AtomicU64; PAGES.div_ceil(64)] =
     [const { AtomicU64::new(u64::MAX) }; PAGES.div_ceil(64)];
 
+/// One bit per histogram page of the private area that a count may have
+/// reached: the sweep into a file reads only those, instead of faulting in
+/// all 72 pages of `.bss` (most of a short child's first call).
+static PRIVATE_DIRTY: [AtomicU64; PAGES.div_ceil(64)] =
+    [const { AtomicU64::new(0) }; PAGES.div_ceil(64)];
+
+#[inline(always)]
+fn mark_private(word: usize) {
+    let page = word / PAGE_WORDS;
+    let bits = &PRIVATE_DIRTY[page / 64];
+    // A load first: the bit is set once, and a store to a shared line on
+    // every call would make threads fight over it.
+    if bits.load(Ordering::Relaxed) & (1 << (page % 64)) == 0 {
+        bits.fetch_or(1 << (page % 64), Ordering::Relaxed);
+    }
+}
+
 /// Allocates a page of the file in use; false if it cannot be.
 static ALLOCATE_PAGE: AtomicPtr<()> = AtomicPtr::new(ptr::null_mut());
 
@@ -180,7 +197,11 @@ pub(super) fn area() -> &'static Area {
 pub fn record_passed(call: Call, ns: u64, failed: bool) {
     let bucket = histogram::index_of(ns).min(BUCKETS - 1);
     let word = bucket_word(call, bucket);
-    area_for(word).histograms[call.index()][bucket].fetch_add(1, Ordering::Relaxed);
+    let counted_in = area_for(word);
+    counted_in.histograms[call.index()][bucket].fetch_add(1, Ordering::Relaxed);
+    if ptr::eq(counted_in, &PRIVATE) {
+        mark_private(word);
+    }
     if failed {
         // The counters' page is allocated with the file.
         area().counters[call.index()]
@@ -228,21 +249,23 @@ pub fn sweep_private_into_file() {
     if ptr::eq(current, &PRIVATE) {
         return;
     }
-    let words = |area: &'static Area| {
-        area.counters
-            .iter()
-            .flat_map(|counters| [&counters.dropped, &counters.limited, &counters.errors])
-            .chain(area.histograms.iter().flatten())
-    };
-    let base = PRIVATE.words().as_ptr() as usize;
-    for (from, to) in words(&PRIVATE).zip(words(current)) {
+    let (private, file) = (PRIVATE.words(), current.words());
+    let move_word = |word: usize| {
+        let from = &private[word];
         // A read first: swapping would dirty every page of the area.
-        if from.load(Ordering::Relaxed) == 0 {
-            continue;
+        if from.load(Ordering::Relaxed) != 0 && page_ready(word) {
+            file[word].fetch_add(from.swap(0, Ordering::AcqRel), Ordering::Relaxed);
         }
-        let word = (ptr::from_ref(from) as usize - base) / 8;
-        if page_ready(word) {
-            to.fetch_add(from.swap(0, Ordering::AcqRel), Ordering::Relaxed);
+    };
+    for call in 0..Call::COUNT {
+        let first = COUNTERS_OFFSET / 8 + call * std::mem::size_of::<CallCounters>() / 8;
+        // dropped, limited, errors (`CallCounters`).
+        (first..first + 3).for_each(move_word);
+    }
+    // Only the histogram pages a count may have reached (`PRIVATE_DIRTY`).
+    for page in HISTOGRAMS_OFFSET / 4096..SITES_OFFSET / 4096 {
+        if PRIVATE_DIRTY[page / 64].load(Ordering::Relaxed) & (1 << (page % 64)) != 0 {
+            (page * PAGE_WORDS..(page + 1) * PAGE_WORDS).for_each(move_word);
         }
     }
     super::sites::sweep(&PRIVATE, current);
@@ -302,6 +325,9 @@ pub fn reset_in_child() {
     store_if_changed!(ALLOCATE_PAGE, ptr::null_mut());
     for bits in &WRITABLE {
         store_if_changed!(bits, u64::MAX);
+    }
+    for bits in &PRIVATE_DIRTY {
+        store_if_changed!(bits, 0);
     }
     // The private area is whole pages of `.bss`, past the file's bytes, so
     // private anonymous memory: `MADV_DONTNEED` makes them read as zeros
