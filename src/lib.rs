@@ -4,7 +4,8 @@
 //!
 //! Commands: `run` (with `supervise`), `report`, `serve`, `top`, `check`,
 //! `dump_cmd`, `doctor`, `install`. Shared layers below them: `cli`
-//! (arguments), `failure`, `output`, `procfs`, `records` (the one reader of
+//! (arguments), `failure`, `output`, `metrics` (what `report`, `serve` and
+//! `run` render), `procfs`, `records` (the one reader of
 //! stats files, aggregates and dumps, each process once) over `stats_dir`,
 //! and `elf` and `symbolize` (reading ELF files and naming call sites).
 
@@ -15,6 +16,7 @@ pub mod dump_cmd;
 pub mod elf;
 mod failure;
 pub mod install;
+pub mod metrics;
 pub mod output;
 pub mod procfs;
 pub mod records;

@@ -14,7 +14,8 @@ use fadvise_shim_core::policy::{
     parse_policy_bytes, Policy, DUMP_DIR_ENV, ON_EXIT_ENV, POLICY_ENV, SYSTEM_POLICY_PATH,
 };
 
-use crate::cli::RunArgs;
+use crate::cli::{GroupBy, RunArgs};
+use crate::metrics::{load, table};
 use crate::supervise::Supervise;
 use crate::{Failure, Outcome};
 
@@ -233,8 +234,8 @@ fn print_table(dump_dir: &Path, program: &std::ffi::OsStr) {
         })
     });
     let text = if has_dumps {
-        match crate::report::table_for_dir(dump_dir) {
-            Ok(table) => table,
+        match load::load(&[dump_dir.to_path_buf()]) {
+            Ok(dumps) => table::render(&dumps, GroupBy::Call),
             Err(Failure(message)) => format!("fadvise-shim: {message}\n").into_bytes(),
         }
     } else {
