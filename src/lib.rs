@@ -5,7 +5,8 @@
 //! Commands: `run` (with `supervise`), `report`, `serve`, `top`, `check`,
 //! `dump_cmd`, `doctor`, `install`. Shared layers below them: `cli`
 //! (arguments), `failure`, `output`, `metrics` (what `report`, `serve` and
-//! `run` render), `procfs`, `records` (the one reader of
+//! `run` render), `process` (a live process's shim settings, and dump
+//! requests), `procfs`, `records` (the one reader of
 //! stats files, aggregates and dumps, each process once) over `stats_dir`,
 //! and `elf` and `symbolize` (reading ELF files and naming call sites).
 
@@ -18,6 +19,7 @@ mod failure;
 pub mod install;
 pub mod metrics;
 pub mod output;
+pub mod process;
 pub mod procfs;
 pub mod records;
 pub mod report;

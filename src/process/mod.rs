@@ -6,12 +6,15 @@
 //! Also which of its descriptors are io_uring instances: requests submitted
 //! through a ring reach the kernel without a system call of their own.
 //!
-//! Shared by `fadvise-shim dump` and `fadvise-shim doctor PID`. The rules
+//! Shared by `fadvise-shim dump` and `fadvise-shim doctor PID`, as is the
+//! dump request (`dump`). The rules
 //! mirror the preload library's start-up: `FADVISE_SHIM_POLICY`, else the
 //! system policy if it exists, else the built-in default; the dump directory
 //! from `FADVISE_SHIM_DUMP_DIR`, else the policy, else the per-user default.
 //! Paths are what the process sees; files are read through
 //! `/proc/PID/root` so that a process in a container is read correctly.
+
+pub mod dump;
 
 use std::ffi::OsStr;
 use std::io;
