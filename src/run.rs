@@ -15,12 +15,10 @@ use fadvise_shim_core::policy::{
 };
 
 use crate::cli::{GroupBy, RunArgs};
+use crate::library::locate_library;
 use crate::metrics::{load, table};
 use crate::supervise::Supervise;
 use crate::{Failure, Outcome};
-
-/// File name of the preload library.
-pub const LIBRARY_NAME: &str = "libfadvise_shim.so";
 
 pub fn main(args: RunArgs) -> Outcome {
     let policy = match &args.policy {
@@ -135,29 +133,6 @@ fn run_supervised(
         arguments,
     })?;
     Ok((ExitStatus::from_raw(ended.status), ended.kernel_drops))
-}
-
-/// Finds the library beside this executable, or where `install` puts it
-/// (`/usr/lib/fadvise-shim/` next to `/usr/bin/`).
-pub fn locate_library() -> Result<PathBuf, Failure> {
-    let executable = std::env::current_exe()
-        .map_err(|error| Failure(format!("cannot find my own executable: {error}")))?;
-    let directory = executable.parent().unwrap_or(Path::new("/"));
-    let candidates = [
-        directory.join(LIBRARY_NAME),
-        directory.join("../lib/fadvise-shim").join(LIBRARY_NAME),
-    ];
-    candidates
-        .iter()
-        .find(|candidate| candidate.is_file())
-        .map(|found| found.canonicalize().unwrap_or_else(|_| found.clone()))
-        .ok_or_else(|| {
-            let looked: Vec<String> = candidates.iter().map(|c| c.display().to_string()).collect();
-            Failure(format!(
-                "cannot find {LIBRARY_NAME} (looked in {})",
-                looked.join(" and ")
-            ))
-        })
 }
 
 /// The library in front of an existing `LD_PRELOAD`, never replacing it.

@@ -26,9 +26,9 @@ use fadvise_shim_core::policy::{
     SYSTEM_POLICY_PATH,
 };
 
+use crate::library::LIBRARY_NAME;
 use crate::Failure;
 
-const LIBRARY_NAME: &str = "libfadvise_shim.so";
 /// `AT_SECURE` in the auxiliary vector (`<elf.h>`).
 const AT_SECURE: u64 = 23;
 
