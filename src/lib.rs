@@ -2,11 +2,16 @@
 //! layers below them that commands share. `main.rs` only parses arguments
 //! and reports failures; tests use these modules directly.
 //!
-//! Commands: `run` (with `supervise`), `report`, `serve`, `top`, `check`,
-//! `dump_cmd`, `doctor`, `install`. Shared layers below them: `cli`
-//! (arguments), `failure`, `output`, `procfs`, `records` (the one reader of
-//! stats files, aggregates and dumps, each process once) over `stats_dir`,
-//! and `elf` and `symbolize` (reading ELF files and naming call sites).
+//! Commands: `run`, `report`, `serve`, `top`, `check`, `dump_cmd`,
+//! `doctor`, `install`. A command imports only the layers below it, never
+//! another command. Shared layers: `cli` (arguments), `failure`, `output`,
+//! `library` (the preload library's name and where it is), `metrics` (what
+//! `report`, `serve` and `run` render: the call table, call sites, the
+//! Prometheus families), `process` (a live process's shim settings, and dump
+//! requests), `supervise` (the seccomp supervisor of `run --supervise`),
+//! `records` (the one reader of stats files, aggregates and dumps, each
+//! process once) over `stats_dir`, `procfs`, and `elf` and `symbolize`
+//! (reading ELF files and naming call sites).
 
 pub mod check;
 pub mod cli;
@@ -15,7 +20,10 @@ pub mod dump_cmd;
 pub mod elf;
 mod failure;
 pub mod install;
+pub mod library;
+pub mod metrics;
 pub mod output;
+pub mod process;
 pub mod procfs;
 pub mod records;
 pub mod report;

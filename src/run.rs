@@ -14,12 +14,11 @@ use fadvise_shim_core::policy::{
     parse_policy_bytes, Policy, DUMP_DIR_ENV, ON_EXIT_ENV, POLICY_ENV, SYSTEM_POLICY_PATH,
 };
 
-use crate::cli::RunArgs;
+use crate::cli::{GroupBy, RunArgs};
+use crate::library::locate_library;
+use crate::metrics::{load, table};
 use crate::supervise::Supervise;
 use crate::{Failure, Outcome};
-
-/// File name of the preload library.
-pub const LIBRARY_NAME: &str = "libfadvise_shim.so";
 
 pub fn main(args: RunArgs) -> Outcome {
     let policy = match &args.policy {
@@ -136,29 +135,6 @@ fn run_supervised(
     Ok((ExitStatus::from_raw(ended.status), ended.kernel_drops))
 }
 
-/// Finds the library beside this executable, or where `install` puts it
-/// (`/usr/lib/fadvise-shim/` next to `/usr/bin/`).
-pub fn locate_library() -> Result<PathBuf, Failure> {
-    let executable = std::env::current_exe()
-        .map_err(|error| Failure(format!("cannot find my own executable: {error}")))?;
-    let directory = executable.parent().unwrap_or(Path::new("/"));
-    let candidates = [
-        directory.join(LIBRARY_NAME),
-        directory.join("../lib/fadvise-shim").join(LIBRARY_NAME),
-    ];
-    candidates
-        .iter()
-        .find(|candidate| candidate.is_file())
-        .map(|found| found.canonicalize().unwrap_or_else(|_| found.clone()))
-        .ok_or_else(|| {
-            let looked: Vec<String> = candidates.iter().map(|c| c.display().to_string()).collect();
-            Failure(format!(
-                "cannot find {LIBRARY_NAME} (looked in {})",
-                looked.join(" and ")
-            ))
-        })
-}
-
 /// The library in front of an existing `LD_PRELOAD`, never replacing it.
 pub fn preload_value(library: &Path, existing: Option<OsString>) -> OsString {
     let mut value = OsString::from(library);
@@ -233,8 +209,8 @@ fn print_table(dump_dir: &Path, program: &std::ffi::OsStr) {
         })
     });
     let text = if has_dumps {
-        match crate::report::table_for_dir(dump_dir) {
-            Ok(table) => table,
+        match load::load(&[dump_dir.to_path_buf()]) {
+            Ok(dumps) => table::render(&dumps, GroupBy::Call),
             Err(Failure(message)) => format!("fadvise-shim: {message}\n").into_bytes(),
         }
     } else {

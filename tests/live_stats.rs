@@ -97,6 +97,8 @@ fn a_killed_process_keeps_its_calls() {
 
 #[test]
 fn two_pid_ones_in_their_own_namespaces_are_two_processes() {
+    // SAFETY: geteuid(2) takes no arguments, touches no memory of ours and
+    // cannot fail.
     if unsafe { libc::geteuid() } != 0 {
         eprintln!("skipped: unshare -p needs root");
         return;
@@ -285,6 +287,8 @@ impl Drop for Cgroup {
 /// returns the report's groups by `by`.
 fn placed(hierarchy: &str, relative: &str, by: &str) -> Option<Value> {
     let root = Path::new("/sys/fs/cgroup").join(hierarchy);
+    // SAFETY: geteuid(2) takes no arguments, touches no memory of ours and
+    // cannot fail.
     if unsafe { libc::geteuid() } != 0 || !root.join("cgroup.procs").exists() {
         eprintln!("skipped: needs root and {}", root.display());
         return None;

@@ -6,15 +6,14 @@
 //! is a program, examined from its file by `program`. For a process it also
 //! says whether io_uring instances are open, which nothing here reaches.
 
-pub mod process;
 mod program;
 
 use std::path::Path;
 use std::process::ExitCode;
 
 use crate::cli::DoctorArgs;
-use crate::{dump_cmd, output, Failure, Outcome};
-use process::ShimProcess;
+use crate::process::{self, dump, ShimProcess};
+use crate::{output, Failure, Outcome};
 
 pub fn main(args: DoctorArgs) -> Outcome {
     let target = args.target.as_str();
@@ -68,8 +67,8 @@ fn diagnose_process(pid: u32) -> Outcome {
     ));
     lines.push(format!("dump signal: {}", process.dump_signal.name()));
     let mut out = format!("{}\n\n", lines.join("\n")).into_bytes();
-    match dump_cmd::request_dump(&process) {
-        Ok((path, dump)) => out.extend(dump_cmd::render(&process, &path, &dump)),
+    match dump::request(&process) {
+        Ok((path, counts)) => out.extend(dump::render(&process, &path, &counts)),
         Err(Failure(reason)) => out.extend(format!("counts: not available: {reason}\n").bytes()),
     }
     output::print(&out)?;

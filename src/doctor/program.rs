@@ -22,11 +22,11 @@ use std::process::ExitCode;
 use fadvise_shim_core::call::Call;
 
 use crate::elf::{self, ElfFacts, Loader};
+use crate::library::LIBRARY_NAME;
 use crate::{output, Failure, Outcome};
 
 /// Interpreters of interpreters: a chain longer than this is a loop.
 const MAX_SCRIPT_DEPTH: usize = 4;
-const LIBRARY_NAME: &str = "libfadvise_shim.so";
 const SYSTEM_PRELOAD_LIST: &str = "/etc/ld.so.preload";
 
 /// What `doctor` concludes about a program.

@@ -18,7 +18,7 @@ use object::Architecture;
 
 use super::root::Root;
 use crate::elf::{self, ElfFacts};
-use crate::run::LIBRARY_NAME;
+use crate::library::LIBRARY_NAME;
 use crate::Failure;
 
 /// Programs nearly every image has, to learn the root's loader from.

@@ -50,7 +50,7 @@ const TMPFILES_ENTRY: &str = include_str!("../../deploy/tmpfiles.d/fadvise-shim.
 
 pub fn install(args: InstallArgs) -> Outcome {
     let root = Root::open(&args.root)?;
-    let library = read(&crate::run::locate_library()?)?;
+    let library = read(&crate::library::locate_library()?)?;
     let cli = read(&std::env::current_exe()?)?;
     let given_policy = match &args.policy {
         Some(path) => Some(checked_policy(path)?),

@@ -19,7 +19,7 @@ pub fn group_key(dump: &Dump, by: GroupBy) -> GroupKey {
         ],
         GroupBy::Container => vec![("container_id", origin.container_id.clone())],
         GroupBy::Pod => vec![("pod_uid", origin.pod_uid.clone())],
-        // Callers are within records, not records: see `report::callers`.
+        // Callers are within records, not records: see `metrics::callers`.
         GroupBy::Caller => vec![],
     }
 }

@@ -8,7 +8,7 @@ use std::fmt::Write;
 use fadvise_shim_core::dump::Dump;
 use fadvise_shim_core::histogram::to_hdrhistogram;
 
-use super::load::merged;
+use crate::metrics::load::merged;
 
 /// Java's default number of percentile ticks per halving of the distance to
 /// 100%.
@@ -23,7 +23,7 @@ pub fn render(dumps: &[Dump]) -> Vec<u8> {
         out,
         "# fadvise-shim: latency of passed calls from {} processes; values in microseconds \
          (recorded in nanoseconds, output value unit scaling ratio {UNIT_RATIO})",
-        super::load::process_count(dumps)
+        crate::metrics::load::process_count(dumps)
     );
     for (call, stats) in total.made() {
         let _ = writeln!(out, "# call: {}", call.name());

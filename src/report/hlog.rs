@@ -15,7 +15,7 @@ use fadvise_shim_core::histogram::to_hdrhistogram;
 use hdrhistogram::serialization::interval_log::{IntervalLogWriterBuilder, Tag};
 use hdrhistogram::serialization::V2DeflateSerializer;
 
-use super::load::merged;
+use crate::metrics::load::merged;
 use crate::Failure;
 
 /// Nanoseconds per millisecond: the Java writer's default ratio.
@@ -30,7 +30,7 @@ pub fn render(dumps: &[Dump]) -> Result<Vec<u8>, Failure> {
          #[StartTime: {first}.000 (seconds since epoch)]\n\
          \"StartTimestamp\",\"Interval_Length\",\"Interval_Max\",\"Interval_Compressed_Histogram\"\n",
         env!("CARGO_PKG_VERSION"),
-        super::load::process_count(dumps),
+        crate::metrics::load::process_count(dumps),
     )
     .into_bytes();
     let mut serializer = V2DeflateSerializer::new();

@@ -5,9 +5,9 @@ use fadvise_shim_core::dump::Dump;
 use fadvise_shim_core::stats::{CallStats, Snapshot};
 use serde_json::{json, Map, Value};
 
-use super::callers::callers;
-use super::load::{host_budgets, merged, merged_by, process_count};
 use crate::cli::GroupBy;
+use crate::metrics::callers::callers;
+use crate::metrics::load::{host_budgets, merged, merged_by, process_count};
 
 pub fn render(dumps: &[Dump], by: GroupBy) -> Vec<u8> {
     let per_process: Vec<Value> = dumps

@@ -3,23 +3,22 @@
 //! atomically to `--output FILE`.
 //!
 //! Every format is rendered from the same merged `Snapshot`s, so they all
-//! tell the same counts; one module per format.
+//! tell the same counts; one module per format. The table and Prometheus
+//! formats, and the reading and merging of records, are in `crate::metrics`,
+//! which `run` and `serve` share.
 
-mod callers;
 mod hgrm;
 mod hlog;
 mod json;
-pub mod load;
-pub mod prometheus;
 mod svg;
-mod table;
 
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use crate::cli::{Format, GroupBy, ReportArgs};
+use crate::cli::{Format, ReportArgs};
+use crate::metrics::{load, prometheus, table};
 use crate::{Failure, Outcome};
 
 pub fn main(args: ReportArgs) -> Outcome {
@@ -37,13 +36,6 @@ pub fn main(args: ReportArgs) -> Outcome {
         None => crate::output::print(&report)?,
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// The merged table of every dump in `dir`, grouped by call: what `run`
-/// prints when its program ends.
-pub fn table_for_dir(dir: &Path) -> Result<Vec<u8>, Failure> {
-    let dumps = load::load(&[dir.to_path_buf()])?;
-    Ok(table::render(&dumps, GroupBy::Call))
 }
 
 /// Writes `bytes` to a temporary file beside `file`, then renames it over

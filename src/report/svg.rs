@@ -9,7 +9,7 @@ use fadvise_shim_core::histogram::to_hdrhistogram;
 use fadvise_shim_core::text::Cell;
 use plotters::prelude::*;
 
-use super::load::merged;
+use crate::metrics::load::merged;
 use crate::Failure;
 
 const SIZE: (u32, u32) = (1000, 620);

@@ -23,7 +23,7 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 
 use crate::cli::ServeArgs;
-use crate::report::prometheus::{expose, families, Format};
+use crate::metrics::prometheus::{expose, families, Format};
 use crate::{Failure, Outcome};
 use http::{Answer, Answerer, Request};
 use monotonic::Monotonic;

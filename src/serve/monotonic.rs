@@ -25,7 +25,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use crate::report::prometheus::{Family, Kind};
+use crate::metrics::prometheus::{Family, Kind};
 
 /// Twice Prometheus' default lookback (5 minutes): a series absent longer
 /// has gone stale in Prometheus anyway.
@@ -93,7 +93,7 @@ impl Monotonic {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::prometheus::Sample;
+    use crate::metrics::prometheus::Sample;
 
     fn counter(values: &[(&str, f64)]) -> Vec<Family> {
         vec![Family {

@@ -2,14 +2,15 @@
 //! interposition cannot (static binaries, Go, inline `syscall`
 //! instructions) with a seccomp filter and a supervising process.
 //!
-//! The child installs the filter (`filter.rs`, `install.rs`) and execs the
+//! The child installs the filter (`filter.rs`, `handoff.rs`) and execs the
 //! program; the filter is inherited by every thread, child and exec after
-//! it. This process is the supervisor: one loop (`serve.rs`) polls the
+//! it. This process is the supervisor: one loop (`event_loop.rs`) polls the
 //! listener, a signalfd and one pidfd per supervised process. For each
 //! intercepted call it reads who made it (`processes.rs`, `paths.rs`,
 //! `modules.rs`), asks the policy (`decide.rs`, core's one evaluator),
-//! checks the notification is still pending, and answers: a passed call is made here on a duplicate of the caller's descriptor and
-//! timed (`perform.rs`), or continues in the caller untimed; a dropped or
+//! checks the notification is still pending, and answers: a passed call is
+//! made here on a duplicate of the caller's descriptor and timed
+//! (`perform.rs`), or continues in the caller untimed; a dropped or
 //! limited one is answered 0 (or its argument error) without running. A
 //! process's dump is written when its pidfd says it exited, and every
 //! process dumps on `SIGUSR1` (`dump.rs`). The run ends when the program
@@ -26,8 +27,9 @@
 mod bpf;
 mod decide;
 mod dump;
+mod event_loop;
 mod filter;
-mod install;
+mod handoff;
 mod keeper;
 mod listener;
 mod modules;
@@ -35,7 +37,6 @@ mod paths;
 mod perform;
 mod processes;
 mod request;
-mod serve;
 mod signals;
 
 use std::ffi::{OsStr, OsString};
@@ -48,11 +49,11 @@ use fadvise_shim_core::policy::Policy;
 use crate::Failure;
 use decide::Decider;
 use dump::DumpSettings;
+use event_loop::Supervisor;
 use filter::KernelDrops;
-use install::Refusal;
+use handoff::Refusal;
 use listener::Listener;
 use processes::Processes;
-use serve::Supervisor;
 use signals::Signals;
 
 /// What `run` asks of the supervisor.
@@ -84,7 +85,7 @@ pub fn supervise(run: Supervise) -> Result<Ended, Failure> {
     let signals = Signals::block().map_err(|error| Failure(format!("signalfd: {error}")))?;
     signals::become_subreaper();
     let (installer, receiver) =
-        install::pair(program).map_err(|error| Failure(format!("socketpair: {error}")))?;
+        handoff::pair(program).map_err(|error| Failure(format!("socketpair: {error}")))?;
     let mut command = Command::new(run.program);
     command.args(run.arguments);
     let mask = signals.previous_mask();
@@ -133,7 +134,7 @@ pub fn supervise(run: Supervise) -> Result<Ended, Failure> {
         main: child.id(),
         main_status: None,
     };
-    supervisor.serve(&signals);
+    supervisor.run(&signals);
     let status = supervisor.main_status.unwrap_or(0);
     supervisor.keeper.finish();
     Ok(Ended {

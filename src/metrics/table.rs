@@ -1,5 +1,6 @@
-//! The `table` format: the dump's own call table, merged, with rows per
-//! call, per executable and call, or per process and call.
+//! The call table: the dump's own table, merged, with rows per call, per
+//! executable and call, or per process and call. It is `report`'s `table`
+//! format and, by call, what `run` prints when its program ends.
 
 use fadvise_shim_core::dump::{write_table_heading, write_table_row, Dump};
 use fadvise_shim_core::stats::{CallStats, Snapshot};

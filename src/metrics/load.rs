@@ -1,7 +1,8 @@
 //! What reports merge: the PATH arguments of `report` (dump files, stats
-//! files, retained aggregates, or directories of them, not recursive), read
-//! by the one reader (`crate::records`), each process once; no PATH means
-//! this user's default stats and dump directories.
+//! files, retained aggregates, or directories of them, not recursive), or
+//! the dump directory of `run`, read by the one reader (`crate::records`),
+//! each process once; no PATH means this user's default stats and dump
+//! directories. Then the records added up, in total or by group.
 //!
 //! A dump that is not a valid dump is an error: a report that silently left
 //! a process out would misstate every total. In a stats directory, which

@@ -30,7 +30,7 @@ pub struct Supervisor<'a> {
 
 impl Supervisor<'_> {
     /// Until the program has exited and the filter has no process left.
-    pub fn serve(&mut self, signals: &Signals) {
+    pub fn run(&mut self, signals: &Signals) {
         let mut filter_in_use = true;
         while filter_in_use || self.main_status.is_none() {
             let exits = self.processes.pidfds();

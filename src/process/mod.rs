@@ -6,12 +6,15 @@
 //! Also which of its descriptors are io_uring instances: requests submitted
 //! through a ring reach the kernel without a system call of their own.
 //!
-//! Shared by `fadvise-shim dump` and `fadvise-shim doctor PID`. The rules
+//! Shared by `fadvise-shim dump` and `fadvise-shim doctor PID`, as is the
+//! dump request (`dump`). The rules
 //! mirror the preload library's start-up: `FADVISE_SHIM_POLICY`, else the
 //! system policy if it exists, else the built-in default; the dump directory
 //! from `FADVISE_SHIM_DUMP_DIR`, else the policy, else the per-user default.
 //! Paths are what the process sees; files are read through
 //! `/proc/PID/root` so that a process in a container is read correctly.
+
+pub mod dump;
 
 use std::ffi::OsStr;
 use std::io;
@@ -23,9 +26,9 @@ use fadvise_shim_core::policy::{
     SYSTEM_POLICY_PATH,
 };
 
+use crate::library::LIBRARY_NAME;
 use crate::Failure;
 
-const LIBRARY_NAME: &str = "libfadvise_shim.so";
 /// `AT_SECURE` in the auxiliary vector (`<elf.h>`).
 const AT_SECURE: u64 = 23;
 
