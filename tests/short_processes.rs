@@ -209,3 +209,20 @@ fn a_directory_earlier_builds_left_is_read_and_converted_without_loss() {
     let left = names_in(&stats);
     assert_eq!(left, ["retired.summary"], "converted");
 }
+
+#[test]
+fn a_stats_directory_named_through_a_symlink_is_retired_all_the_same() {
+    let scratch = Scratch::new();
+    let real = scratch.file("real-stats");
+    std::fs::create_dir(&real).unwrap();
+    let link = scratch.stats_dir();
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    let fsyncs = forkers_finish(&scratch, 100, "plain");
+    // Exits were logged and drained with no reader: few files are left.
+    let stats_files = names_in(&real)
+        .iter()
+        .filter(|name| name.ends_with(".stats"))
+        .count();
+    assert!(stats_files <= 32, "{stats_files} stats files left");
+    assert_eq!(count(&report(&link), "fsync"), fsyncs);
+}

@@ -8,7 +8,8 @@
 //!
 //! The directory is the one the stats file was made in: opened again by its
 //! path and accepted only if it is the same directory (device and inode),
-//! which was vetted then (`sys::safedir`). Everything the compaction reads
+//! which was vetted then (`sys::safedir`), so a path swapped since leads
+//! nowhere. Everything the compaction reads
 //! is hostile: no symlink followed, nothing but regular files, sizes bounded.
 
 use std::ffi::{CStr, CString};
@@ -37,9 +38,11 @@ const DRAINING_LOG: &CStr = c".exits.draining";
 pub fn at_exit(dir: &CStr, expected: (u64, u64), own_name: &[u8]) {
     let _errno = ErrnoGuard::save();
     let _no_cancel = NoCancel::new();
+    // Symlinks are followed as when the file was made (`sys::safedir`
+    // vetted them then): what counts is that it is the same directory.
     let dir_fd = crate::sys::raw::open(
         dir.as_ptr(),
-        libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+        libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
     );
     if dir_fd < 0 {
         return;
