@@ -16,7 +16,7 @@
 # runs a comma-separated subset (loop, fdatasync, scenario, tools, startup,
 # host-budget, musl, fork), for work on one of them; the record is a full run.
 # --compare-shim adds another build of libfadvise_shim.so (say, of the commit
-# before a change) to case 1, in the same rounds as this one.
+# before a change) to cases 1, 5 and 9, in the same rounds as this one.
 #
 # Needs: cc, g++ with libgoogle-glog-dev, python3, eatmydata, musl-gcc (case
 # 8; skipped without it); strace, perf

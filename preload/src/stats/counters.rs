@@ -43,10 +43,11 @@ const GAP_WORDS: usize =
     (SITE_KEYS_OFFSET - FIRST_MODULES_OFFSET) / 8 - FIRST_MODULES * MODULE_WORDS;
 type Module = [AtomicU64; MODULE_WORDS];
 
-/// A stats file's contents, word for word. Page-aligned (a file's mapping
-/// is anyway), so that the private area in `.bss` owns whole pages, which a
-/// forked child can hand back to the kernel in one call (`reset_in_child`).
-#[repr(C, align(4096))]
+/// A stats file's contents, word for word. (Not page-aligned: that would
+/// align all of `.bss`, which then no longer shares its first page with
+/// `.data`, and moves RELRO across one more page: two more page faults in
+/// every process's start-up.)
+#[repr(C)]
 pub struct Area {
     header: [AtomicU64; COUNTERS_OFFSET / 8],
     counters: [CallCounters; Call::COUNT],
@@ -122,7 +123,7 @@ static WRITABLE: [AtomicU64; PAGES.div_ceil(64)] =
 
 /// One bit per histogram page of the private area that a count may have
 /// reached: the sweep into a file reads only those, instead of faulting in
-/// all 72 pages of `.bss` (most of a short child's first call).
+/// all ~90 pages of `.bss` (most of a short child's first call).
 static PRIVATE_DIRTY: [AtomicU64; PAGES.div_ceil(64)] =
     [const { AtomicU64::new(0) }; PAGES.div_ceil(64)];
 
@@ -329,26 +330,32 @@ pub fn reset_in_child() {
     for bits in &PRIVATE_DIRTY {
         store_if_changed!(bits, 0);
     }
-    // The private area is whole pages of `.bss`, past the file's bytes, so
-    // private anonymous memory: `MADV_DONTNEED` makes them read as zeros
-    // again, touching none of them. Reading its 296 KiB to find what to
-    // clear, as before, faulted in every page the parent never touched (a
-    // third of a short child's cost: `fork_fsync.c`, BENCHMARKS.md).
-    // SAFETY: the range is exactly `PRIVATE`, a static that lives as long
-    // as the library; only atomics live in it, and in the child of `fork`
-    // this is the only thread, so no access races with the reset.
-    let dropped = unsafe {
-        libc::madvise(
-            ptr::from_ref(&PRIVATE).cast_mut().cast(),
-            std::mem::size_of::<Area>(),
-            libc::MADV_DONTNEED,
-        )
+    // The private area's whole pages lie in `.bss` past the file's bytes,
+    // so they are private anonymous memory: `MADV_DONTNEED` makes them read
+    // as zeros again, touching none of them. Reading all 376 KiB to find
+    // what to clear, as before, faulted in every page the parent never
+    // touched. The partial pages at either end are cleared word by word.
+    let words = PRIVATE.words();
+    let start = words.as_ptr() as usize;
+    let end = start + std::mem::size_of::<Area>();
+    let (first_page, last_page) = ((start + 4095) & !4095, end & !4095);
+    // SAFETY: the range is whole pages inside `PRIVATE`, a static that
+    // lives as long as the library and holds only atomics; in the child of
+    // `fork` this is the only thread, so no access races with the reset.
+    let dropped = last_page > first_page
+        && unsafe {
+            libc::madvise(
+                first_page as *mut libc::c_void,
+                last_page - first_page,
+                libc::MADV_DONTNEED,
+            )
+        } == 0;
+    let (head, tail) = if dropped {
+        ((first_page - start) / 8, (last_page - start) / 8)
+    } else {
+        (words.len(), words.len())
     };
-    if dropped != 0 {
-        for word in PRIVATE.words() {
-            if word.load(Ordering::Relaxed) != 0 {
-                word.store(0, Ordering::Relaxed);
-            }
-        }
+    for word in words[..head].iter().chain(&words[tail..]) {
+        store_if_changed!(word, 0);
     }
 }
