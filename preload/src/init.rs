@@ -13,7 +13,6 @@
 //! Policy problems cost one line on stderr and leave the built-in default;
 //! a panic anywhere in here is caught and leaves the same.
 
-use std::ptr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 
 use fadvise_shim_core::policy::DumpConfig;
@@ -72,12 +71,12 @@ pub fn tick_if_due(now_ns: u64) {
     }
 }
 
-/// For calls answered without the kernel, which read no clock: `time()` goes
-/// through the vDSO to one memory load (≈ 2 ns), and its one-second
-/// resolution is all a once-a-second tick needs.
+/// For calls answered without the kernel, which read no clock: the wall
+/// clock in seconds is one memory load in the vDSO (`clock::wall_clock_seconds`),
+/// and its one-second resolution is all a once-a-second tick needs.
 #[inline(always)]
 pub fn tick_if_due_by_wall_clock() {
-    let now = wall_clock_seconds();
+    let now = clock::wall_clock_seconds();
     let next = NEXT_TICK_SECONDS.load(Ordering::Relaxed);
     // The wall clock can be stepped back (NTP, `date -s`): a deadline more
     // than a tick ahead is one that time went back from.
@@ -86,15 +85,9 @@ pub fn tick_if_due_by_wall_clock() {
     }
 }
 
-#[inline(always)]
-fn wall_clock_seconds() -> u64 {
-    // SAFETY: `time` with a null pointer only returns the time.
-    unsafe { libc::time(ptr::null_mut()) }.max(0) as u64
-}
-
 fn schedule_next_tick(now_ns: u64) {
     NEXT_TICK_NS.store(now_ns.saturating_add(TICK_NS), Ordering::Relaxed);
-    NEXT_TICK_SECONDS.store(wall_clock_seconds() + 1, Ordering::Relaxed);
+    NEXT_TICK_SECONDS.store(clock::wall_clock_seconds() + 1, Ordering::Relaxed);
 }
 
 #[cold]

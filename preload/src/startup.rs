@@ -20,6 +20,7 @@ extern "C" fn constructor() {
     exports::resolve_next_definitions();
     descriptors::resolve_next_definitions();
     signals::resolve_next_definitions();
+    crate::sys::clock::resolve();
     crate::init::initialise();
 }
 

@@ -10,7 +10,9 @@
 //! invariant TSC (checked with CPUID), or when the kernel does not use the
 //! TSC as its clock source, `clock_gettime` stays the clock.
 
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+
+use super::real::Real;
 
 /// Time between the reference point and calibration.
 const CALIBRATION_NS: u64 = 20_000_000;
@@ -86,6 +88,42 @@ impl Clock {
             }
         }
     }
+}
+
+/// Whether `time()` is one memory load in the vDSO (glibc: ≈ 2 ns) rather
+/// than a whole `clock_gettime` (musl: ≈ 30 ns, more than the budget of a
+/// dropped call, which reads the wall clock for its once-a-second tick).
+static TIME_IS_CHEAP: AtomicBool = AtomicBool::new(true);
+/// A function only glibc has.
+static GLIBC_ONLY: Real = Real::new(c"gnu_get_libc_version");
+
+/// Tells glibc from another libc; called at start-up (a lookup takes the
+/// loader's lock). Until then, and in a process whose first call comes
+/// before our constructor, `time()` is used: right, only slower on musl.
+pub fn resolve() {
+    let glibc = GLIBC_ONLY.resolve().is_some();
+    if !glibc {
+        TIME_IS_CHEAP.store(false, Ordering::Relaxed);
+    }
+}
+
+/// The wall clock in whole seconds, as cheaply as this libc gives it: a
+/// coarse clock (the kernel's tick, a few milliseconds) is plenty for a
+/// once-a-second deadline, and is a memory load in the vDSO for musl too.
+#[inline(always)]
+pub fn wall_clock_seconds() -> u64 {
+    if TIME_IS_CHEAP.load(Ordering::Relaxed) {
+        // SAFETY: `time` with a null pointer only returns the time.
+        return unsafe { libc::time(std::ptr::null_mut()) }.max(0) as u64;
+    }
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: a valid out-pointer; CLOCK_REALTIME_COARSE exists since
+    // Linux 2.6.32 and cannot fail here, so errno is untouched.
+    unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut now) };
+    now.tv_sec.max(0) as u64
 }
 
 /// Takes the reference point; called once per process image, at its first
