@@ -123,6 +123,12 @@ fn a_default_directory_another_user_made_first_is_named_by_process_and_readers()
     let top = as_user(victim, &cli(), &["top", "--once", "--interval", "0.1"], &[]);
     let top_stderr = String::from_utf8_lossy(&top.stderr);
     assert!(top_stderr.contains(&owner), "{top_stderr}");
+    let doctor = as_user(victim, &cli(), &["doctor", "/bin/dd"], &[]);
+    let doctor_stdout = String::from_utf8_lossy(&doctor.stdout);
+    assert!(
+        doctor_stdout.contains(&format!("warning: {owner}")),
+        "{doctor_stdout}"
+    );
 }
 
 #[test]

@@ -5,6 +5,8 @@
 //! A target of digits is a process when `/proc/PID` exists; anything else
 //! is a program, examined from its file by `program`. For a process it also
 //! says whether io_uring instances are open, which nothing here reaches.
+//! Both say when a default directory of this user was made by another user
+//! (`records::squatted_defaults`): what the library then refuses is lost.
 
 mod program;
 
@@ -66,6 +68,7 @@ fn diagnose_process(pid: u32) -> Outcome {
         process.dump_dir_origin
     ));
     lines.push(format!("dump signal: {}", process.dump_signal.name()));
+    lines.extend(squatted_directories());
     let mut out = format!("{}\n\n", lines.join("\n")).into_bytes();
     match dump::request(&process) {
         Ok((path, counts)) => out.extend(dump::render(&process, &path, &counts)),
@@ -73,6 +76,15 @@ fn diagnose_process(pid: u32) -> Outcome {
     }
     output::print(&out)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// One warning per default directory of this user that another user made
+/// first: the library refuses it, so statistics or dumps are lost.
+fn squatted_directories() -> Vec<String> {
+    crate::records::squatted_defaults(&[])
+        .into_iter()
+        .map(|alarm| format!("warning: {alarm}"))
+        .collect()
 }
 
 /// What `doctor` says about a process's io_uring instances, if it has any.

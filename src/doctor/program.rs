@@ -58,6 +58,7 @@ pub fn main(target: &str) -> Outcome {
             ExitCode::FAILURE,
         ),
     };
+    report.extend(super::squatted_directories());
     report.push(format!("verdict: {line}"));
     output::print(format!("{}\n", report.join("\n")).as_bytes())?;
     Ok(code)
