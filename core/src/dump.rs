@@ -18,7 +18,9 @@ use crate::histogram::{BUCKETS, HIGHEST_VALUE, SIGNIFICANT_DIGITS};
 use crate::origin::{read_origin_line, write_origin, Origin, OriginRef};
 use crate::sites::{Module, SiteKey, SiteSource, SiteStats};
 use crate::stats::{CallStats, Snapshot};
-use crate::text::{put_cell, put_decimal, put_sanitized, put_u64, Cell, Sink};
+use crate::text::{
+    put_cell, put_decimal, put_hex, put_hex_bytes, put_sanitized, put_u64, Cell, Sink,
+};
 
 const MAGIC: &str = "# fadvise-shim dump 1";
 const END: &str = "end";
@@ -268,9 +270,7 @@ fn write_sites(sink: &mut impl Sink, sites: &dyn SiteSource) {
         sink.put(b"module ");
         put_u64(&mut sink, module.index as u64);
         sink.put(b" build_id=");
-        for &byte in module.build_id {
-            put_hex_digits(&mut sink, u64::from(byte), 2);
-        }
+        put_hex_bytes(&mut sink, module.build_id);
         sink.put(b" path=");
         put_sanitized(&mut sink, module.path);
         sink.put(b"\n");
@@ -284,7 +284,7 @@ fn write_sites(sink: &mut impl Sink, sites: &dyn SiteSource) {
             None => sink.put(b"-"),
         }
         sink.put(b" 0x");
-        put_hex(&mut sink, site.address);
+        put_hex(&mut sink, site.address, 1);
         for (key, value) in [
             (&b" dropped="[..], site.stats.dropped),
             (b" limited=", site.stats.limited),
@@ -317,24 +317,6 @@ impl<S: Sink> Sink for SinkRef<'_, S> {
     fn put(&mut self, bytes: &[u8]) {
         self.0.put(bytes);
     }
-}
-
-fn put_hex(sink: &mut impl Sink, value: u64) {
-    put_hex_digits(sink, value, 1);
-}
-
-/// `value` in lower-case hex, at least `width` digits.
-fn put_hex_digits(sink: &mut impl Sink, value: u64, width: usize) {
-    let digits = b"0123456789abcdef";
-    let mut text = [0u8; 16];
-    let mut length = 0;
-    let mut rest = value;
-    while length < width.min(16) || rest != 0 {
-        text[15 - length] = digits[(rest & 15) as usize];
-        length += 1;
-        rest >>= 4;
-    }
-    sink.put(&text[16 - length..]);
 }
 
 fn put_field<S: Sink>(sink: &mut S, key: &[u8], value: impl FnOnce(&mut S)) {

@@ -17,6 +17,7 @@ use std::collections::BTreeMap;
 
 use crate::call::Call;
 use crate::stats::{saturating_add_each, saturating_sum};
+use crate::text::hex_decode;
 
 /// Coarse latency buckets per site: 14 bounds, then everything above.
 pub const SITE_BUCKETS: usize = 15;
@@ -227,19 +228,6 @@ impl Sites {
         modules.dedup();
         modules
     }
-}
-
-/// Lower-case hex of `bytes`, for build ids.
-pub fn hex_encode(bytes: &[u8]) -> String {
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
-}
-
-/// The bytes of a hex string (a build id); what is not hex is skipped.
-pub fn hex_decode(text: &str) -> Vec<u8> {
-    text.as_bytes()
-        .chunks(2)
-        .filter_map(|pair| u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok())
-        .collect()
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@
 use std::io::{self, Read};
 use std::os::unix::fs::OpenOptionsExt;
 
-pub(super) use fadvise_shim_core::sites::hex_encode as hex;
+pub(super) use fadvise_shim_core::text::hex_encode as hex;
 use std::path::{Path, PathBuf};
 
 use super::elf::{self, ElfFile};
