@@ -5,7 +5,8 @@
 //! dropped call must keep, and the dump format with its writer and reader
 //! side by side. The preload library runs parts of it inside other people's
 //! processes and signal handlers, so the pieces it uses there (`histogram`,
-//! `text`, `dump::write_dump`, `args`) never allocate and never panic.
+//! `text`, `tally`, `dump::write_dump`, `args`) never allocate and never
+//! panic.
 #![forbid(unsafe_code)]
 
 pub mod args;
@@ -21,4 +22,5 @@ pub mod retired;
 pub mod sites;
 pub mod stats;
 pub mod stats_file;
+pub mod tally;
 pub mod text;

@@ -8,7 +8,7 @@
 //! ask the kernel (the holder of a live file's lock, seen in `/proc`) or that
 //! knows where a file lies (a pod's own directory) trusts that instead.
 
-use crate::text::{put_sanitized, put_u64, Sink};
+use crate::text::{clean, put_sanitized, put_u64, Sink};
 
 /// Longest value kept for a text field; more is cut.
 pub const MAX_VALUE_BYTES: usize = 4096;
@@ -156,18 +156,7 @@ pub fn read_origin_line(origin: &mut Origin, key: &str, value: &str) -> Option<R
         Ok(())
     };
     let text = |field: &mut String| {
-        let mut kept: String = value
-            .chars()
-            .map(|c| if c.is_control() { '?' } else { c })
-            .collect();
-        if kept.len() > MAX_VALUE_BYTES {
-            let mut end = MAX_VALUE_BYTES;
-            while !kept.is_char_boundary(end) {
-                end -= 1;
-            }
-            kept.truncate(end);
-        }
-        *field = kept;
+        *field = clean(value, '?', MAX_VALUE_BYTES);
         Ok(())
     };
     Some(match key {

@@ -16,7 +16,8 @@
 use std::collections::BTreeMap;
 
 use crate::call::Call;
-use crate::stats::{saturating_add_each, saturating_sum};
+use crate::tally::Tally;
+use crate::text::hex_decode;
 
 /// Coarse latency buckets per site: 14 bounds, then everything above.
 pub const SITE_BUCKETS: usize = 15;
@@ -77,38 +78,10 @@ pub struct SiteKey {
     pub address: u64,
 }
 
-/// One site's counts.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct SiteStats {
-    pub dropped: u64,
-    pub limited: u64,
-    pub errors: u64,
-    /// Passed calls by coarse latency bucket.
-    pub buckets: [u64; SITE_BUCKETS],
-}
+/// One site's counts, passed calls by coarse latency bucket.
+pub type SiteStats = Tally<[u64; SITE_BUCKETS]>;
 
 impl SiteStats {
-    pub fn passed(&self) -> u64 {
-        saturating_sum(&self.buckets)
-    }
-
-    pub fn count(&self) -> u64 {
-        self.passed()
-            .saturating_add(self.dropped)
-            .saturating_add(self.limited)
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.count() == 0
-    }
-
-    pub fn merge(&mut self, other: &SiteStats) {
-        self.dropped = self.dropped.saturating_add(other.dropped);
-        self.limited = self.limited.saturating_add(other.limited);
-        self.errors = self.errors.saturating_add(other.errors);
-        saturating_add_each(&mut self.buckets, &other.buckets);
-    }
-
     /// The bound of the bucket holding the `quantile` of passed calls
     /// (`None`: above the last bound, or no passed call): "p99 ≤ 16 µs".
     pub fn quantile_bound_ns(&self, quantile: f64) -> Option<u64> {
@@ -227,19 +200,6 @@ impl Sites {
         modules.dedup();
         modules
     }
-}
-
-/// Lower-case hex of `bytes`, for build ids.
-pub fn hex_encode(bytes: &[u8]) -> String {
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
-}
-
-/// The bytes of a hex string (a build id); what is not hex is skipped.
-pub fn hex_decode(text: &str) -> Vec<u8> {
-    text.as_bytes()
-        .chunks(2)
-        .filter_map(|pair| u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok())
-        .collect()
 }
 
 #[cfg(test)]

@@ -2,30 +2,19 @@
 //!
 //! The preload library counts with atomics and copies them into a `Snapshot`
 //! to write a dump; reports parse dumps back into `Snapshot`s and add them up.
-//! `passed` is not stored: it is the histogram's total, so a snapshot taken
-//! while other threads keep counting is still self-consistent, and
-//! `count = passed + dropped + limited` holds by construction.
+//! A call's counters are a `Tally`, counted and merged as a site's are.
 
 use crate::call::Call;
 use crate::histogram::{self, BUCKETS};
 use crate::sites::Sites;
+use crate::tally::Tally;
 
-/// One call's counters and latency histogram.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CallStats {
-    /// Calls answered by the shim without entering the kernel.
-    pub dropped: u64,
-    /// Calls over a rate limit (answered like dropped ones).
-    pub limited: u64,
-    /// Passed calls that failed.
-    pub errors: u64,
-    /// Latency of passed calls in nanoseconds, `histogram`'s layout.
-    pub buckets: Vec<u64>,
-}
+/// One call's counters and latency histogram (`histogram`'s layout).
+pub type CallStats = Tally<Vec<u64>>;
 
 impl Default for CallStats {
     fn default() -> Self {
-        CallStats {
+        Tally {
             dropped: 0,
             limited: 0,
             errors: 0,
@@ -34,43 +23,7 @@ impl Default for CallStats {
     }
 }
 
-/// The sum of `counts`, saturating: a report merging absurd (hand-made)
-/// dumps must not panic or wrap around.
-pub(crate) fn saturating_sum(counts: &[u64]) -> u64 {
-    counts
-        .iter()
-        .fold(0u64, |total, &count| total.saturating_add(count))
-}
-
-/// Adds `theirs` into `mine`, count by count, saturating.
-pub(crate) fn saturating_add_each(mine: &mut [u64], theirs: &[u64]) {
-    for (mine, theirs) in mine.iter_mut().zip(theirs) {
-        *mine = mine.saturating_add(*theirs);
-    }
-}
-
 impl CallStats {
-    pub fn passed(&self) -> u64 {
-        saturating_sum(&self.buckets)
-    }
-
-    pub fn count(&self) -> u64 {
-        self.passed()
-            .saturating_add(self.dropped)
-            .saturating_add(self.limited)
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.dropped == 0 && self.limited == 0 && self.buckets.iter().all(|&c| c == 0)
-    }
-
-    pub fn merge(&mut self, other: &CallStats) {
-        self.dropped = self.dropped.saturating_add(other.dropped);
-        self.limited = self.limited.saturating_add(other.limited);
-        self.errors = self.errors.saturating_add(other.errors);
-        saturating_add_each(&mut self.buckets, &other.buckets);
-    }
-
     pub fn quantile(&self, quantile: f64) -> u64 {
         histogram::value_at_quantile(&self.buckets, quantile)
     }
@@ -135,27 +88,5 @@ impl Snapshot {
             .into_iter()
             .map(|call| (call, self.call(call)))
             .filter(|(_, stats)| !stats.is_empty())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::histogram::index_of;
-
-    #[test]
-    fn count_is_passed_plus_dropped_plus_limited() {
-        let mut stats = CallStats::default();
-        stats.buckets[index_of(380)] += 5;
-        stats.dropped = 3;
-        stats.limited = 2;
-        stats.errors = 1;
-        assert_eq!((stats.passed(), stats.count()), (5, 10));
-        let mut merged = stats.clone();
-        merged.merge(&stats);
-        assert_eq!(
-            (merged.passed(), merged.count(), merged.errors),
-            (10, 20, 2)
-        );
     }
 }

@@ -496,7 +496,7 @@ fn decode_module(bytes: &[u8], slot: usize, exe: &str) -> Option<Module> {
         } else {
             path.into_owned()
         },
-        build_id: crate::sites::hex_encode(build_id),
+        build_id: crate::text::hex_encode(build_id),
     })
 }
 

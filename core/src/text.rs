@@ -1,9 +1,13 @@
-//! Text output that never allocates: integers, durations with a unit chosen
-//! per magnitude, and padded table cells, written to any `Sink`.
+//! The text primitives every writer and reader shares, each written once:
+//! integers in decimal and hex, durations with a unit chosen per magnitude,
+//! padded table cells, and the cleaning of untrusted names.
 //!
-//! The preload library writes dumps with these from a signal handler, where
-//! `format!` (which allocates) is not allowed; the CLI uses the same code for
-//! its tables, so a dump and a report print numbers alike.
+//! The writers (`Sink`, `Cell`, the `put_*` functions) never allocate and
+//! never panic: the preload library writes dumps and file names with them
+//! from a signal handler, where `format!` is not allowed, and the CLI uses
+//! the same code for its tables, so a dump and a report print numbers
+//! alike. `hex_encode`, `hex_decode` and `clean` return owned text and are
+//! for readers only.
 
 /// Where text goes: a `Vec<u8>` in the CLI, a stack buffer flushed with
 /// `write(2)` in the preload library.
@@ -126,6 +130,42 @@ pub fn put_u64(sink: &mut impl Sink, mut value: u64) {
     sink.put(&digits[start..]);
 }
 
+/// Writes `value` in lower-case hex, with at least `min_digits` digits (at
+/// most 16), zero-padded: `put_hex(sink, 0xab, 1)` writes `ab`,
+/// `put_hex(sink, 10, 2)` writes `0a`.
+pub fn put_hex(sink: &mut impl Sink, value: u64, min_digits: usize) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut text = [0u8; 16];
+    for (index, slot) in text.iter_mut().enumerate() {
+        *slot = DIGITS[((value >> (60 - 4 * index)) & 15) as usize];
+    }
+    let significant = 16 - (value.leading_zeros() / 4) as usize;
+    let digits = significant.max(min_digits.clamp(1, 16));
+    sink.put(&text[16 - digits..]);
+}
+
+/// Writes `bytes` in lower-case hex, two digits each (a build id).
+pub fn put_hex_bytes(sink: &mut impl Sink, bytes: &[u8]) {
+    for &byte in bytes {
+        put_hex(sink, u64::from(byte), 2);
+    }
+}
+
+/// `bytes` in lower-case hex, as a reader keeps a build id.
+pub fn hex_encode(bytes: &[u8]) -> String {
+    let mut text = Vec::with_capacity(bytes.len() * 2);
+    put_hex_bytes(&mut text, bytes);
+    text.into_iter().map(char::from).collect()
+}
+
+/// The bytes of a hex string (a build id); what is not hex is skipped.
+pub fn hex_decode(text: &str) -> Vec<u8> {
+    text.as_bytes()
+        .chunks(2)
+        .filter_map(|pair| u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok())
+        .collect()
+}
+
 /// Writes a non-negative number with up to three decimals (`300`, `0.5`,
 /// `12.125`); negative, NaN and infinite values are written as 0.
 pub fn put_decimal(sink: &mut impl Sink, value: f64) {
@@ -162,7 +202,8 @@ pub fn put_cell(sink: &mut impl Sink, cell: &Cell, width: usize, left: bool) {
 }
 
 /// Writes `bytes` with line breaks and other control bytes replaced by `?`,
-/// so a hostile file name cannot forge lines in a dump.
+/// so a hostile file name cannot forge lines in a dump. Bytes, not
+/// characters: what a writer is given need not be UTF-8.
 pub fn put_sanitized(sink: &mut impl Sink, bytes: &[u8]) {
     for chunk in bytes.split_inclusive(|byte| byte.is_ascii_control()) {
         match chunk.split_last() {
@@ -173,6 +214,24 @@ pub fn put_sanitized(sink: &mut impl Sink, bytes: &[u8]) {
             _ => sink.put(chunk),
         }
     }
+}
+
+/// `text` with every control character (C0, DEL and C1, which a terminal
+/// may take for an escape sequence) replaced by `replacement`, then cut to
+/// at most `limit` bytes at a character boundary: how readers show or
+/// export names a hostile process chose.
+pub fn clean(text: &str, replacement: char, limit: usize) -> String {
+    let mut clean = String::new();
+    for character in text
+        .chars()
+        .map(|c| if c.is_control() { replacement } else { c })
+    {
+        if clean.len() + character.len_utf8() > limit {
+            break;
+        }
+        clean.push(character);
+    }
+    clean
 }
 
 #[cfg(test)]
@@ -224,5 +283,35 @@ mod tests {
         let mut out = Vec::new();
         put_sanitized(&mut out, b"a\nb\tc");
         assert_eq!(out, b"a?b?c");
+    }
+
+    #[test]
+    fn hex_is_padded_to_the_digits_asked_for() {
+        for (value, min_digits, text) in [
+            (0, 1, "0"),
+            (0xab, 1, "ab"),
+            (10, 2, "0a"),
+            (0x7f00_1234, 1, "7f001234"),
+            (0xfeed, 16, "000000000000feed"),
+            (u64::MAX, 1, "ffffffffffffffff"),
+            (1, 99, "0000000000000001"),
+        ] {
+            let mut out = Vec::new();
+            put_hex(&mut out, value, min_digits);
+            assert_eq!(String::from_utf8(out).unwrap(), text);
+        }
+        assert_eq!(hex_encode(&[0xab, 0x01]), "ab01");
+        assert_eq!(hex_decode("ab01"), [0xab, 0x01]);
+    }
+
+    #[test]
+    fn cleaning_replaces_controls_and_caps_at_a_character_boundary() {
+        assert_eq!(
+            clean("a\x1b[31mb\u{9b}2J\x7f\n", '?', usize::MAX),
+            "a?[31mb?2J??"
+        );
+        assert_eq!(clean("postgres-ü", '?', usize::MAX), "postgres-ü");
+        assert_eq!(clean("a\nü", '_', 3), "a_");
+        assert_eq!(clean("\u{85}xy", '?', 2), "?x");
     }
 }

@@ -15,10 +15,9 @@ use std::path::{Path, PathBuf};
 use fadvise_shim_core::call::Call;
 use fadvise_shim_core::dump::Dump;
 use fadvise_shim_core::histogram::{highest_value_at, index_of, BUCKETS};
-use fadvise_shim_core::sites::{
-    coarse_bound_ns, coarse_bucket, hex_decode, SiteKey, SiteStats, SITE_BUCKETS,
-};
+use fadvise_shim_core::sites::{coarse_bound_ns, coarse_bucket, SiteKey, SiteStats, SITE_BUCKETS};
 use fadvise_shim_core::stats::{CallStats, Snapshot};
+use fadvise_shim_core::text::hex_decode;
 
 use super::load::merged;
 use crate::symbolize::{Options, Site, Symbolizer};

@@ -27,6 +27,7 @@ use fadvise_shim_core::call::Call;
 use fadvise_shim_core::dump::Dump;
 use fadvise_shim_core::histogram::highest_value_at;
 use fadvise_shim_core::stats::Snapshot;
+use fadvise_shim_core::text::clean;
 
 use crate::records::process::{from_dump, ProcessStats};
 
@@ -333,14 +334,9 @@ impl Family {
 /// most `limit` bytes (cut at a character boundary), then escaped as both
 /// formats want (`\`, `"`, line feed).
 fn label_value(value: &str, limit: usize) -> String {
-    let mut clean = String::new();
-    for character in value.chars().map(|c| if c.is_control() { '_' } else { c }) {
-        if clean.len() + character.len_utf8() > limit {
-            break;
-        }
-        clean.push(character);
-    }
-    clean.replace('\\', "\\\\").replace('"', "\\\"")
+    clean(value, '_', limit)
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
 }
 
 #[cfg(test)]

@@ -11,14 +11,14 @@
 use std::io::{self, Read};
 use std::os::unix::fs::OpenOptionsExt;
 
-pub(super) use fadvise_shim_core::sites::hex_encode as hex;
+pub(super) use fadvise_shim_core::text::hex_encode as hex;
 use std::path::{Path, PathBuf};
 
-use super::elf::{self, ElfFile};
 use super::Options;
+use crate::elf::{read_symbols, ElfSymbols};
 
 /// The debug file of the build `build_id`, from the build-id layout.
-pub(super) fn by_build_id(options: &Options, build_id: &[u8]) -> Option<ElfFile> {
+pub(super) fn by_build_id(options: &Options, build_id: &[u8]) -> Option<ElfSymbols> {
     // Two hex digits name the directory, the rest the file.
     let (first, rest) = build_id
         .split_first()
@@ -28,7 +28,7 @@ pub(super) fn by_build_id(options: &Options, build_id: &[u8]) -> Option<ElfFile>
         .join(format!("{}.debug", hex(rest)));
     debug_dirs(options)
         .into_iter()
-        .filter_map(|dir| elf::read(&dir.join(&relative)).ok())
+        .filter_map(|dir| read_symbols(&dir.join(&relative)).ok())
         .find(|debug| debug.build_id.as_deref() == Some(build_id))
 }
 
@@ -40,7 +40,7 @@ pub(super) fn by_debuglink(
     opened: &Path,
     link: &(String, u32),
     build_id: Option<&[u8]>,
-) -> Option<ElfFile> {
+) -> Option<ElfSymbols> {
     let (name, crc) = link;
     // A bare file name only: a debuglink is not allowed to point elsewhere.
     if name.is_empty() || name.contains('/') {
@@ -56,7 +56,7 @@ pub(super) fn by_debuglink(
         .into_iter()
         .filter(|candidate| candidate != opened)
         .find_map(|candidate| {
-            let debug = elf::read(&candidate).ok()?;
+            let debug = read_symbols(&candidate).ok()?;
             let same = match (build_id, debug.build_id.as_deref()) {
                 (Some(wanted), Some(found)) => wanted == found,
                 _ => crc32(&candidate).ok() == Some(*crc),

@@ -34,7 +34,6 @@
 
 mod debuginfo;
 mod demangle;
-mod elf;
 mod module;
 mod symbols;
 

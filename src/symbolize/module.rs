@@ -5,9 +5,9 @@
 use std::path::{Path, PathBuf};
 
 use super::debuginfo::{by_build_id, by_debuglink, hex, rooted};
-use super::elf::{self, ElfFile};
 use super::symbols::SymbolTable;
 use super::Options;
+use crate::elf::{read_symbols, ElfSymbols};
 
 /// A module ready for lookups.
 pub(super) struct Module {
@@ -74,11 +74,11 @@ fn open(
     options: &Options,
     seen: &Path,
     recorded: Option<&[u8]>,
-) -> Result<(PathBuf, ElfFile), String> {
+) -> Result<(PathBuf, ElfSymbols), String> {
     let mut errors = Vec::new();
     let mut first_readable = None;
     for candidate in rooted(options, seen) {
-        match elf::read(&candidate) {
+        match read_symbols(&candidate) {
             Ok(file) => {
                 let same = match (recorded, file.build_id.as_deref()) {
                     (Some(recorded), Some(found)) => recorded == found,
@@ -101,8 +101,8 @@ fn find_debug_file(
     options: &Options,
     seen: &Path,
     opened: &Path,
-    file: &ElfFile,
-) -> Option<ElfFile> {
+    file: &ElfSymbols,
+) -> Option<ElfSymbols> {
     let build_id = file.build_id.as_deref();
     build_id
         .and_then(|id| by_build_id(options, id))
@@ -112,7 +112,7 @@ fn find_debug_file(
         })
 }
 
-fn from_debug_file(debug: ElfFile) -> Module {
+fn from_debug_file(debug: ElfSymbols) -> Module {
     Module {
         table: table([debug]),
         caveat: None,
@@ -122,7 +122,7 @@ fn from_debug_file(debug: ElfFile) -> Module {
 
 /// The functions and code of `files` (a module and its debug file) in one
 /// table.
-fn table(files: impl IntoIterator<Item = ElfFile>) -> SymbolTable {
+fn table(files: impl IntoIterator<Item = ElfSymbols>) -> SymbolTable {
     let mut symbols = Vec::new();
     let mut code = Vec::new();
     for file in files {

@@ -9,24 +9,7 @@
 
 use std::ops::Range;
 
-/// One function symbol (`STT_FUNC` or `STT_GNU_IFUNC`).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(super) struct Symbol {
-    pub start: u64,
-    pub size: u64,
-    /// The linkage (mangled) name.
-    pub name: Box<str>,
-    pub binding: Binding,
-}
-
-/// Ordered from least to most preferred when several symbols share an
-/// address and are otherwise alike.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub(super) enum Binding {
-    Local,
-    Weak,
-    Global,
-}
+use crate::elf::{Binding, Symbol};
 
 /// The function symbols of a module and its code sections' address ranges.
 #[derive(Debug, Default)]

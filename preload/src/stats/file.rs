@@ -33,7 +33,7 @@ use libc::c_int;
 use fadvise_shim_core::origin::write_file_stem;
 use fadvise_shim_core::policy::DEFAULT_LIMITS_DIR;
 use fadvise_shim_core::stats_file::{self, FILE_BYTES, FILE_SUFFIX, IDENTITY_BYTE, LIVENESS_BYTE};
-use fadvise_shim_core::text::Sink;
+use fadvise_shim_core::text::{put_hex, Sink};
 
 use super::counters::{self, Area};
 use super::origin::with_origin;
@@ -185,7 +185,7 @@ fn create_in(dir_fd: c_int, dir: &CStr, exe_name: &[u8]) -> Result<(), &'static 
     };
     with_origin(|origin| write_file_stem(&mut name, exe_name, origin));
     name.put(b".");
-    put_hex(&mut name, nonce);
+    put_hex(&mut name, nonce, 16);
     name.put(FILE_SUFFIX.as_bytes());
     let mut temporary = Place {
         path: [0; 4096],
@@ -385,13 +385,4 @@ pub fn after_fork_in_child() {
         }
     }
     crate::sys::fork::store_if_changed!(MAPPED, ptr::null_mut());
-}
-
-fn put_hex(sink: &mut impl Sink, value: u64) {
-    let digits = b"0123456789abcdef";
-    let mut text = [0u8; 16];
-    for (index, slot) in text.iter_mut().enumerate() {
-        *slot = digits[((value >> (60 - 4 * index)) & 15) as usize];
-    }
-    sink.put(&text);
 }

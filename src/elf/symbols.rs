@@ -1,6 +1,6 @@
-//! Reads what naming needs from one ELF file: its function symbols
+//! What naming call sites needs from one ELF file: its function symbols
 //! (`.symtab` and `.dynsym`), its code sections, its GNU build id and its
-//! `.gnu_debuglink`.
+//! `.gnu_debuglink`. `symbolize` reads modules and debug files with it.
 //!
 //! The file is read through a cache of the ranges the parser asks for, not
 //! loaded whole: a separate debug file can be hundreds of megabytes of DWARF
@@ -13,14 +13,31 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use object::read::ReadCache;
-use object::{
-    BinaryFormat, Object, ObjectSection, ObjectSymbol, SectionFlags, SymbolKind, SymbolSection,
-};
+use object::{Object, ObjectSection, ObjectSymbol, SectionFlags, SymbolKind, SymbolSection};
 
-use super::symbols::{Binding, Symbol};
+use super::{parse, Elf};
+
+/// One function symbol (`STT_FUNC` or `STT_GNU_IFUNC`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Symbol {
+    pub start: u64,
+    pub size: u64,
+    /// The linkage (mangled) name.
+    pub name: Box<str>,
+    pub binding: Binding,
+}
+
+/// Ordered from least to most preferred when several symbols share an
+/// address and are otherwise alike.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Binding {
+    Local,
+    Weak,
+    Global,
+}
 
 /// What one ELF file says about its functions.
-pub(super) struct ElfFile {
+pub struct ElfSymbols {
     /// Functions from `.symtab`; empty when the file is stripped.
     pub symtab: Vec<Symbol>,
     /// Exported functions from `.dynsym`.
@@ -33,7 +50,7 @@ pub(super) struct ElfFile {
 }
 
 /// Reads `path`, or says in a few words why it cannot be named from.
-pub(super) fn read(path: &Path) -> Result<ElfFile, String> {
+pub fn read_symbols(path: &Path) -> Result<ElfSymbols, String> {
     let cannot = |why: String| format!("cannot read {}: {why}", path.display());
     // Not blocking: opening a FIFO for reading would wait for a writer.
     let file = OpenOptions::new()
@@ -46,12 +63,15 @@ pub(super) fn read(path: &Path) -> Result<ElfFile, String> {
         return Err(cannot("not a regular file".into()));
     }
     let cache = ReadCache::new(file);
-    let object = object::File::parse(&cache)
-        .map_err(|error| cannot(format!("not an ELF file ({error})")))?;
-    if object.format() != BinaryFormat::Elf {
-        return Err(cannot("not an ELF file".into()));
-    }
-    Ok(ElfFile {
+    let elf = parse(&cache).map_err(|error| cannot(format!("not an ELF file ({error})")))?;
+    Ok(match elf {
+        Elf::Elf32(file) => symbols_of(&file),
+        Elf::Elf64(file) => symbols_of(&file),
+    })
+}
+
+fn symbols_of<'data>(object: &impl Object<'data>) -> ElfSymbols {
+    ElfSymbols {
         symtab: functions(object.symbols()),
         dynsym: functions(object.dynamic_symbols()),
         code: object
@@ -66,11 +86,11 @@ pub(super) fn read(path: &Path) -> Result<ElfFile, String> {
             .ok()
             .flatten()
             .map(|(name, crc)| (String::from_utf8_lossy(name).into_owned(), crc)),
-    })
+    }
 }
 
 /// An I/O error the way `strerror` says it, without Rust's "(os error N)".
-pub(super) fn describe(error: &io::Error) -> String {
+fn describe(error: &io::Error) -> String {
     let text = error.to_string();
     match text.find(" (os error") {
         Some(end) => text[..end].to_owned(),
@@ -115,7 +135,9 @@ mod tests {
 
     #[test]
     fn a_missing_file_says_so_like_strerror() {
-        let error = read(Path::new("/nonexistent/libfoo.so")).err().unwrap();
+        let error = read_symbols(Path::new("/nonexistent/libfoo.so"))
+            .err()
+            .unwrap();
         assert_eq!(
             error,
             "cannot read /nonexistent/libfoo.so: No such file or directory"
@@ -124,7 +146,7 @@ mod tests {
 
     #[test]
     fn a_directory_is_not_a_module() {
-        let error = read(Path::new("/")).err().unwrap();
+        let error = read_symbols(Path::new("/")).err().unwrap();
         assert_eq!(error, "cannot read /: not a regular file");
     }
 
@@ -137,7 +159,7 @@ mod tests {
             .status()
             .unwrap();
         assert!(status.success());
-        let error = read(&fifo).err().unwrap();
+        let error = read_symbols(&fifo).err().unwrap();
         assert!(error.ends_with(": not a regular file"), "{error}");
     }
 
@@ -151,7 +173,7 @@ mod tests {
         ] {
             let path = dir.path().join(name);
             std::fs::write(&path, contents).unwrap();
-            let error = read(&path).err().unwrap();
+            let error = read_symbols(&path).err().unwrap();
             assert!(error.contains("not an ELF file"), "{name}: {error}");
         }
     }

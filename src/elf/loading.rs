@@ -6,16 +6,15 @@
 //! symbols it must find and which it exports (musl ignores versions: a
 //! library loads there when every non-weak import is exported). `doctor`
 //! reads programs with it, `install` an image's loader and libc.
-//!
-//! Only the file is read; nothing is executed (unlike `ldd`, which runs the
-//! loader and must never be pointed at a setuid program).
 
 use std::collections::BTreeSet;
 use std::path::Path;
 
 use object::elf;
-use object::read::elf::{Dyn, ElfFile, ElfFile32, ElfFile64, FileHeader, ProgramHeader};
+use object::read::elf::{Dyn, ElfFile, FileHeader, ProgramHeader};
 use object::{Architecture, Endianness, Object, ObjectSymbol};
+
+use super::{parse, Elf};
 
 /// What one ELF file says.
 pub struct ElfFacts {
@@ -42,19 +41,15 @@ pub struct ElfFacts {
     pub version_definitions: Vec<String>,
 }
 
-/// Whether `bytes` start like an ELF file.
-pub fn is_elf(bytes: &[u8]) -> bool {
-    bytes.starts_with(&elf::ELFMAG)
-}
-
 /// Reads the facts from the bytes of an ELF file.
 pub fn read_facts(bytes: &[u8]) -> Result<ElfFacts, String> {
-    // e_ident[EI_CLASS], the byte after the magic, tells 32 from 64 bits.
-    let facts = if bytes.get(4) == Some(&elf::ELFCLASS32) {
-        ElfFile32::<Endianness>::parse(bytes).and_then(|file| facts_of(&file, 32))
-    } else {
-        ElfFile64::<Endianness>::parse(bytes).and_then(|file| facts_of(&file, 64))
-    };
+    let facts = parse(bytes).and_then(|file| {
+        match file {
+            Elf::Elf32(file) => facts_of(&file, 32),
+            Elf::Elf64(file) => facts_of(&file, 64),
+        }
+        .map_err(|error| error.to_string())
+    });
     facts.map_err(|error| format!("not a readable ELF file: {error}"))
 }
 
@@ -238,7 +233,7 @@ mod tests {
     #[test]
     fn this_test_binary_is_a_dynamic_glibc_program() {
         let bytes = std::fs::read(std::env::current_exe().unwrap()).unwrap();
-        assert!(is_elf(&bytes));
+        assert!(crate::elf::is_elf(&bytes));
         let facts = read_facts(&bytes).unwrap();
         let interpreter = facts.interpreter.expect("dynamic");
         assert_eq!(Loader::of(&interpreter), Loader::Glibc);
@@ -288,7 +283,7 @@ mod tests {
 
     #[test]
     fn other_bytes_are_not_elf() {
-        assert!(!is_elf(b"#!/bin/sh\n"));
+        assert!(!crate::elf::is_elf(b"#!/bin/sh\n"));
         assert!(read_facts(b"#!/bin/sh\n").is_err());
     }
 }
