@@ -71,8 +71,10 @@ pub fn install(signal: c_int) {
     let Some(real_sigaction) = REAL_SIGACTION.get() else {
         return;
     };
-    // SAFETY: zeroed `sigaction` is a valid value; pointers are valid.
+    // SAFETY: `sigaction` is plain data; all-zero is a valid value.
     let mut current: libc::sigaction = unsafe { mem::zeroed() };
+    // SAFETY: the real `sigaction`, asked only for the current action into
+    // a valid out-pointer; a bad signal number only makes it fail.
     if unsafe { real_sigaction(signal, ptr::null(), &mut current) } != 0 {
         return;
     }
@@ -155,8 +157,10 @@ pub unsafe extern "C-unwind" fn sigaction(
         // SAFETY: the caller's arguments, passed on.
         return unsafe { real_sigaction(signal, action, old) };
     }
-    // SAFETY: zeroed `sigaction` is valid; the kernel fills it.
+    // SAFETY: `sigaction` is plain data; all-zero is a valid value.
     let mut kernel: libc::sigaction = unsafe { mem::zeroed() };
+    // SAFETY: the real `sigaction`, asked only for the kernel's action into
+    // a valid out-pointer.
     if unsafe { real_sigaction(signal, ptr::null(), &mut kernel) } != 0 {
         return -1;
     }
@@ -209,11 +213,15 @@ fn signal_style(
         // SAFETY: the caller's arguments, passed on.
         return unsafe { real(signal, handler) };
     }
-    // SAFETY: zeroed sigaction is valid; we fill handler, flags and mask.
+    // SAFETY: `sigaction` is plain data; all-zero is a valid value (the
+    // handler, flags and mask are filled in below).
     let mut action: libc::sigaction = unsafe { mem::zeroed() };
+    // SAFETY: as above; the kernel fills it.
     let mut old: libc::sigaction = unsafe { mem::zeroed() };
     action.sa_sigaction = handler;
     action.sa_flags = flags;
+    // SAFETY: the mask functions are given a mask of ours, and `sigaction`
+    // valid pointers to the two values above.
     unsafe {
         libc::sigemptyset(&mut action.sa_mask);
         if mask_self {

@@ -310,6 +310,7 @@ fn write_into(
     if opened == Err(libc::EEXIST) {
         // Left over by a dump that was interrupted (or a process that died
         // mid-dump with our pid): it is ours to replace.
+        // SAFETY: a directory descriptor of ours and a NUL-terminated name.
         unsafe { libc::unlinkat(dir_fd, temp.as_ptr(), 0) };
         fd = crate::sys::raw::openat(dir_fd, temp.as_ptr(), flags, 0o644);
     }

@@ -383,8 +383,10 @@ extern "C" fn syscall_body(
         // SAFETY: the caller's own system call, passed on unchanged.
         return unsafe { real(number, a1, a2, a3, a4, a5, a6) };
     };
-    // SAFETY (every closure below): the caller's system call, passed on.
-    let real_call = || unsafe { real(number, a1, a2, a3, a4, a5, a6) };
+    let real_call = || {
+        // SAFETY: the caller's system call, passed on unchanged.
+        unsafe { real(number, a1, a2, a3, a4, a5, a6) }
+    };
     let fd = a1 as c_int;
     let (advice, file, argument_error) = match call {
         Call::PosixFadvise => (
@@ -424,10 +426,11 @@ extern "C" fn syscall_body(
 fn guard_descriptor_syscall(number: c_long, a1: c_long, a2: c_long, a3: c_long) -> Option<c_long> {
     use super::descriptors::{self, is_guarded};
     let fd = a1 as c_int;
-    // SAFETY (both calls): the caller's request, made through the hooks.
     match number {
         libc::SYS_close if is_guarded(fd) => Some(0),
         libc::SYS_close_range => Some(
+            // SAFETY: the caller's own request, made through the hook that
+            // spares our descriptor.
             unsafe {
                 descriptors::close_range(a1 as libc::c_uint, a2 as libc::c_uint, a3 as c_int)
             }

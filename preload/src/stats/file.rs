@@ -210,18 +210,22 @@ fn create_in(dir_fd: c_int, dir: &CStr, exe_name: &[u8]) -> Result<(), &'static 
         created
     };
     let fail = |problem: &'static [u8]| {
-        unsafe {
-            crate::sys::raw::close(fd);
-            libc::unlinkat(dir_fd, temporary.path.as_ptr().cast(), 0);
-        }
+        crate::sys::raw::close(fd);
+        // SAFETY: our directory descriptor and the temporary's
+        // NUL-terminated name.
+        unsafe { libc::unlinkat(dir_fd, temporary.path.as_ptr().cast(), 0) };
         Err(problem)
     };
+    // SAFETY: a descriptor of the file just made; sizing it has no
+    // memory effect here.
     if unsafe { libc::ftruncate(fd, FILE_BYTES as libc::off_t) } != 0 {
         return fail(b"cannot size the stats file");
     }
     let (Some(status), Some(directory)) = (descriptor_status(fd), descriptor_status(dir_fd)) else {
         return fail(b"cannot stat the stats file");
     };
+    // SAFETY: a new shared mapping of the file, placed by the kernel: no
+    // memory of ours is replaced.
     let mapped = unsafe {
         libc::mmap(
             ptr::null_mut(),
@@ -235,20 +239,27 @@ fn create_in(dir_fd: c_int, dir: &CStr, exe_name: &[u8]) -> Result<(), &'static 
     if mapped == libc::MAP_FAILED {
         return fail(b"cannot map the stats file");
     }
+    // SAFETY: the first pages of the mapping just made; populating them
+    // changes no content.
     if unsafe { libc::madvise(mapped, FIRST_PAGES * PAGE, MADV_POPULATE_WRITE) } != 0 {
+        // SAFETY: the mapping just made, not yet shared with anyone.
         unsafe { libc::munmap(mapped, FILE_BYTES) };
         return fail(b"no room for the stats file");
     }
     // SAFETY: a shared mapping of FILE_BYTES bytes whose written pages are
     // allocated; `Area` is all atomics, valid all zero. Never unmapped.
     let area: &'static Area = unsafe { &*mapped.cast::<Area>() };
+    // SAFETY: `time` with a null pointer only returns the time.
     let now = unsafe { libc::time(ptr::null_mut()) }.max(0) as u64;
     with_origin(|origin| stats_file::write_header(area.words(), origin, nonce, now));
     if !lock(fd) {
+        // SAFETY: the mapping is not published yet (`area` goes unused
+        // after this), so nothing refers to it.
         unsafe { libc::munmap(mapped, FILE_BYTES) };
         return fail(b"cannot lock the stats file");
     }
     stats_file::mark_complete(area.words());
+    // SAFETY: our directory descriptor and two NUL-terminated names.
     if unsafe {
         libc::renameat(
             dir_fd,
@@ -258,6 +269,7 @@ fn create_in(dir_fd: c_int, dir: &CStr, exe_name: &[u8]) -> Result<(), &'static 
         )
     } != 0
     {
+        // SAFETY: as above: not published, nothing refers to it.
         unsafe { libc::munmap(mapped, FILE_BYTES) };
         return fail(b"cannot put the stats file in place");
     }

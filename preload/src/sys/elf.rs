@@ -119,8 +119,8 @@ unsafe extern "C" fn visit(info: *mut dl_phdr_info, _size: size_t, data: *mut c_
 unsafe fn look_up(dynamic: *const Dyn, base: usize, search: &mut Search) {
     let (mut strings, mut symbols, mut hash, mut versions) = (0usize, 0usize, 0usize, 0usize);
     let mut entry = dynamic;
-    // SAFETY (this function): reads of the loader's mapped tables, within
-    // the bounds the tables themselves give.
+    // SAFETY: reads of the loader's mapped tables, within the bounds the
+    // tables themselves give (the caller vouches for `dynamic` and `base`).
     unsafe {
         while (*entry).tag != DT_NULL {
             let value = (*entry).value as usize;

@@ -345,6 +345,8 @@ mod tests {
         for address in [here, libc::getpid as *const () as usize] {
             // SAFETY: zeroed is a valid `struct dl_find_object`.
             let mut expected: DlFindObject = unsafe { std::mem::zeroed() };
+            // SAFETY: glibc's own `_dl_find_object`, given an address in
+            // this process and a valid out-pointer.
             assert_eq!(unsafe { glibc(address as *mut c_void, &mut expected) }, 0);
             for module in [modules::find(address), modules::find_now(address)] {
                 let module = module.expect("found");
