@@ -223,12 +223,12 @@ fn read_retired(dir: &mut impl StatsDirectory, names: &[String]) -> Option<Retir
             }
             retired.unmerged.push(name.clone());
         } else if name.ends_with(RETIRED_SUFFIX) {
-            let Some(aggregate) = read_old_aggregate(dir, name) else {
+            let Some((_, identities)) = read_unmerged(dir, name) else {
                 continue;
             };
             retired
                 .absorbed
-                .extend(aggregate.absorbed.iter().map(|&(_, nonce, _)| nonce));
+                .extend(identities.iter().map(|&(_, nonce, _)| nonce));
             retired.unmerged.push(name.clone());
         }
     }
@@ -236,13 +236,40 @@ fn read_retired(dir: &mut impl StatsDirectory, names: &[String]) -> Option<Retir
     Some(retired)
 }
 
-fn read_old_aggregate(dir: &mut impl StatsDirectory, name: &str) -> Option<Dump> {
+/// Identities (inode, nonce, time or 0) of the stats files a segment or an
+/// old aggregate absorbed, as `Dump::absorbed` holds them.
+type Identities = Vec<(u64, u64, u64)>;
+
+/// A segment or an old aggregate, read whole: its records, and the
+/// identities of the stats files it absorbed; `None`, with a warning, if
+/// it cannot be read.
+fn read_unmerged(dir: &mut impl StatsDirectory, name: &str) -> Option<(Vec<Dump>, Identities)> {
     let bytes = dir.read(name)?;
-    match parse_dump(&String::from_utf8_lossy(&bytes)) {
-        Ok(dump) => Some(dump),
-        Err(error) => {
-            dir.warn(name, &error.to_string());
-            None
+    if name.ends_with(SEGMENT_SUFFIX) {
+        match parse_file(&bytes) {
+            Ok(segment) => {
+                let identities = segment
+                    .absorbed
+                    .iter()
+                    .map(|absorbed| (absorbed.inode, absorbed.nonce, 0))
+                    .collect();
+                Some((segment.records, identities))
+            }
+            Err(problem) => {
+                dir.warn(name, &problem);
+                None
+            }
+        }
+    } else {
+        match parse_dump(&String::from_utf8_lossy(&bytes)) {
+            Ok(mut aggregate) => {
+                let identities = std::mem::take(&mut aggregate.absorbed);
+                Some((vec![aggregate], identities))
+            }
+            Err(error) => {
+                dir.warn(name, &error.to_string());
+                None
+            }
         }
     }
 }
@@ -388,40 +415,19 @@ fn merge(dir: &mut impl StatsDirectory, retired: &Retired, stats_files: &BTreeSe
     }
     let mut merged = Vec::new();
     for name in &retired.unmerged {
-        let Some(bytes) = dir.read(name) else {
+        let Some((file_records, identities)) = read_unmerged(dir, name) else {
             continue;
         };
-        if name.ends_with(SEGMENT_SUFFIX) {
-            let segment = match parse_file(&bytes) {
-                Ok(segment) => segment,
-                Err(problem) => {
-                    dir.warn(name, &problem);
-                    continue;
-                }
-            };
-            for absorbed in &segment.absorbed {
-                if stats_files.contains(absorbed.name.as_str()) {
-                    dir.remove(&absorbed.name);
-                }
+        // Stats files it absorbed that are still here (their compactor was
+        // killed before removing them) go before the summary has them.
+        let absorbed: BTreeSet<u64> = identities.iter().map(|&(_, nonce, _)| nonce).collect();
+        for name in stats_files {
+            if nonce_of_name(name).is_some_and(|nonce| absorbed.contains(&nonce)) {
+                dir.remove(name);
             }
-            for record in &segment.records {
-                fold_record(&mut records, record);
-            }
-        } else {
-            let Ok(aggregate) = parse_dump(&String::from_utf8_lossy(&bytes)) else {
-                continue;
-            };
-            let absorbed: BTreeSet<u64> = aggregate
-                .absorbed
-                .iter()
-                .map(|&(_, nonce, _)| nonce)
-                .collect();
-            for name in stats_files {
-                if nonce_of_name(name).is_some_and(|nonce| absorbed.contains(&nonce)) {
-                    dir.remove(name);
-                }
-            }
-            fold_record(&mut records, &aggregate);
+        }
+        for record in &file_records {
+            fold_record(&mut records, record);
         }
         merged.push(name.clone());
     }
@@ -474,41 +480,12 @@ pub fn unmerged_records(
     let mut records = Vec::new();
     let mut absorbed = BTreeSet::new();
     for name in names {
-        let Some(bytes) = (if name.ends_with(SEGMENT_SUFFIX) || name.ends_with(RETIRED_SUFFIX) {
-            dir.read(name)
-        } else {
-            None
-        }) else {
+        if !name.ends_with(SEGMENT_SUFFIX) && !name.ends_with(RETIRED_SUFFIX) {
+            continue;
+        }
+        let Some((mut file_records, identities)) = read_unmerged(dir, name) else {
             continue;
         };
-        let (mut file_records, identities): (Vec<Dump>, Vec<(u64, u64, u64)>) =
-            if name.ends_with(SEGMENT_SUFFIX) {
-                match parse_file(&bytes) {
-                    Ok(segment) => {
-                        let identities = segment
-                            .absorbed
-                            .iter()
-                            .map(|absorbed| (absorbed.inode, absorbed.nonce, 0))
-                            .collect();
-                        (segment.records, identities)
-                    }
-                    Err(problem) => {
-                        dir.warn(name, &problem);
-                        continue;
-                    }
-                }
-            } else {
-                match parse_dump(&String::from_utf8_lossy(&bytes)) {
-                    Ok(mut aggregate) => {
-                        let identities = std::mem::take(&mut aggregate.absorbed);
-                        (vec![aggregate], identities)
-                    }
-                    Err(error) => {
-                        dir.warn(name, &error.to_string());
-                        continue;
-                    }
-                }
-            };
         absorbed.extend(identities.iter().map(|&(inode, nonce, _)| (inode, nonce)));
         // Identities count even for a segment merged meanwhile: the stats
         // files it absorbed may have been read before they went.
