@@ -31,8 +31,8 @@
 
 use std::collections::BTreeMap;
 
-use crate::dump::{parse_dump, Dump};
-use crate::origin::Origin;
+use crate::dump::{parse_dump, write_dump, Dump, Header, NoBudgets, Reason};
+use crate::origin::{Origin, OriginRef};
 
 const MAGIC: &str = "fadvise-shim retired";
 const MAJOR: u32 = 1;
@@ -112,6 +112,34 @@ fn is_plain_name(name: &str) -> bool {
         && name.bytes().all(|byte| byte.is_ascii_graphic())
 }
 
+/// One record in the dump format (reason `retired`, with its process count
+/// and any absorbed identities).
+pub fn render_record(aggregate: &Dump) -> Vec<u8> {
+    let origin = &aggregate.origin;
+    let header = Header {
+        origin: OriginRef {
+            exe: origin.exe.as_bytes(),
+            cgroup: origin.cgroup.as_bytes(),
+            container_id: origin.container_id.as_bytes(),
+            pod_uid: origin.pod_uid.as_bytes(),
+            hostname: origin.hostname.as_bytes(),
+            ..OriginRef::default()
+        },
+        ppid: 0,
+        policy: b"",
+        signal: "none",
+        reason: Reason::Retired,
+        unix_time: aggregate.unix_time,
+        budgets: &NoBudgets,
+        processes: aggregate.processes,
+        absorbed: &aggregate.absorbed,
+        stats_dir: None,
+    };
+    let mut out = Vec::new();
+    write_dump(&mut out, &header, &aggregate.stats);
+    out
+}
+
 /// The file's bytes.
 pub fn render(file: &RetiredFile) -> Vec<u8> {
     let mut out = format!("{MAGIC} {MAJOR}\n").into_bytes();
@@ -138,7 +166,7 @@ pub fn render(file: &RetiredFile) -> Vec<u8> {
         }
     }
     for record in &file.records {
-        let text = crate::compaction::render(record);
+        let text = render_record(record);
         out.extend_from_slice(format!("record {}\n", text.len()).as_bytes());
         out.extend_from_slice(&text);
     }

@@ -39,8 +39,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::dump::{parse_dump, write_dump, Dump, Header, NoBudgets, Reason, FILE_SUFFIX};
-use crate::origin::OriginRef;
+use crate::dump::{parse_dump, Dump, FILE_SUFFIX};
 use crate::retired::{
     aggregate_key, empty_aggregate, fold_record, is_retired_file, parse_file, parse_head,
     render as render_file, Absorbed, Kind, RetiredFile, SEGMENT_SUFFIX, SUMMARY_NAME,
@@ -498,34 +497,6 @@ pub fn unmerged_records(
         records.append(&mut file_records);
     }
     (records, absorbed)
-}
-
-/// One record in the dump format (reason `retired`, with its process count
-/// and any absorbed identities).
-pub fn render(aggregate: &Dump) -> Vec<u8> {
-    let origin = &aggregate.origin;
-    let header = Header {
-        origin: OriginRef {
-            exe: origin.exe.as_bytes(),
-            cgroup: origin.cgroup.as_bytes(),
-            container_id: origin.container_id.as_bytes(),
-            pod_uid: origin.pod_uid.as_bytes(),
-            hostname: origin.hostname.as_bytes(),
-            ..OriginRef::default()
-        },
-        ppid: 0,
-        policy: b"",
-        signal: "none",
-        reason: Reason::Retired,
-        unix_time: aggregate.unix_time,
-        budgets: &NoBudgets,
-        processes: aggregate.processes,
-        absorbed: &aggregate.absorbed,
-        stats_dir: None,
-    };
-    let mut out = Vec::new();
-    write_dump(&mut out, &header, &aggregate.stats);
-    out
 }
 
 /// Whether a file name is one a reader takes: a dump, a stats file, a

@@ -6,6 +6,8 @@
 use super::*;
 use crate::call::Call;
 use crate::histogram::index_of;
+use crate::origin::OriginRef;
+use crate::retired::render_record;
 use crate::stats_file::{bucket_word, decode, mark_complete, write_header, FILE_WORDS};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -291,7 +293,7 @@ fn old_aggregates_are_read_and_merged_without_loss() {
     aggregate.processes = 3;
     aggregate.stats.call_mut(Call::Fsync).buckets[index_of(5000)] = 10;
     aggregate.absorbed = vec![(inode, nonce, 1)];
-    dir.replace("old.0123456789abcdef.retired", &render(&aggregate));
+    dir.replace("old.0123456789abcdef.retired", &render_record(&aggregate));
     let fresh = dir.add_stats("/bin/old", 2, false);
     dir.exit(&fresh);
     assert_eq!(dir.fsyncs_seen(), 12);

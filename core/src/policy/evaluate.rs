@@ -179,7 +179,6 @@ fn holds(fact: Fact<&Path>, matches: impl FnOnce(&Path) -> bool) -> Option<bool>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::conformance;
     use crate::policy::parse_policy;
 
     fn facts<'a>(exe: Fact<&'a str>, path: Fact<&'a str>, caller: Fact<&'a str>) -> Facts<'a> {
@@ -274,66 +273,5 @@ mod tests {
             evaluate(&[], Call::Sync, None, &mut nothing),
             Verdict::NoRule
         );
-    }
-
-    /// The evaluator against the plainest reading of the policy: every
-    /// fact known, each rule a conjunction, the first true one decides; and
-    /// an undecided verdict is one the missing facts could change.
-    #[test]
-    fn it_agrees_with_a_plain_first_match_on_the_conformance_table() {
-        let cases = conformance::cases();
-        for (policy, case) in conformance::policies()
-            .iter()
-            .flat_map(|policy| cases.iter().map(move |case| (policy, case)))
-        {
-            let plain = policy
-                .rules
-                .iter()
-                .position(|rule| {
-                    let asks = |globs: &Option<crate::policy::Globs>,
-                                fact: Fact<&Path>,
-                                matches: &dyn Fn(&crate::policy::Globs, &Path) -> bool| {
-                        match (globs, fact) {
-                            (None, _) => true,
-                            (Some(globs), Fact::Known(value)) => matches(globs, value),
-                            (Some(_), _) => false,
-                        }
-                    };
-                    let facts = case.facts();
-                    let path = if case.call.has_file() {
-                        facts.path
-                    } else {
-                        Fact::None
-                    };
-                    rule.covers(case.call, case.advice())
-                        && asks(&rule.exe, facts.exe, &|g, v| g.matches_exe(v))
-                        && asks(&rule.path, path, &|g, v| g.matches_path(v))
-                        && asks(&rule.caller, facts.caller, &|g, v| g.matches_caller(v))
-                })
-                .map_or(Verdict::NoRule, Verdict::Rule);
-            let mut known = case.facts();
-            assert_eq!(
-                evaluate(&policy.rules, case.call, case.advice(), &mut known),
-                plain,
-                "{case:?} under {:?}",
-                policy.rules
-            );
-            // With the path and the caller not known, a decided verdict
-            // is the known one; an undecided one names a fact that matters.
-            let mut partial = Facts {
-                path: Fact::NotKnownHere,
-                caller: Fact::NotKnownHere,
-                ..case.facts()
-            };
-            match evaluate(&policy.rules, case.call, case.advice(), &mut partial) {
-                Verdict::Depends(unknowns) => {
-                    assert!(
-                        !unknowns.exe && (unknowns.path || unknowns.caller),
-                        "{case:?}"
-                    )
-                }
-                decided => assert_eq!(decided, plain, "{case:?}"),
-            }
-        }
     }
 }
