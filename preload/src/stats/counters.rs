@@ -1,24 +1,15 @@
-//! The live statistics: per call, atomic counters and a latency histogram in
-//! `fadvise_shim_core::histogram`'s layout, in an `Area` laid out exactly as
-//! a stats file (`fadvise_shim_core::stats_file`). Updating them is one
-//! relaxed atomic add — no lock, no allocation — so counts stay exact under
-//! any number of threads.
+//! The live statistics per call: atomic counters and a latency histogram in
+//! `fadvise_shim_core::histogram`'s layout, kept in the area in use
+//! (`area`). Updating them is one relaxed atomic add — no lock, no
+//! allocation — so counts stay exact under any number of threads.
 //!
-//! The area in use is private memory (`.bss`: free until touched) until the
-//! process's stats file exists, then the file's shared mapping; the hot path
-//! reads which through one pointer. Counts made in the private area before
-//! the switch are moved into the file (each word swapped to zero, then
-//! added), so none is lost or counted twice.
-//!
-//! A stats file is sparse, and a write to a hole of a shared mapping on a
-//! full tmpfs would raise SIGBUS in the program: so each page of the file is
-//! allocated (`fallocate`) before its first write, which the hot path checks
-//! with one bit. A page that cannot be allocated is counted in the private
-//! area instead, which dumps add in; no count is lost.
+//! Counts made in the private area before the process's stats file exists
+//! are moved into the file when it does (each word swapped to zero, then
+//! added), with the call sites' (`sites::sweep`), so none is lost or
+//! counted twice.
 
-use std::mem::offset_of;
 use std::ptr;
-use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use fadvise_shim_core::call::Call;
 
@@ -26,100 +17,13 @@ use crate::sys::fork::store_if_changed;
 use fadvise_shim_core::histogram::{self, BUCKETS};
 use fadvise_shim_core::stats::Snapshot;
 use fadvise_shim_core::stats_file::{
-    bucket_word, COUNTERS_OFFSET, FILE_BYTES, FILE_WORDS, FIRST_MODULES, FIRST_MODULES_OFFSET,
-    HISTOGRAMS_OFFSET, MODULES_OFFSET, MODULE_SLOTS, MODULE_WORDS, SITES_OFFSET, SITE_KEYS_OFFSET,
-    SITE_SLOTS, SITE_WORDS,
+    bucket_word, COUNTERS_OFFSET, HISTOGRAMS_OFFSET, SITES_OFFSET,
 };
 
-#[repr(C)]
-struct CallCounters {
-    dropped: AtomicU64,
-    limited: AtomicU64,
-    errors: AtomicU64,
-    _spare: AtomicU64,
-}
-
-const GAP_WORDS: usize =
-    (SITE_KEYS_OFFSET - FIRST_MODULES_OFFSET) / 8 - FIRST_MODULES * MODULE_WORDS;
-type Module = [AtomicU64; MODULE_WORDS];
-
-/// A stats file's contents, word for word. (Not page-aligned: that would
-/// align all of `.bss`, which then no longer shares its first page with
-/// `.data`, and moves RELRO across one more page: two more page faults in
-/// every process's start-up.)
-#[repr(C)]
-pub struct Area {
-    header: [AtomicU64; COUNTERS_OFFSET / 8],
-    counters: [CallCounters; Call::COUNT],
-    first_modules: [Module; FIRST_MODULES],
-    _gap: [AtomicU64; GAP_WORDS],
-    /// Call-site keys (`sites.rs`), in the counters' page: allocated with
-    /// the file, so the hot path may read them.
-    pub(super) site_keys: [AtomicU64; SITE_SLOTS],
-    histograms: [[AtomicU64; BUCKETS]; Call::COUNT],
-    pub(super) sites: [[AtomicU64; SITE_WORDS]; SITE_SLOTS],
-    modules: [Module; MODULE_SLOTS - FIRST_MODULES],
-}
-
-const _: () = {
-    assert!(offset_of!(Area, counters) == COUNTERS_OFFSET);
-    assert!(offset_of!(Area, first_modules) == FIRST_MODULES_OFFSET);
-    assert!(offset_of!(Area, site_keys) == SITE_KEYS_OFFSET);
-    assert!(offset_of!(Area, histograms) == HISTOGRAMS_OFFSET);
-    assert!(offset_of!(Area, sites) == SITES_OFFSET);
-    assert!(offset_of!(Area, modules) == MODULES_OFFSET);
-    assert!(std::mem::size_of::<Area>() == FILE_BYTES);
-};
-
-impl Area {
-    /// A module slot (`stats_file::module_word`'s numbering).
-    pub(super) fn module(&self, slot: usize) -> &Module {
-        match slot.checked_sub(FIRST_MODULES) {
-            None => &self.first_modules[slot],
-            Some(later) => &self.modules[later],
-        }
-    }
-
-    /// Every module slot, in order.
-    pub(super) fn module_slots(&self) -> impl Iterator<Item = &Module> {
-        self.first_modules.iter().chain(&self.modules)
-    }
-
-    /// Every word of the area, for the file format's writer.
-    pub fn words(&self) -> &[AtomicU64] {
-        // SAFETY: `Area` is `repr(C)` and made only of `AtomicU64`s, with no
-        // padding (its size is checked above), so it is `FILE_WORDS` of them.
-        unsafe { std::slice::from_raw_parts(ptr::from_ref(self).cast::<AtomicU64>(), FILE_WORDS) }
-    }
-}
-
-// Zero-initialised, so it lives in .bss and costs no memory until used.
-static PRIVATE: Area = Area {
-    header: [const { AtomicU64::new(0) }; COUNTERS_OFFSET / 8],
-    counters: [const {
-        CallCounters {
-            dropped: AtomicU64::new(0),
-            limited: AtomicU64::new(0),
-            errors: AtomicU64::new(0),
-            _spare: AtomicU64::new(0),
-        }
-    }; Call::COUNT],
-    first_modules: [const { [const { AtomicU64::new(0) }; MODULE_WORDS] }; FIRST_MODULES],
-    _gap: [const { AtomicU64::new(0) }; GAP_WORDS],
-    site_keys: [const { AtomicU64::new(0) }; SITE_SLOTS],
-    histograms: [const { [const { AtomicU64::new(0) }; BUCKETS] }; Call::COUNT],
-    sites: [const { [const { AtomicU64::new(0) }; SITE_WORDS] }; SITE_SLOTS],
-    modules: [const { [const { AtomicU64::new(0) }; MODULE_WORDS] }; MODULE_SLOTS - FIRST_MODULES],
-};
-
-static AREA: AtomicPtr<Area> = AtomicPtr::new(ptr::from_ref(&PRIVATE).cast_mut());
-
-const PAGES: usize = FILE_BYTES / 4096;
-const PAGE_WORDS: usize = 4096 / 8;
-/// One bit per page of the area in use that may be written: all for the
-/// private area; in a file, those allocated so far.
-static WRITABLE: [AtomicU64; PAGES.div_ceil(64)] =
-    [const { AtomicU64::new(u64::MAX) }; PAGES.div_ceil(64)];
+use super::area::{self, area, area_for, page_ready, CallCounters, PAGES, PAGE_WORDS, PRIVATE};
+// `file.rs` maps a stats file as one.
+pub use super::area::Area;
+use super::sites;
 
 /// One bit per histogram page of the private area that a count may have
 /// reached: the sweep into a file reads only those, instead of faulting in
@@ -136,61 +40,6 @@ fn mark_private(word: usize) {
     if bits.load(Ordering::Relaxed) & (1 << (page % 64)) == 0 {
         bits.fetch_or(1 << (page % 64), Ordering::Relaxed);
     }
-}
-
-/// Allocates a page of the file in use; false if it cannot be.
-static ALLOCATE_PAGE: AtomicPtr<()> = AtomicPtr::new(ptr::null_mut());
-
-#[inline(always)]
-fn writable(word: usize) -> bool {
-    let page = word / PAGE_WORDS;
-    WRITABLE[page / 64].load(Ordering::Relaxed) & (1 << (page % 64)) != 0
-}
-
-/// The area a word may be counted in: the area in use if its page is
-/// writable, else the private area.
-#[inline(always)]
-fn area_for(word: usize) -> &'static Area {
-    if writable(word) {
-        area()
-    } else {
-        allocate_or_private(word)
-    }
-}
-
-#[cold]
-#[inline(never)]
-fn allocate_or_private(word: usize) -> &'static Area {
-    let page = word / PAGE_WORDS;
-    let allocate = ALLOCATE_PAGE.load(Ordering::Acquire);
-    if !allocate.is_null() {
-        // SAFETY: only `use_file` stores this pointer, from a
-        // `fn(usize) -> bool`.
-        let allocate: fn(usize) -> bool = unsafe { std::mem::transmute(allocate) };
-        if allocate(page) {
-            WRITABLE[page / 64].fetch_or(1 << (page % 64), Ordering::Relaxed);
-            return area();
-        }
-    }
-    &PRIVATE
-}
-
-/// Whether the word's page of the area in use may be written, allocating
-/// it if need be (for sites and modules, which claim whole records).
-pub(super) fn page_ready(word: usize) -> bool {
-    writable(word) || !ptr::eq(allocate_or_private(word), &PRIVATE)
-}
-
-/// The private area, for sweeping its sites into a file.
-pub(super) fn private() -> &'static Area {
-    &PRIVATE
-}
-
-#[inline(always)]
-pub(super) fn area() -> &'static Area {
-    // SAFETY: `AREA` always points to `PRIVATE` or to a stats file mapping,
-    // which is never unmapped.
-    unsafe { &*AREA.load(Ordering::Relaxed) }
 }
 
 /// A call that went to the kernel and took `ns`.
@@ -229,17 +78,7 @@ pub fn record_limited(call: Call) {
 /// allocated) the area in use, and moves what the private area counted into
 /// it; `allocate_page` allocates one more page of it.
 pub fn use_file(file: &'static Area, allocated: usize, allocate_page: fn(usize) -> bool) {
-    ALLOCATE_PAGE.store(allocate_page as *mut (), Ordering::Release);
-    for (index, bits) in WRITABLE.iter().enumerate() {
-        let first = index * 64;
-        let mask = match allocated.saturating_sub(first) {
-            0 => 0,
-            n if n >= 64 => u64::MAX,
-            n => (1u64 << n) - 1,
-        };
-        bits.store(mask, Ordering::Relaxed);
-    }
-    AREA.store(ptr::from_ref(file).cast_mut(), Ordering::Release);
+    area::switch_to(file, allocated, allocate_page);
     sweep_private_into_file();
 }
 
@@ -269,7 +108,7 @@ pub fn sweep_private_into_file() {
             (page * PAGE_WORDS..(page + 1) * PAGE_WORDS).for_each(move_word);
         }
     }
-    super::sites::sweep(&PRIVATE, current);
+    sites::sweep(&PRIVATE, current);
 }
 
 /// Whether the stats file in use holds every count (none is waiting in the
@@ -322,11 +161,7 @@ pub fn snapshot_into(snapshot: &mut Snapshot) {
 /// its own first call makes its own file. Only non-zero counters are
 /// written, so pages the parent never touched stay shared with it.
 pub fn reset_in_child() {
-    store_if_changed!(AREA, ptr::from_ref(&PRIVATE).cast_mut());
-    store_if_changed!(ALLOCATE_PAGE, ptr::null_mut());
-    for bits in &WRITABLE {
-        store_if_changed!(bits, u64::MAX);
-    }
+    area::use_private_in_child();
     for bits in &PRIVATE_DIRTY {
         store_if_changed!(bits, 0);
     }

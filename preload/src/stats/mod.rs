@@ -5,6 +5,7 @@
 //! shared mapping; who the process is; and, at exit, the retirement of dead
 //! neighbours' files.
 
+mod area;
 pub mod compact;
 pub mod counters;
 pub mod file;

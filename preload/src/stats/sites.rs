@@ -34,7 +34,7 @@ use fadvise_shim_core::stats_file::{
     SITE_SLOTS, SITE_VERDICT, SITE_WORDS,
 };
 
-use super::counters::{self, Area};
+use super::area::{self, Area, PRIVATE};
 use crate::sys::loader::{self, Object};
 
 /// Keys looked at before a call gives up on a site of its own.
@@ -68,7 +68,7 @@ pub fn find(call: Call, caller: usize) -> Option<Site> {
     if caller == 0 {
         return None;
     }
-    let area = counters::area();
+    let area = area::area();
     let key = key_of(call, caller);
     let slot = home(key);
     if area.site_keys[slot].load(Ordering::Acquire) & !SITE_READY == key {
@@ -140,8 +140,8 @@ impl Site {
 #[inline(never)]
 fn claim(area: &'static Area, mut slot: usize, key: u64, caller: usize) -> Option<Site> {
     for _ in 0..MAX_PROBES {
-        let record_pages = counters::page_ready(site_word(slot, 0))
-            && counters::page_ready(site_word(slot, SITE_WORDS - 1));
+        let record_pages = area::page_ready(site_word(slot, 0))
+            && area::page_ready(site_word(slot, SITE_WORDS - 1));
         match area.site_keys[slot].load(Ordering::Acquire) {
             0 if !record_pages => return None,
             0 => match area.site_keys[slot].compare_exchange(
@@ -187,7 +187,7 @@ fn module_slot(area: &'static Area, object: &Object) -> Option<usize> {
     for (slot, module) in area.module_slots().enumerate() {
         match module[MODULE_STATE].load(Ordering::Acquire) {
             MODULE_READY if is_object(module, object) => return Some(slot),
-            0 if !counters::page_ready(module_word(slot, 0)) => return None,
+            0 if !area::page_ready(module_word(slot, 0)) => return None,
             0 if module[MODULE_STATE]
                 .compare_exchange(0, MODULE_CLAIMED, Ordering::AcqRel, Ordering::Acquire)
                 .is_ok() =>
@@ -256,8 +256,8 @@ pub fn forget_unloaded() {
 /// The area in use and, if it is a file, the private one (where counts go
 /// whose page could not be allocated, and early counts not yet swept).
 fn areas() -> impl Iterator<Item = &'static Area> {
-    let current = counters::area();
-    let private = counters::private();
+    let current = area::area();
+    let private = &PRIVATE;
     std::iter::once(current).chain((!ptr::eq(current, private)).then_some(private))
 }
 
