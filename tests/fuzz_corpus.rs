@@ -1,15 +1,14 @@
 //! The fuzz corpus in the normal test suite: every saved input under
 //! `fuzz/corpus/<target>/` goes through the same checks the cargo-fuzz
-//! targets run (`fuzz/checks.rs`), so a fixed finding stays fixed without a
-//! nightly toolchain. Bounded and deterministic: a fixed set of files.
+//! targets run (the `fadvise-shim-fuzz-checks` crate), so a fixed finding
+//! stays fixed without a nightly toolchain. Bounded and deterministic: a
+//! fixed set of files.
 //! Also the dump-reader findings of the fuzzing runs, as regression tests.
-
-#[path = "../fuzz/checks.rs"]
-mod checks;
 
 use std::path::{Path, PathBuf};
 
 use fadvise_shim_core::dump::parse_dump;
+use fadvise_shim_fuzz_checks as checks;
 
 fn corpus(target: &str) -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))

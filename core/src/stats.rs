@@ -82,6 +82,34 @@ impl Snapshot {
         self.sites.merge(&other.sites);
     }
 
+    /// Refuses counts no process can have written: totals past `u64` (which
+    /// merging could not add up) and more failed calls than passed ones (the
+    /// writer reads `errors` before the histogram, so it never writes that).
+    /// Readers check what they accept with it; fuzzing checks the readers.
+    pub fn check_totals(&self) -> Result<(), String> {
+        for (call, stats) in Call::ALL.iter().zip(&self.calls) {
+            let passed = stats
+                .buckets
+                .iter()
+                .try_fold(0u64, |total, &count| total.checked_add(count));
+            let count = passed
+                .and_then(|passed| passed.checked_add(stats.dropped))
+                .and_then(|count| count.checked_add(stats.limited));
+            match (passed, count) {
+                (Some(passed), Some(_)) if stats.errors <= passed => {}
+                (Some(passed), Some(_)) => {
+                    return Err(format!(
+                        "{}: {} errors but only {passed} passed calls",
+                        call.name(),
+                        stats.errors
+                    ))
+                }
+                _ => return Err(format!("{}: counts overflow", call.name())),
+            }
+        }
+        Ok(())
+    }
+
     /// The calls that were made at least once, in table order.
     pub fn made(&self) -> impl Iterator<Item = (Call, &CallStats)> {
         Call::ALL

@@ -1,10 +1,7 @@
 //! Fuzz target: `parse_dump` on arbitrary bytes read lossily as UTF-8 (see
-//! `checks.rs`).
+//! `fadvise-shim-fuzz-checks`).
 #![no_main]
 
-// Each target uses one of the shared checks.
-#[allow(dead_code)]
-#[path = "../checks.rs"]
-mod checks;
+use fadvise_shim_fuzz_checks as checks;
 
 libfuzzer_sys::fuzz_target!(|bytes: &[u8]| checks::dump(bytes));

@@ -1,9 +1,7 @@
-//! Fuzz target: `Glob::new` and `Glob::is_match` (see `checks.rs`).
+//! Fuzz target: `Glob::new` and `Glob::is_match` (see
+//! `fadvise-shim-fuzz-checks`).
 #![no_main]
 
-// Each target uses one of the shared checks.
-#[allow(dead_code)]
-#[path = "../checks.rs"]
-mod checks;
+use fadvise_shim_fuzz_checks as checks;
 
 libfuzzer_sys::fuzz_target!(|bytes: &[u8]| checks::glob(bytes));

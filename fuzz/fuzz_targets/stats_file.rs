@@ -1,10 +1,7 @@
 //! Fuzz target: the stats-file reader (`stats_file::decode`) on arbitrary
-//! bytes (see `checks.rs`).
+//! bytes (see `fadvise-shim-fuzz-checks`).
 #![no_main]
 
-// Each target uses one of the shared checks.
-#[allow(dead_code)]
-#[path = "../checks.rs"]
-mod checks;
+use fadvise_shim_fuzz_checks as checks;
 
 libfuzzer_sys::fuzz_target!(|bytes: &[u8]| checks::stats_file(bytes));

@@ -105,7 +105,9 @@ pub fn parse_dump(text: &str) -> Result<Dump, DumpError> {
                 return Err(error(number, "no histogram layout line".into()));
             }
             name_main_program(&mut dump);
-            check_totals(&dump.stats).map_err(|message| error(number, message))?;
+            dump.stats
+                .check_totals()
+                .map_err(|message| error(number, message))?;
             return Ok(dump);
         }
         let (key, rest) = line.split_once(' ').unwrap_or((line, ""));
@@ -181,33 +183,6 @@ pub fn parse_dump(text: &str) -> Result<Dump, DumpError> {
         text.lines().count(),
         "dump is cut short (no `end` line)".into(),
     ))
-}
-
-/// Refuses counts no process can have written: totals past `u64` (which
-/// merging could not add up) and more failed calls than passed ones (the
-/// writer reads `errors` before the histogram, so it never writes that).
-fn check_totals(stats: &Snapshot) -> Result<(), String> {
-    for (call, stats) in Call::ALL.iter().zip(&stats.calls) {
-        let passed = stats
-            .buckets
-            .iter()
-            .try_fold(0u64, |total, &count| total.checked_add(count));
-        let count = passed
-            .and_then(|passed| passed.checked_add(stats.dropped))
-            .and_then(|count| count.checked_add(stats.limited));
-        match (passed, count) {
-            (Some(passed), Some(_)) if stats.errors <= passed => {}
-            (Some(passed), Some(_)) => {
-                return Err(format!(
-                    "{}: {} errors but only {passed} passed calls",
-                    call.name(),
-                    stats.errors
-                ))
-            }
-            _ => return Err(format!("{}: counts overflow", call.name())),
-        }
-    }
-    Ok(())
 }
 
 /// Modules a dump may list (a writer lists at most its sites' modules).
