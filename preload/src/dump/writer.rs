@@ -13,6 +13,7 @@
 //! are created with `O_EXCL | O_NOFOLLOW`.
 
 use std::cell::UnsafeCell;
+use std::ffi::CStr;
 use std::ptr;
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, Ordering};
 
@@ -25,8 +26,9 @@ use fadvise_shim_core::origin::{write_file_stem, OriginRef};
 use fadvise_shim_core::stats::Snapshot;
 
 use crate::policy::{active, limits, settings};
+use crate::sys::dir::{rename_at, unlink_at};
 use crate::sys::io::FdSink;
-use crate::sys::{warn, ErrnoGuard, NoCancel};
+use crate::sys::{warn, ErrnoGuard, Fd, NoCancel};
 
 /// The copy of the statistics a dump is written from, allocated by the
 /// first dump (from the library's own heap, which is async-signal-safe, so
@@ -255,8 +257,9 @@ impl Name {
         name
     }
 
-    fn as_ptr(&self) -> *const libc::c_char {
-        self.bytes.as_ptr().cast()
+    /// The name as a C string: `put` always leaves a NUL after it.
+    fn as_c(&self) -> &CStr {
+        CStr::from_bytes_until_nul(&self.bytes).unwrap_or_default()
     }
 
     fn as_bytes(&self) -> &[u8] {
@@ -291,9 +294,7 @@ fn write_file(
     write_file_stem(&mut stem, exe_name, &header.origin);
     let final_name = Name::new(&[stem.as_bytes(), FILE_SUFFIX.as_bytes()]);
     let temp_name = Name::new(&[b".", stem.as_bytes(), FILE_SUFFIX.as_bytes(), b".tmp"]);
-    let result = write_into(dir_fd, &temp_name, &final_name, header, snapshot);
-    crate::sys::raw::close(dir_fd);
-    result
+    write_into(dir_fd.as_raw(), &temp_name, &final_name, header, snapshot)
 }
 
 fn write_into(
@@ -304,21 +305,19 @@ fn write_into(
     snapshot: &Snapshot,
 ) -> Result<(), &'static [u8]> {
     let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC;
-    // SAFETY: valid directory fd and NUL-terminated names.
-    let opened = crate::sys::raw::openat_error(dir_fd, temp.as_ptr(), flags, 0o644);
-    let mut fd = opened.unwrap_or(-1);
-    if opened == Err(libc::EEXIST) {
-        // Left over by a dump that was interrupted (or a process that died
-        // mid-dump with our pid): it is ours to replace.
-        // SAFETY: a directory descriptor of ours and a NUL-terminated name.
-        unsafe { libc::unlinkat(dir_fd, temp.as_ptr(), 0) };
-        fd = crate::sys::raw::openat(dir_fd, temp.as_ptr(), flags, 0o644);
-    }
-    if fd < 0 {
-        return Err(b"cannot create the dump file");
-    }
+    let (temp, target) = (temp.as_c(), target.as_c());
+    let opened = match Fd::open_at_error(dir_fd, temp, flags, 0o644) {
+        Err(libc::EEXIST) => {
+            // Left over by a dump that was interrupted (or a process that
+            // died mid-dump with our pid): it is ours to replace.
+            unlink_at(dir_fd, temp);
+            Fd::open_at(dir_fd, temp, flags, 0o644)
+        }
+        opened => opened.ok(),
+    };
+    let fd = opened.ok_or(b"cannot create the dump file".as_slice())?;
     let mut buffer = [0u8; 1024];
-    let mut sink = FdSink::new(fd, &mut buffer);
+    let mut sink = FdSink::new(fd.as_raw(), &mut buffer);
     write_dump_with_sites(
         &mut sink,
         header,
@@ -326,17 +325,14 @@ fn write_into(
         &crate::stats::sites::ProcessSites,
     );
     let complete = sink.flush();
-    // SAFETY: we opened `fd`; names are valid.
-    unsafe {
-        crate::sys::raw::close(fd);
-        if !complete {
-            libc::unlinkat(dir_fd, temp.as_ptr(), 0);
-            return Err(b"cannot write the dump file");
-        }
-        if libc::renameat(dir_fd, temp.as_ptr(), dir_fd, target.as_ptr()) != 0 {
-            libc::unlinkat(dir_fd, temp.as_ptr(), 0);
-            return Err(b"cannot rename the dump file into place");
-        }
+    drop(fd);
+    if !complete {
+        unlink_at(dir_fd, temp);
+        return Err(b"cannot write the dump file");
+    }
+    if !rename_at(dir_fd, temp, target) {
+        unlink_at(dir_fd, temp);
+        return Err(b"cannot rename the dump file into place");
     }
     Ok(())
 }
