@@ -145,7 +145,7 @@ impl Window {
             // SAFETY: pages of our own mapping that nothing refers to any
             // more; the mapping stays, and they read as zeros from now on.
             unsafe {
-                libc::madvise(
+                crate::sys::mapping::advise(
                     (base + first_page) as *mut libc::c_void,
                     used - first_page,
                     libc::MADV_DONTNEED,
@@ -177,27 +177,21 @@ fn mapped() -> bool {
     if BASE.load(Ordering::Acquire) != 0 {
         return true;
     }
-    // SAFETY: an anonymous private mapping; nothing is touched.
-    let mapped = unsafe {
-        libc::mmap(
-            ptr::null_mut(),
-            SCRATCH_BYTES,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
-            -1,
-            0,
-        )
-    };
-    if mapped == libc::MAP_FAILED {
+    let Some(mapping) = crate::sys::Mapping::anonymous(SCRATCH_BYTES, libc::MAP_NORESERVE) else {
         return false;
-    }
+    };
     if BASE
-        .compare_exchange(0, mapped as usize, Ordering::AcqRel, Ordering::Acquire)
-        .is_err()
+        .compare_exchange(
+            0,
+            mapping.as_ptr() as usize,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        )
+        .is_ok()
     {
-        // SAFETY: our own mapping, never published.
-        unsafe { libc::munmap(mapped, SCRATCH_BYTES) };
+        mapping.leak();
     }
+    // Else another thread published its own first: ours is unmapped.
     true
 }
 
