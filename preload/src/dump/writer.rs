@@ -84,8 +84,7 @@ fn allocate_buffer() {
 pub fn after_fork_in_child() {
     crate::sys::fork::store_if_changed!(WRITING, false);
     crate::sys::fork::store_if_changed!(PENDING, false);
-    // SAFETY: getpid has no preconditions.
-    OWNER_PID.store(unsafe { libc::getpid() } as u32, Ordering::Relaxed);
+    OWNER_PID.store(crate::sys::process::pid() as u32, Ordering::Relaxed);
 }
 
 /// From the dump signal's handler.
@@ -104,12 +103,8 @@ pub fn at_exit() {
         if !WRITING.load(Ordering::Acquire) {
             break;
         }
-        let pause = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 1_000_000,
-        };
-        // SAFETY: a valid timespec; an interrupted sleep just loops.
-        unsafe { libc::nanosleep(&pause, std::ptr::null_mut()) };
+        // An interrupted sleep just loops.
+        crate::sys::process::sleep_ns(1_000_000);
     }
     dump(Reason::Exit);
 }
@@ -117,8 +112,7 @@ pub fn at_exit() {
 /// Whether this process owns the shim's memory: false in a `vfork` child,
 /// which shares it with its parent until it execs or exits.
 pub fn is_owner() -> bool {
-    // SAFETY: getpid has no preconditions.
-    (unsafe { libc::getpid() }) as u32 == OWNER_PID.load(Ordering::Relaxed)
+    crate::sys::process::pid() as u32 == OWNER_PID.load(Ordering::Relaxed)
 }
 
 fn dump(reason: Reason) {
@@ -180,8 +174,7 @@ fn write_one(reason: Reason) {
                     pid: OWNER_PID.load(Ordering::Relaxed),
                     ..*origin
                 },
-                // SAFETY: getppid has no preconditions.
-                ppid: unsafe { libc::getppid() } as u32,
+                ppid: crate::sys::process::parent_pid() as u32,
                 policy: &policy.source,
                 signal: &policy.signal_name,
                 reason,
@@ -230,13 +223,7 @@ fn exe_name(exe: &std::path::Path) -> &[u8] {
 }
 
 fn unix_time() -> u64 {
-    let mut now = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: valid out-pointer.
-    unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut now) };
-    now.tv_sec.max(0) as u64
+    crate::sys::time::read(libc::CLOCK_REALTIME).map_or(0, |now| now.tv_sec.max(0) as u64)
 }
 
 /// A NUL-terminated file name built on the stack.

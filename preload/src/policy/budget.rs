@@ -96,8 +96,7 @@ fn open_existing(
     else {
         return Err(b"the budget file is not a regular file");
     };
-    // SAFETY: geteuid has no preconditions.
-    if status.st_uid != unsafe { libc::geteuid() } {
+    if status.st_uid != crate::sys::process::euid() {
         return Err(b"the budget file belongs to another user");
     }
     // A truncated file grows back to its size (idempotent: racing
@@ -133,12 +132,7 @@ fn repair_if_corrupt(shared: &SharedBudget, rate: f64, burst: f64) {
         {
             break;
         }
-        let pause = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 500_000,
-        };
-        // SAFETY: a valid timespec.
-        unsafe { libc::nanosleep(&pause, std::ptr::null_mut()) };
+        crate::sys::process::sleep_ns(500_000);
     }
     shared.rate_bits.store(rate.to_bits(), Ordering::Relaxed);
     shared.burst_bits.store(burst.to_bits(), Ordering::Relaxed);
@@ -174,8 +168,7 @@ fn create(
     let mut temporary = [0u8; 300];
     let name = file.to_bytes();
     let mut pid_digits = [0u8; 20];
-    // SAFETY: getpid has no preconditions.
-    let pid = crate::sys::io::decimal(unsafe { libc::getpid() } as u64, &mut pid_digits);
+    let pid = crate::sys::io::decimal(crate::sys::process::pid() as u64, &mut pid_digits);
     let parts: [&[u8]; 4] = [b".", name, b".", pid];
     let mut length = 0;
     for part in parts.iter().chain([&&b".tmp"[..]]) {

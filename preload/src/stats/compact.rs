@@ -309,8 +309,7 @@ impl StatsDirectory for Directory {
         else {
             return false;
         };
-        // SAFETY: `time` with a null pointer only returns the time.
-        let now = unsafe { libc::time(std::ptr::null_mut()) };
+        let now = crate::sys::time::now_seconds();
         if now < status.st_mtime.saturating_add(seconds as libc::time_t) {
             return false;
         }
@@ -352,8 +351,7 @@ impl StatsDirectory for Directory {
     }
 
     fn replace(&mut self, name: &str, bytes: &[u8]) -> bool {
-        // SAFETY: getpid has no preconditions.
-        let temporary = format!(".{name}.{}.tmp", unsafe { libc::getpid() });
+        let temporary = format!(".{name}.{}.tmp", crate::sys::process::pid());
         let (Some(temporary_c), Some(name_c)) = (c_name(&temporary), c_name(name)) else {
             return false;
         };
@@ -377,14 +375,12 @@ impl StatsDirectory for Directory {
     }
 
     fn unique_stem(&mut self) -> String {
-        let mut now = libc::timespec {
+        // CLOCK_REALTIME always exists.
+        let now = crate::sys::time::read(libc::CLOCK_REALTIME).unwrap_or(libc::timespec {
             tv_sec: 0,
             tv_nsec: 0,
-        };
-        // SAFETY: a valid out-pointer; CLOCK_REALTIME always exists.
-        unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut now) };
-        // SAFETY: getpid has no preconditions.
-        let pid = unsafe { libc::getpid() };
+        });
+        let pid = crate::sys::process::pid();
         format!("{:x}{:08x}-{pid}", now.tv_sec, now.tv_nsec)
     }
 

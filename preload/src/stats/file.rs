@@ -236,8 +236,7 @@ fn create_in(dir_fd: c_int, dir: &CStr, exe_name: &[u8]) -> Result<(), &'static 
     // only while `mapping` lives: until it is dropped on a failure below,
     // or leaked once published.
     let area: &Area = unsafe { &*mapping.as_ptr().cast::<Area>() };
-    // SAFETY: `time` with a null pointer only returns the time.
-    let now = unsafe { libc::time(ptr::null_mut()) }.max(0) as u64;
+    let now = crate::sys::time::now_seconds().max(0) as u64;
     with_origin(|origin| stats_file::write_header(area.words(), origin, nonce, now));
     if !lock(fd.as_raw()) {
         drop(mapping);

@@ -165,3 +165,25 @@ pub fn decimal(value: u64, out: &mut [u8; 20]) -> &[u8] {
     out[..digits.len()].copy_from_slice(digits);
     &out[..digits.len()]
 }
+
+/// `readlink(2)` of `path` into `buffer` (not NUL-terminated): the bytes
+/// filled, or -1.
+pub fn read_link(path: &CStr, buffer: &mut [u8]) -> isize {
+    // SAFETY: a NUL-terminated path; the kernel writes at most
+    // `buffer.len()` bytes into `buffer`.
+    unsafe { libc::readlink(path.as_ptr(), buffer.as_mut_ptr().cast(), buffer.len()) }
+}
+
+/// The `lstat` of a path: symlinks not followed.
+pub fn link_status(path: &CStr) -> Option<libc::stat> {
+    // SAFETY: as in `descriptor_status`.
+    let mut status: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: a NUL-terminated path and a valid out-pointer.
+    (unsafe { libc::lstat(path.as_ptr(), &mut status) } == 0).then_some(status)
+}
+
+/// Whether something exists at `path` (`access(F_OK)`).
+pub fn exists(path: &CStr) -> bool {
+    // SAFETY: a NUL-terminated path.
+    unsafe { libc::access(path.as_ptr(), libc::F_OK) == 0 }
+}

@@ -20,10 +20,13 @@ pub mod io;
 pub mod loader;
 pub mod mapping;
 pub mod modules;
+pub mod process;
 pub mod raw;
 pub mod real;
 pub mod safedir;
+pub mod sigmask;
 pub mod stderr;
+pub mod time;
 
 pub use cancel::NoCancel;
 pub use errno::{errno, set_errno, ErrnoGuard};
