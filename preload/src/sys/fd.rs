@@ -155,3 +155,38 @@ pub fn read_at(fd: c_int, buffer: &mut [u8], offset: usize) -> isize {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn is_open(fd: c_int) -> bool {
+        // SAFETY: F_GETFD takes no argument; a closed number fails.
+        unsafe { libc::fcntl(fd, libc::F_GETFD) >= 0 }
+    }
+
+    #[test]
+    fn a_dropped_descriptor_is_closed_and_a_given_up_one_is_not() {
+        // High numbers, which other tests running meanwhile (taking the
+        // lowest free ones) do not reuse.
+        let null = Fd::open(c"/dev/null", libc::O_RDONLY | libc::O_CLOEXEC).expect("/dev/null");
+        let dropped = null.duplicate_above(700).expect("a duplicate");
+        let number = dropped.as_raw();
+        assert!(number >= 700 && is_open(number));
+        drop(dropped);
+        assert!(!is_open(number));
+        let kept = null.duplicate_above(800).expect("a duplicate");
+        let copied = kept.as_raw();
+        assert_eq!(kept.into_raw(), copied);
+        assert!(is_open(copied));
+        // SAFETY: given up above; nothing else owns it.
+        drop(unsafe { Fd::from_raw(copied) });
+        assert!(!is_open(copied));
+    }
+
+    #[test]
+    fn opening_tells_the_error() {
+        let missing = Fd::open_at_error(libc::AT_FDCWD, c"/nonexistent/x", libc::O_RDONLY, 0);
+        assert_eq!(missing.map(|fd| fd.as_raw()), Err(libc::ENOENT));
+    }
+}

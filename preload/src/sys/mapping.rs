@@ -99,3 +99,33 @@ pub unsafe fn advise(address: *mut c_void, length: usize, advice: c_int) -> bool
     // SAFETY: the caller's promise.
     unsafe { libc::madvise(address, length, advice) == 0 }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An odd size: other tests' mappings, made meanwhile, may reuse part
+    /// of a range just unmapped, but not the whole of it.
+    const LENGTH: usize = 37 * 4096;
+
+    /// Whether all of `LENGTH` bytes at `address` are mapped: `madvise`
+    /// fails with `ENOMEM` on a range with unmapped pages.
+    fn is_mapped(address: *mut c_void) -> bool {
+        // SAFETY: MADV_NORMAL changes nothing about the memory.
+        unsafe { advise(address, LENGTH, libc::MADV_NORMAL) }
+    }
+
+    #[test]
+    fn a_dropped_mapping_is_unmapped_and_a_leaked_one_is_not() {
+        let mapping = Mapping::anonymous(LENGTH, 0).expect("a mapping");
+        let address = mapping.as_ptr();
+        assert!(is_mapped(address));
+        assert!(mapping.advise(0, LENGTH, libc::MADV_NORMAL));
+        drop(mapping);
+        assert!(!is_mapped(address));
+        let leaked = Mapping::anonymous(LENGTH, 0).expect("a mapping").leak();
+        assert!(is_mapped(leaked));
+        // SAFETY: leaked above, and not used again.
+        unsafe { unmap(leaked, LENGTH) };
+    }
+}
