@@ -231,11 +231,7 @@ fn create_in(dir_fd: c_int, dir: &CStr, exe_name: &[u8]) -> Result<(), &'static 
         drop(mapping);
         return fail(fd, b"no room for the stats file");
     }
-    // SAFETY: a shared mapping of FILE_BYTES bytes whose written pages are
-    // allocated; `Area` is all atomics, valid all zero. `area` is used
-    // only while `mapping` lives: until it is dropped on a failure below,
-    // or leaked once published.
-    let area: &Area = unsafe { &*mapping.as_ptr().cast::<Area>() };
+    let area = area_in(&mapping);
     let now = crate::sys::time::now_seconds().max(0) as u64;
     with_origin(|origin| stats_file::write_header(area.words(), origin, nonce, now));
     if !lock(fd.as_raw()) {
@@ -262,10 +258,19 @@ fn create_in(dir_fd: c_int, dir: &CStr, exe_name: &[u8]) -> Result<(), &'static 
     LOCK_FD.store(fd.into_raw(), Ordering::Relaxed);
     let mapped = mapping.leak();
     MAPPED.store(mapped.cast(), Ordering::Release);
-    // SAFETY: as above; now never unmapped.
+    // SAFETY: as in `area_in`, and the mapping is now never unmapped.
     let area: &'static Area = unsafe { &*mapped.cast::<Area>() };
     counters::use_file(area, FIRST_PAGES, allocate_page);
     Ok(())
+}
+
+/// The statistics in a mapping of the file, borrowed from it: the
+/// compiler keeps them from outliving an unpublished mapping.
+fn area_in(mapping: &Mapping) -> &Area {
+    // SAFETY: a shared mapping of FILE_BYTES bytes (the size of `Area`, page
+    // aligned) whose written pages are allocated; `Area` is all atomics,
+    // valid all zero; the borrow keeps the mapping alive.
+    unsafe { &*mapping.as_ptr().cast::<Area>() }
 }
 
 /// Allocates page `page` of the file (see `counters`).
