@@ -35,6 +35,8 @@ use std::cell::UnsafeCell;
 use std::ptr;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
+use crate::sys::Mapping;
+
 #[global_allocator]
 static HEAP: Heap = Heap;
 
@@ -126,8 +128,9 @@ unsafe impl GlobalAlloc for Heap {
             // SAFETY: `block` came from `small_alloc(class)` for this layout.
             Some(class) => unsafe { push(class, block) },
             None => {
-                // SAFETY: `block` is a mapping of this length from `map_large`.
-                unsafe { libc::munmap(block.cast(), large_length(layout)) };
+                // SAFETY: `block` is a mapping of this length from
+                // `map_large`, which the caller no longer uses.
+                unsafe { crate::sys::mapping::unmap(block.cast(), large_length(layout)) };
             }
         }
     }
@@ -403,20 +406,8 @@ static FIRST_CHUNK_TAKEN: AtomicBool = AtomicBool::new(false);
 /// rest as the current chunk.
 fn map_chunk() -> Option<usize> {
     let length = (CHUNK_SPANS + 1) * SPAN_SIZE;
-    // SAFETY: an anonymous private mapping; no memory is touched.
-    let mapped = unsafe {
-        libc::mmap(
-            ptr::null_mut(),
-            length,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-            -1,
-            0,
-        )
-    };
-    if mapped == libc::MAP_FAILED {
-        return None;
-    }
+    // Published at once: `publish_chunk` unmaps what it does not use.
+    let mapped = Mapping::anonymous(length, 0)?.leak();
     Some(publish_chunk(mapped as usize, length, true))
 }
 
@@ -443,7 +434,7 @@ fn publish_chunk(start: usize, length: usize, unmap: bool) -> usize {
     if unmap {
         let tail = aligned + SPAN_SIZE;
         // SAFETY: unmapping the unused end of our own, unpublished mapping.
-        unsafe { libc::munmap(tail as *mut libc::c_void, start + length - tail) };
+        unsafe { crate::sys::mapping::unmap(tail as *mut libc::c_void, start + length - tail) };
     }
     aligned
 }
@@ -474,22 +465,9 @@ fn map_large(layout: Layout) -> *mut u8 {
     if layout.align() > PAGE {
         return ptr::null_mut();
     }
-    // SAFETY: an anonymous private mapping.
-    let mapped = unsafe {
-        libc::mmap(
-            ptr::null_mut(),
-            large_length(layout),
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-            -1,
-            0,
-        )
-    };
-    if mapped == libc::MAP_FAILED {
-        ptr::null_mut()
-    } else {
-        mapped.cast()
-    }
+    // Handed out: `dealloc` unmaps it.
+    Mapping::anonymous(large_length(layout), 0)
+        .map_or(ptr::null_mut(), |mapping| mapping.leak().cast())
 }
 
 #[cfg(test)]

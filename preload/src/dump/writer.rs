@@ -13,6 +13,7 @@
 //! are created with `O_EXCL | O_NOFOLLOW`.
 
 use std::cell::UnsafeCell;
+use std::ffi::CStr;
 use std::ptr;
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, Ordering};
 
@@ -25,8 +26,9 @@ use fadvise_shim_core::origin::{write_file_stem, OriginRef};
 use fadvise_shim_core::stats::Snapshot;
 
 use crate::policy::{active, limits, settings};
+use crate::sys::dir::{rename_at, unlink_at};
 use crate::sys::io::FdSink;
-use crate::sys::{warn, ErrnoGuard, NoCancel};
+use crate::sys::{warn, ErrnoGuard, Fd, NoCancel};
 
 /// The copy of the statistics a dump is written from, allocated by the
 /// first dump (from the library's own heap, which is async-signal-safe, so
@@ -82,8 +84,7 @@ fn allocate_buffer() {
 pub fn after_fork_in_child() {
     crate::sys::fork::store_if_changed!(WRITING, false);
     crate::sys::fork::store_if_changed!(PENDING, false);
-    // SAFETY: getpid has no preconditions.
-    OWNER_PID.store(unsafe { libc::getpid() } as u32, Ordering::Relaxed);
+    OWNER_PID.store(crate::sys::process::pid() as u32, Ordering::Relaxed);
 }
 
 /// From the dump signal's handler.
@@ -102,12 +103,8 @@ pub fn at_exit() {
         if !WRITING.load(Ordering::Acquire) {
             break;
         }
-        let pause = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 1_000_000,
-        };
-        // SAFETY: a valid timespec; an interrupted sleep just loops.
-        unsafe { libc::nanosleep(&pause, std::ptr::null_mut()) };
+        // An interrupted sleep just loops.
+        crate::sys::process::sleep_ns(1_000_000);
     }
     dump(Reason::Exit);
 }
@@ -115,8 +112,7 @@ pub fn at_exit() {
 /// Whether this process owns the shim's memory: false in a `vfork` child,
 /// which shares it with its parent until it execs or exits.
 pub fn is_owner() -> bool {
-    // SAFETY: getpid has no preconditions.
-    (unsafe { libc::getpid() }) as u32 == OWNER_PID.load(Ordering::Relaxed)
+    crate::sys::process::pid() as u32 == OWNER_PID.load(Ordering::Relaxed)
 }
 
 fn dump(reason: Reason) {
@@ -178,8 +174,7 @@ fn write_one(reason: Reason) {
                     pid: OWNER_PID.load(Ordering::Relaxed),
                     ..*origin
                 },
-                // SAFETY: getppid has no preconditions.
-                ppid: unsafe { libc::getppid() } as u32,
+                ppid: crate::sys::process::parent_pid() as u32,
                 policy: &policy.source,
                 signal: &policy.signal_name,
                 reason,
@@ -228,13 +223,7 @@ fn exe_name(exe: &std::path::Path) -> &[u8] {
 }
 
 fn unix_time() -> u64 {
-    let mut now = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: valid out-pointer.
-    unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut now) };
-    now.tv_sec.max(0) as u64
+    crate::sys::time::read(libc::CLOCK_REALTIME).map_or(0, |now| now.tv_sec.max(0) as u64)
 }
 
 /// A NUL-terminated file name built on the stack.
@@ -255,8 +244,9 @@ impl Name {
         name
     }
 
-    fn as_ptr(&self) -> *const libc::c_char {
-        self.bytes.as_ptr().cast()
+    /// The name as a C string: `put` always leaves a NUL after it.
+    fn as_c(&self) -> &CStr {
+        CStr::from_bytes_until_nul(&self.bytes).unwrap_or_default()
     }
 
     fn as_bytes(&self) -> &[u8] {
@@ -291,9 +281,7 @@ fn write_file(
     write_file_stem(&mut stem, exe_name, &header.origin);
     let final_name = Name::new(&[stem.as_bytes(), FILE_SUFFIX.as_bytes()]);
     let temp_name = Name::new(&[b".", stem.as_bytes(), FILE_SUFFIX.as_bytes(), b".tmp"]);
-    let result = write_into(dir_fd, &temp_name, &final_name, header, snapshot);
-    crate::sys::raw::close(dir_fd);
-    result
+    write_into(dir_fd.as_raw(), &temp_name, &final_name, header, snapshot)
 }
 
 fn write_into(
@@ -304,21 +292,19 @@ fn write_into(
     snapshot: &Snapshot,
 ) -> Result<(), &'static [u8]> {
     let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC;
-    // SAFETY: valid directory fd and NUL-terminated names.
-    let opened = crate::sys::raw::openat_error(dir_fd, temp.as_ptr(), flags, 0o644);
-    let mut fd = opened.unwrap_or(-1);
-    if opened == Err(libc::EEXIST) {
-        // Left over by a dump that was interrupted (or a process that died
-        // mid-dump with our pid): it is ours to replace.
-        // SAFETY: a directory descriptor of ours and a NUL-terminated name.
-        unsafe { libc::unlinkat(dir_fd, temp.as_ptr(), 0) };
-        fd = crate::sys::raw::openat(dir_fd, temp.as_ptr(), flags, 0o644);
-    }
-    if fd < 0 {
-        return Err(b"cannot create the dump file");
-    }
+    let (temp, target) = (temp.as_c(), target.as_c());
+    let opened = match Fd::open_at_error(dir_fd, temp, flags, 0o644) {
+        Err(libc::EEXIST) => {
+            // Left over by a dump that was interrupted (or a process that
+            // died mid-dump with our pid): it is ours to replace.
+            unlink_at(dir_fd, temp);
+            Fd::open_at(dir_fd, temp, flags, 0o644)
+        }
+        opened => opened.ok(),
+    };
+    let fd = opened.ok_or(b"cannot create the dump file".as_slice())?;
     let mut buffer = [0u8; 1024];
-    let mut sink = FdSink::new(fd, &mut buffer);
+    let mut sink = FdSink::new(fd.as_raw(), &mut buffer);
     write_dump_with_sites(
         &mut sink,
         header,
@@ -326,17 +312,14 @@ fn write_into(
         &crate::stats::sites::ProcessSites,
     );
     let complete = sink.flush();
-    // SAFETY: we opened `fd`; names are valid.
-    unsafe {
-        crate::sys::raw::close(fd);
-        if !complete {
-            libc::unlinkat(dir_fd, temp.as_ptr(), 0);
-            return Err(b"cannot write the dump file");
-        }
-        if libc::renameat(dir_fd, temp.as_ptr(), dir_fd, target.as_ptr()) != 0 {
-            libc::unlinkat(dir_fd, temp.as_ptr(), 0);
-            return Err(b"cannot rename the dump file into place");
-        }
+    drop(fd);
+    if !complete {
+        unlink_at(dir_fd, temp);
+        return Err(b"cannot write the dump file");
+    }
+    if !rename_at(dir_fd, temp, target) {
+        unlink_at(dir_fd, temp);
+        return Err(b"cannot rename the dump file into place");
     }
     Ok(())
 }

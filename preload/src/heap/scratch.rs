@@ -20,7 +20,6 @@
 //! read: a read of a local file, done once per process and per change.)
 
 use std::alloc::Layout;
-use std::ptr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Reserved address space (not memory: `MAP_NORESERVE`, and only touched
@@ -107,18 +106,7 @@ impl Window {
         if OWNER.load(Ordering::Relaxed) != 0 || !mapped() {
             return None;
         }
-        // SAFETY: a sigset_t is plain bits; all set is every signal, of
-        // which glibc leaves out those it needs itself (cancellation,
-        // setxid), and the current mask is saved in `signals`.
-        let mut signals: libc::sigset_t = unsafe { std::mem::zeroed() };
-        // SAFETY: both sets are valid, initialised sigset_t values.
-        unsafe {
-            let mut all: libc::sigset_t = std::mem::zeroed();
-            ptr::write_bytes(&mut all, 0xff, 1);
-            if libc::pthread_sigmask(libc::SIG_BLOCK, &all, &mut signals) != 0 {
-                return None;
-            }
-        }
+        let signals = crate::sys::sigmask::block_all()?;
         if OWNER
             .compare_exchange(0, this_thread(), Ordering::Acquire, Ordering::Relaxed)
             .is_err()
@@ -145,7 +133,7 @@ impl Window {
             // SAFETY: pages of our own mapping that nothing refers to any
             // more; the mapping stays, and they read as zeros from now on.
             unsafe {
-                libc::madvise(
+                crate::sys::mapping::advise(
                     (base + first_page) as *mut libc::c_void,
                     used - first_page,
                     libc::MADV_DONTNEED,
@@ -168,8 +156,7 @@ impl Drop for Window {
 }
 
 fn restore(signals: &libc::sigset_t) {
-    // SAFETY: a mask saved by pthread_sigmask.
-    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, signals, ptr::null_mut()) };
+    crate::sys::sigmask::restore(signals);
 }
 
 /// Maps the scratch region on first use; whether it exists.
@@ -177,27 +164,21 @@ fn mapped() -> bool {
     if BASE.load(Ordering::Acquire) != 0 {
         return true;
     }
-    // SAFETY: an anonymous private mapping; nothing is touched.
-    let mapped = unsafe {
-        libc::mmap(
-            ptr::null_mut(),
-            SCRATCH_BYTES,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
-            -1,
-            0,
-        )
-    };
-    if mapped == libc::MAP_FAILED {
+    let Some(mapping) = crate::sys::Mapping::anonymous(SCRATCH_BYTES, libc::MAP_NORESERVE) else {
         return false;
-    }
+    };
     if BASE
-        .compare_exchange(0, mapped as usize, Ordering::AcqRel, Ordering::Acquire)
-        .is_err()
+        .compare_exchange(
+            0,
+            mapping.as_ptr() as usize,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        )
+        .is_ok()
     {
-        // SAFETY: our own mapping, never published.
-        unsafe { libc::munmap(mapped, SCRATCH_BYTES) };
+        mapping.leak();
     }
+    // Else another thread published its own first: ours is unmapped.
     true
 }
 

@@ -15,12 +15,14 @@
 //! might read it. This file knows only the budget file itself.
 
 use std::ffi::CStr;
-use std::ptr;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use libc::c_int;
 
-use crate::sys::errno;
+use crate::sys::dir::{link_at, unlink_at};
+use crate::sys::fd::set_len;
+use crate::sys::io::descriptor_status;
+use crate::sys::{errno, Fd, Mapping};
 
 const MAGIC: [u8; 8] = *b"FSHBDG01";
 /// Bytes mapped: one page, whatever is used of it.
@@ -54,9 +56,7 @@ pub fn map(
     burst: f64,
 ) -> Result<(*mut SharedBudget, Identity), &'static [u8]> {
     let dir_fd = crate::sys::safedir::open_trusted_dir(dir.to_bytes(), 0o1777)?;
-    let result = map_in(dir_fd, file, rate, burst);
-    crate::sys::raw::close(dir_fd);
-    result
+    map_in(dir_fd.as_raw(), file, rate, burst)
 }
 
 fn map_in(
@@ -66,26 +66,22 @@ fn map_in(
     burst: f64,
 ) -> Result<(*mut SharedBudget, Identity), &'static [u8]> {
     for _ in 0..4 {
-        let opened = crate::sys::raw::openat_error(
+        let opened = Fd::open_at_error(
             dir_fd,
-            file.as_ptr(),
+            file,
             libc::O_RDWR | libc::O_NOFOLLOW | libc::O_CLOEXEC,
             0,
         );
-        let fd = opened.unwrap_or(-1);
-        if let Err(error) = opened {
-            match error {
-                libc::ENOENT => match create(dir_fd, file, rate, burst) {
-                    Err(Created::Raced) => continue,
-                    other => return other.map_err(Created::problem),
-                },
-                libc::ELOOP => return Err(b"a symlink stands where the budget file should be"),
-                _ => return Err(b"cannot open the budget file"),
-            }
-        }
-        let opened = open_existing(fd, rate, burst);
-        crate::sys::raw::close(fd);
-        return opened;
+        let fd = match opened {
+            Ok(fd) => fd,
+            Err(libc::ENOENT) => match create(dir_fd, file, rate, burst) {
+                Err(Created::Raced) => continue,
+                other => return other.map_err(Created::problem),
+            },
+            Err(libc::ELOOP) => return Err(b"a symlink stands where the budget file should be"),
+            Err(_) => return Err(b"cannot open the budget file"),
+        };
+        return open_existing(fd.as_raw(), rate, burst);
     }
     Err(b"the budget file keeps changing")
 }
@@ -95,36 +91,26 @@ fn open_existing(
     rate: f64,
     burst: f64,
 ) -> Result<(*mut SharedBudget, Identity), &'static [u8]> {
-    // SAFETY: `stat` is plain data; all-zero is valid.
-    let mut status: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: valid fd and out-pointer.
-    if unsafe { libc::fstat(fd, &mut status) } != 0
-        || status.st_mode & libc::S_IFMT != libc::S_IFREG
-    {
+    let Some(status) =
+        descriptor_status(fd).filter(|status| status.st_mode & libc::S_IFMT == libc::S_IFREG)
+    else {
         return Err(b"the budget file is not a regular file");
-    }
-    // SAFETY: geteuid has no preconditions.
-    if status.st_uid != unsafe { libc::geteuid() } {
+    };
+    if status.st_uid != crate::sys::process::euid() {
         return Err(b"the budget file belongs to another user");
     }
     // A truncated file grows back to its size (idempotent: racing
     // processes do the same), and is repaired below.
-    if (status.st_size as usize) < FILE_SIZE
-        // SAFETY: valid fd.
-        && unsafe { libc::ftruncate(fd, FILE_SIZE as libc::off_t) } != 0
-    {
+    if (status.st_size as usize) < FILE_SIZE && !set_len(fd, FILE_SIZE) {
         return Err(b"cannot repair the budget file");
     }
-    let budget = map_fd(fd).ok_or(b"cannot map the budget file".as_slice())?;
-    // SAFETY: a fresh shared mapping of FILE_SIZE bytes, never unmapped
-    // once returned.
-    let shared = unsafe { &*budget };
+    let mapping = map_fd(fd).ok_or(b"cannot map the budget file".as_slice())?;
+    let shared = budget_in(&mapping);
     repair_if_corrupt(shared, rate, burst);
     if !same_parameters(shared, rate, burst) {
-        unmap(budget);
         return Err(b"other processes use this budget with another rate or burst");
     }
-    Ok((budget, (status.st_dev, status.st_ino)))
+    Ok((mapping.leak().cast(), (status.st_dev, status.st_ino)))
 }
 
 /// A magic number that is not ours means a corrupted file. One process
@@ -146,12 +132,7 @@ fn repair_if_corrupt(shared: &SharedBudget, rate: f64, burst: f64) {
         {
             break;
         }
-        let pause = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 500_000,
-        };
-        // SAFETY: a valid timespec.
-        unsafe { libc::nanosleep(&pause, std::ptr::null_mut()) };
+        crate::sys::process::sleep_ns(500_000);
     }
     shared.rate_bits.store(rate.to_bits(), Ordering::Relaxed);
     shared.burst_bits.store(burst.to_bits(), Ordering::Relaxed);
@@ -187,8 +168,7 @@ fn create(
     let mut temporary = [0u8; 300];
     let name = file.to_bytes();
     let mut pid_digits = [0u8; 20];
-    // SAFETY: getpid has no preconditions.
-    let pid = crate::sys::io::decimal(unsafe { libc::getpid() } as u64, &mut pid_digits);
+    let pid = crate::sys::io::decimal(crate::sys::process::pid() as u64, &mut pid_digits);
     let parts: [&[u8]; 4] = [b".", name, b".", pid];
     let mut length = 0;
     for part in parts.iter().chain([&&b".tmp"[..]]) {
@@ -198,45 +178,42 @@ fn create(
         temporary[length..length + part.len()].copy_from_slice(part);
         length += part.len();
     }
-    let temporary = temporary.as_ptr().cast::<libc::c_char>();
+    // The buffer is zero-filled past `length`, so there is a NUL.
+    let temporary = CStr::from_bytes_until_nul(&temporary)
+        .map_err(|_| Created::Failed(b"the budget name is too long"))?;
     let flags = libc::O_RDWR | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC;
-    // SAFETY: the libc calls below get valid fds, NUL-terminated names
-    // (the buffer is zero-filled past `length`), valid out-pointers.
-    unsafe {
-        libc::unlinkat(dir_fd, temporary, 0);
-        let fd = crate::sys::raw::openat(dir_fd, temporary, flags, 0o600);
-        if fd < 0 {
-            return Err(Created::Failed(b"cannot create the budget file"));
-        }
-        let mut status: libc::stat = std::mem::zeroed();
-        let sized =
-            libc::ftruncate(fd, FILE_SIZE as libc::off_t) == 0 && libc::fstat(fd, &mut status) == 0;
-        let budget = if sized { map_fd(fd) } else { None };
-        crate::sys::raw::close(fd);
-        let Some(budget) = budget else {
-            libc::unlinkat(dir_fd, temporary, 0);
-            return Err(Created::Failed(b"cannot size or map the budget file"));
-        };
-        let shared = &*budget;
-        shared.rate_bits.store(rate.to_bits(), Ordering::Relaxed);
-        shared.burst_bits.store(burst.to_bits(), Ordering::Relaxed);
-        shared
-            .magic
-            .store(u64::from_ne_bytes(MAGIC), Ordering::Release);
-        let placed = libc::linkat(dir_fd, temporary, dir_fd, file.as_ptr(), 0) == 0;
-        if !placed {
-            let raced = errno() == libc::EEXIST;
-            libc::unlinkat(dir_fd, temporary, 0);
-            unmap(budget);
-            return Err(if raced {
-                Created::Raced
-            } else {
-                Created::Failed(b"cannot put the budget file in place")
-            });
-        }
-        libc::unlinkat(dir_fd, temporary, 0);
-        Ok((budget, (status.st_dev, status.st_ino)))
+    unlink_at(dir_fd, temporary);
+    let fd = Fd::open_at(dir_fd, temporary, flags, 0o600)
+        .ok_or(Created::Failed(b"cannot create the budget file"))?;
+    let status = if set_len(fd.as_raw(), FILE_SIZE) {
+        descriptor_status(fd.as_raw())
+    } else {
+        None
+    };
+    let mapping = status.and_then(|_| map_fd(fd.as_raw()));
+    drop(fd);
+    let (Some(status), Some(mapping)) = (status, mapping) else {
+        unlink_at(dir_fd, temporary);
+        return Err(Created::Failed(b"cannot size or map the budget file"));
+    };
+    let shared = budget_in(&mapping);
+    shared.rate_bits.store(rate.to_bits(), Ordering::Relaxed);
+    shared.burst_bits.store(burst.to_bits(), Ordering::Relaxed);
+    shared
+        .magic
+        .store(u64::from_ne_bytes(MAGIC), Ordering::Release);
+    if !link_at(dir_fd, temporary, file) {
+        let raced = errno() == libc::EEXIST;
+        unlink_at(dir_fd, temporary);
+        drop(mapping);
+        return Err(if raced {
+            Created::Raced
+        } else {
+            Created::Failed(b"cannot put the budget file in place")
+        });
     }
+    unlink_at(dir_fd, temporary);
+    Ok((mapping.leak().cast(), (status.st_dev, status.st_ino)))
 }
 
 fn same_parameters(shared: &SharedBudget, rate: f64, burst: f64) -> bool {
@@ -244,23 +221,16 @@ fn same_parameters(shared: &SharedBudget, rate: f64, burst: f64) -> bool {
         && shared.burst_bits.load(Ordering::Relaxed) == burst.to_bits()
 }
 
-fn map_fd(fd: c_int) -> Option<*mut SharedBudget> {
-    // SAFETY: mapping FILE_SIZE bytes of a file at least that long.
-    let address = unsafe {
-        libc::mmap(
-            ptr::null_mut(),
-            FILE_SIZE,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_SHARED,
-            fd,
-            0,
-        )
-    };
-    (address != libc::MAP_FAILED).then_some(address.cast())
+/// Maps FILE_SIZE bytes of a file at least that long; unmapped if dropped
+/// before it is handed out (`leak`).
+fn map_fd(fd: c_int) -> Option<Mapping> {
+    Mapping::shared_file(fd, FILE_SIZE)
 }
 
-/// Unmaps a budget that was never handed out.
-fn unmap(budget: *mut SharedBudget) {
-    // SAFETY: `budget` came from `map_fd` and no one else has seen it.
-    unsafe { libc::munmap(budget.cast(), FILE_SIZE) };
+/// The budget in a mapping of its file.
+fn budget_in(mapping: &Mapping) -> &SharedBudget {
+    // SAFETY: a shared mapping of FILE_SIZE bytes, page aligned and larger
+    // than `SharedBudget`, whose fields are all atomics (valid whatever
+    // other processes wrote); the borrow keeps the mapping alive.
+    unsafe { &*mapping.as_ptr().cast::<SharedBudget>() }
 }

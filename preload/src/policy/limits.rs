@@ -145,12 +145,9 @@ fn host_file_identity(dir: &[u8], file: &[u8]) -> Option<budget::Identity> {
     path[..dir.len()].copy_from_slice(dir);
     path[dir.len()] = b'/';
     path[dir.len() + 1..length].copy_from_slice(file);
-    // SAFETY: `stat` is plain data; all-zero is a valid value.
-    let mut status: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: `path` is NUL-terminated (zero-filled past `length`) and the
-    // out-pointer is valid.
-    (unsafe { libc::lstat(path.as_ptr().cast(), &mut status) } == 0)
-        .then_some((status.st_dev, status.st_ino))
+    // Zero-filled past `length`, so there is a NUL.
+    let path = std::ffi::CStr::from_bytes_until_nul(&path).ok()?;
+    crate::sys::io::link_status(path).map(|status| (status.st_dev, status.st_ino))
 }
 
 /// What a dump reports of each host budget this process uses.

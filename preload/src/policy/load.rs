@@ -62,8 +62,7 @@ pub fn load_initial() -> bool {
         Err(_) => {
             let deadline = monotonic_ns().saturating_add(WAIT_FOR_LOAD_NS);
             while !loaded() && monotonic_ns() < deadline {
-                // SAFETY: sched_yield has no preconditions.
-                unsafe { libc::sched_yield() };
+                crate::sys::process::yield_now();
             }
             return loaded();
         }

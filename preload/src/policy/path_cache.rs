@@ -305,13 +305,9 @@ fn decode(byte: u8) -> Option<u32> {
 /// The coarse monotonic clock in ms (read from the vDSO, ≈ 5 ns, no
 /// system call), or `None` if it cannot be read.
 fn coarse_ms() -> Option<u64> {
-    let mut now = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: a valid out-pointer; async-signal-safe, allocation-free.
-    let read = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut now) };
-    (read == 0).then(|| now.tv_sec as u64 * 1000 + now.tv_nsec as u64 / 1_000_000)
+    // Async-signal-safe, allocation-free.
+    crate::sys::time::read(libc::CLOCK_MONOTONIC_COARSE)
+        .map(|now| now.tv_sec as u64 * 1000 + now.tv_nsec as u64 / 1_000_000)
 }
 
 #[cfg(test)]

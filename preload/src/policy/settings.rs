@@ -118,8 +118,7 @@ fn from_environment() -> Settings {
         on_exit_forced: variable(ON_EXIT_ENV).is_some_and(|value| value.to_bytes() != b"0"),
         runtime_dir: variable(RUNTIME_DIR_ENV).map(path_from),
         exe: Exe(AtomicPtr::new(ptr::null_mut())),
-        // SAFETY: geteuid has no preconditions.
-        euid: unsafe { libc::geteuid() },
+        euid: crate::sys::process::euid(),
     }
 }
 
@@ -169,21 +168,12 @@ pub fn policy_path() -> Option<&'static CStr> {
     if let Some(path) = variable(POLICY_ENV) {
         return Some(path);
     }
-    // SAFETY: a NUL-terminated path.
-    let exists = unsafe { libc::access(SYSTEM_POLICY_FILE.as_ptr(), libc::F_OK) } == 0;
-    exists.then_some(SYSTEM_POLICY_FILE)
+    crate::sys::io::exists(SYSTEM_POLICY_FILE).then_some(SYSTEM_POLICY_FILE)
 }
 
 fn executable() -> PathBuf {
     let mut target = [0u8; 4096];
-    // SAFETY: a NUL-terminated link name and a writable buffer.
-    let length = unsafe {
-        libc::readlink(
-            c"/proc/self/exe".as_ptr(),
-            target.as_mut_ptr().cast(),
-            target.len(),
-        )
-    };
+    let length = crate::sys::io::read_link(c"/proc/self/exe", &mut target);
     match usize::try_from(length) {
         Ok(length) if length > 0 && length < target.len() => {
             PathBuf::from(OsStr::from_bytes(&target[..length]))

@@ -21,8 +21,10 @@ use fadvise_shim_core::compaction::{
 };
 use fadvise_shim_core::stats_file::{self, FILE_BYTES};
 
+use crate::sys::dir::{read_entries, rename_at, rename_noreplace_at, unlink_at};
+use crate::sys::fd::{read_at, seek_data, seek_hole, touch, try_lock_exclusive};
 use crate::sys::io::{descriptor_status, read_some, write_all};
-use crate::sys::{ErrnoGuard, NoCancel};
+use crate::sys::{ErrnoGuard, Fd, NoCancel};
 
 /// Dead files one exit folds at most (a drain finds about as many as the
 /// log names).
@@ -40,22 +42,18 @@ pub fn at_exit(dir: &CStr, expected: (u64, u64), own_name: &[u8]) {
     let _no_cancel = NoCancel::new();
     // Symlinks are followed as when the file was made (`sys::safedir`
     // vetted them then): what counts is that it is the same directory.
-    let dir_fd = crate::sys::raw::open(
-        dir.as_ptr(),
-        libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
-    );
-    if dir_fd < 0 {
+    let Some(dir_fd) = Fd::open(dir, libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC) else {
         return;
-    }
+    };
     let mut directory = Directory {
-        fd: dir_fd,
-        lock: -1,
         held: Vec::new(),
+        lock: None,
+        fd: dir_fd,
         spare: None,
         filled: Vec::new(),
     };
-    let same =
-        descriptor_status(dir_fd).is_some_and(|status| (status.st_dev, status.st_ino) == expected);
+    let same = descriptor_status(directory.fd.as_raw())
+        .is_some_and(|status| (status.st_dev, status.st_ino) == expected);
     if !same {
         return;
     }
@@ -76,28 +74,18 @@ pub fn at_exit(dir: &CStr, expected: (u64, u64), own_name: &[u8]) {
     }));
 }
 
+/// What a compaction holds open. Fields drop in this order: the dead files
+/// (which releases their locks), then the compaction lock, then the
+/// directory.
 struct Directory {
-    fd: c_int,
-    lock: c_int,
     /// Dead files opened (their locks held) until the compaction ends.
-    held: Vec<c_int>,
+    held: Vec<Fd>,
+    lock: Option<Fd>,
+    fd: Fd,
     /// A dead file's buffer, all zero again, for the next one.
     spare: Option<Vec<u8>>,
     /// The ranges of the buffer lent out that hold data.
     filled: Vec<(usize, usize)>,
-}
-
-impl Drop for Directory {
-    fn drop(&mut self) {
-        // Closing what this compaction opened (which drops its locks).
-        for &fd in &self.held {
-            crate::sys::raw::close(fd);
-        }
-        if self.lock >= 0 {
-            crate::sys::raw::close(self.lock);
-        }
-        crate::sys::raw::close(self.fd);
-    }
 }
 
 fn c_name(name: &str) -> Option<CString> {
@@ -109,24 +97,17 @@ fn is_regular(fd: c_int) -> bool {
 }
 
 impl Directory {
-    fn open_c(&self, name: &CStr, flags: c_int) -> Option<c_int> {
-        let fd = crate::sys::raw::openat(
-            self.fd,
-            name.as_ptr(),
+    fn open_c(&self, name: &CStr, flags: c_int) -> Option<Fd> {
+        let fd = Fd::open_at(
+            self.fd.as_raw(),
+            name,
             flags | libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK,
             0o644,
-        );
-        if fd < 0 {
-            return None;
-        }
-        if !is_regular(fd) {
-            crate::sys::raw::close(fd);
-            return None;
-        }
-        Some(fd)
+        )?;
+        is_regular(fd.as_raw()).then_some(fd)
     }
 
-    fn open(&self, name: &str, flags: c_int) -> Option<c_int> {
+    fn open(&self, name: &str, flags: c_int) -> Option<Fd> {
         self.open_c(&c_name(name)?, flags)
     }
 
@@ -134,17 +115,14 @@ impl Directory {
     /// whole among concurrent writers); the log's size after it.
     fn append_to_log(&self, bytes: &[u8]) -> Option<u64> {
         let fd = self.open_c(EXIT_LOG_C, libc::O_WRONLY | libc::O_APPEND | libc::O_CREAT)?;
-        let size = write_all(fd, bytes)
-            .then(|| descriptor_status(fd))
+        write_all(fd.as_raw(), bytes)
+            .then(|| descriptor_status(fd.as_raw()))
             .flatten()
-            .map(|status| status.st_size as u64);
-        crate::sys::raw::close(fd);
-        size
+            .map(|status| status.st_size as u64)
     }
 
     fn unlink(&self, name: &CStr) {
-        // SAFETY: a valid directory descriptor and a NUL-terminated name.
-        unsafe { libc::unlinkat(self.fd, name.as_ptr(), 0) };
+        unlink_at(self.fd.as_raw(), name);
     }
 }
 
@@ -189,8 +167,7 @@ fn read_sparse(
     bytes.resize(size, 0);
     let mut offset = 0usize;
     while offset < size {
-        // SAFETY: plain lseek calls on a valid descriptor.
-        let data = unsafe { libc::lseek(fd, offset as libc::off_t, libc::SEEK_DATA) };
+        let data = seek_data(fd, offset as i64);
         if data < 0 {
             // ENXIO: nothing but holes from here; anything else (a file
             // system without SEEK_DATA): read the rest whole.
@@ -200,8 +177,7 @@ fn read_sparse(
             filled.push((offset, size));
             return read_range(fd, &mut bytes[offset..], offset).then_some(bytes);
         }
-        // SAFETY: as above.
-        let hole = unsafe { libc::lseek(fd, data, libc::SEEK_HOLE) };
+        let hole = seek_hole(fd, data);
         let start = (data as usize).min(size);
         let end = if hole < 0 {
             size
@@ -222,15 +198,7 @@ fn read_sparse(
 fn read_range(fd: c_int, buffer: &mut [u8], offset: usize) -> bool {
     let mut done = 0;
     while done < buffer.len() {
-        // SAFETY: a valid descriptor and the rest of `buffer`.
-        let read = unsafe {
-            libc::pread(
-                fd,
-                buffer[done..].as_mut_ptr().cast(),
-                buffer.len() - done,
-                (offset + done) as libc::off_t,
-            )
-        };
+        let read = read_at(fd, &mut buffer[done..], offset + done);
         if read > 0 {
             done += read as usize;
         } else if read < 0 && crate::sys::errno::errno() == libc::EINTR {
@@ -247,30 +215,25 @@ impl StatsDirectory for Directory {
         let Some(fd) = self.open_c(LOCK_NAME, libc::O_RDWR | libc::O_CREAT) else {
             return false;
         };
-        self.lock = fd;
-        // SAFETY: a valid descriptor.
-        unsafe { libc::flock(fd, libc::LOCK_EX | libc::LOCK_NB) == 0 }
+        let locked = try_lock_exclusive(fd.as_raw());
+        self.lock = Some(fd);
+        locked
     }
 
     fn list(&mut self) -> Vec<String> {
         let mut names = Vec::new();
         // A second descriptor of the directory, for its own reading offset.
-        let fd = crate::sys::raw::openat(
-            self.fd,
-            c".".as_ptr(),
+        let Some(fd) = Fd::open_at(
+            self.fd.as_raw(),
+            c".",
             libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
             0,
-        );
-        if fd < 0 {
+        ) else {
             return names;
-        }
+        };
         let mut buffer = [0u8; 8192];
         loop {
-            // SAFETY: a valid directory descriptor and a buffer of the
-            // length given.
-            let read = unsafe {
-                libc::syscall(libc::SYS_getdents64, fd, buffer.as_mut_ptr(), buffer.len())
-            };
+            let read = read_entries(fd.as_raw(), &mut buffer);
             if read <= 0 {
                 break;
             }
@@ -297,41 +260,29 @@ impl StatsDirectory for Directory {
                 offset += length;
             }
         }
-        crate::sys::raw::close(fd);
         names
     }
 
     fn take_exit_log(&mut self) -> Vec<String> {
         // Set aside, unless a killed drain left its log there: then that one
         // is dealt with first (RENAME_NOREPLACE fails with EEXIST).
-        // SAFETY: a valid directory descriptor and NUL-terminated names.
-        let set_aside = unsafe {
-            libc::syscall(
-                libc::SYS_renameat2,
-                self.fd,
-                EXIT_LOG_C.as_ptr(),
-                self.fd,
-                DRAINING_LOG.as_ptr(),
-                libc::RENAME_NOREPLACE,
-            )
-        } == 0;
+        let set_aside = rename_noreplace_at(self.fd.as_raw(), EXIT_LOG_C, DRAINING_LOG);
         let unsupported = matches!(crate::sys::errno::errno(), libc::EINVAL | libc::ENOSYS);
         if !set_aside
             && unsupported
             && self
                 .open_c(DRAINING_LOG, libc::O_RDONLY)
-                .map(crate::sys::raw::close)
+                .map(drop)
                 .is_none()
         {
             // A kernel or file system without renameat2: a plain rename
             // where nothing is set aside (the lock keeps other drains out).
-            // SAFETY: as above.
-            unsafe { libc::renameat(self.fd, EXIT_LOG_C.as_ptr(), self.fd, DRAINING_LOG.as_ptr()) };
+            rename_at(self.fd.as_raw(), EXIT_LOG_C, DRAINING_LOG);
         }
         self.open_c(DRAINING_LOG, libc::O_RDONLY)
             .map(|fd| {
-                let bytes = read_all(fd, MAX_LOG_BYTES);
-                crate::sys::raw::close(fd);
+                let bytes = read_all(fd.as_raw(), MAX_LOG_BYTES);
+                drop(fd);
                 names_in_log(&bytes.unwrap_or_default())
             })
             .unwrap_or_default()
@@ -351,28 +302,33 @@ impl StatsDirectory for Directory {
     }
 
     fn full_scan_due(&mut self, seconds: u64) -> bool {
-        let Some(status) = descriptor_status(self.lock) else {
+        let Some(status) = self
+            .lock
+            .as_ref()
+            .and_then(|lock| descriptor_status(lock.as_raw()))
+        else {
             return false;
         };
-        // SAFETY: `time` with a null pointer only returns the time.
-        let now = unsafe { libc::time(std::ptr::null_mut()) };
+        let now = crate::sys::time::now_seconds();
         if now < status.st_mtime.saturating_add(seconds as libc::time_t) {
             return false;
         }
         // The lock file's time says when the last full scan was.
-        // SAFETY: a valid descriptor; null times mean "now".
-        unsafe { libc::futimens(self.lock, std::ptr::null()) };
+        if let Some(lock) = &self.lock {
+            touch(lock.as_raw());
+        }
         true
     }
 
     fn open_dead(&mut self, name: &str) -> Option<DeadFile> {
         let fd = self.open(name, libc::O_RDWR)?;
-        let status = descriptor_status(fd);
+        let status = descriptor_status(fd.as_raw());
         // Taking the writer's liveness lock proves it dead, and keeps other
         // compactors off the file.
-        let dead = super::file::lock_byte(fd, libc::F_OFD_SETLK, stats_file::LIVENESS_BYTE);
+        let dead =
+            crate::sys::fd::lock_byte(fd.as_raw(), libc::F_OFD_SETLK, stats_file::LIVENESS_BYTE);
         let bytes = if dead {
-            read_sparse(fd, FILE_BYTES, self.spare.take(), &mut self.filled)
+            read_sparse(fd.as_raw(), FILE_BYTES, self.spare.take(), &mut self.filled)
         } else {
             None
         };
@@ -385,23 +341,17 @@ impl StatsDirectory for Directory {
                     bytes,
                 })
             }
-            _ => {
-                crate::sys::raw::close(fd);
-                None
-            }
+            _ => None,
         }
     }
 
     fn read(&mut self, name: &str) -> Option<Vec<u8>> {
         let fd = self.open(name, libc::O_RDONLY)?;
-        let bytes = read_all(fd, MAX_RETIRED_BYTES);
-        crate::sys::raw::close(fd);
-        bytes
+        read_all(fd.as_raw(), MAX_RETIRED_BYTES)
     }
 
     fn replace(&mut self, name: &str, bytes: &[u8]) -> bool {
-        // SAFETY: getpid has no preconditions.
-        let temporary = format!(".{name}.{}.tmp", unsafe { libc::getpid() });
+        let temporary = format!(".{name}.{}.tmp", crate::sys::process::pid());
         let (Some(temporary_c), Some(name_c)) = (c_name(&temporary), c_name(name)) else {
             return false;
         };
@@ -409,12 +359,9 @@ impl StatsDirectory for Directory {
         let Some(fd) = self.open(&temporary, libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL) else {
             return false;
         };
-        let written = write_all(fd, bytes);
-        crate::sys::raw::close(fd);
-        // SAFETY: a valid directory descriptor and NUL-terminated names.
-        let renamed = written
-            && unsafe { libc::renameat(self.fd, temporary_c.as_ptr(), self.fd, name_c.as_ptr()) }
-                == 0;
+        let written = write_all(fd.as_raw(), bytes);
+        drop(fd);
+        let renamed = written && rename_at(self.fd.as_raw(), &temporary_c, &name_c);
         if !renamed {
             self.unlink(&temporary_c);
         }
@@ -428,14 +375,12 @@ impl StatsDirectory for Directory {
     }
 
     fn unique_stem(&mut self) -> String {
-        let mut now = libc::timespec {
+        // CLOCK_REALTIME always exists.
+        let now = crate::sys::time::read(libc::CLOCK_REALTIME).unwrap_or(libc::timespec {
             tv_sec: 0,
             tv_nsec: 0,
-        };
-        // SAFETY: a valid out-pointer; CLOCK_REALTIME always exists.
-        unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut now) };
-        // SAFETY: getpid has no preconditions.
-        let pid = unsafe { libc::getpid() };
+        });
+        let pid = crate::sys::process::pid();
         format!("{:x}{:08x}-{pid}", now.tv_sec, now.tv_nsec)
     }
 

@@ -179,12 +179,12 @@ pub fn reset_in_child() {
     // `fork` this is the only thread, so no access races with the reset.
     let dropped = last_page > first_page
         && unsafe {
-            libc::madvise(
+            crate::sys::mapping::advise(
                 first_page as *mut libc::c_void,
                 last_page - first_page,
                 libc::MADV_DONTNEED,
             )
-        } == 0;
+        };
     let (head, tail) = if dropped {
         ((first_page - start) / 8, (last_page - start) / 8)
     } else {

@@ -37,8 +37,9 @@ use fadvise_shim_core::text::{put_hex, Sink};
 
 use super::counters::{self, Area};
 use super::origin::with_origin;
+use crate::sys::fd::{duplicate_above, lock_byte, set_len};
 use crate::sys::io::descriptor_status;
-use crate::sys::{safedir, warn, ErrnoGuard};
+use crate::sys::{dir as names, safedir, warn, ErrnoGuard, Fd, Mapping};
 
 /// `madvise` advice (Linux 5.14): populate pages writable, failing with an
 /// error where a write would raise SIGBUS (a full tmpfs).
@@ -73,6 +74,13 @@ static PLACE: PlaceSlot = PlaceSlot(UnsafeCell::new(Place {
     path: [0; 4096],
     len: 0,
 }));
+
+impl Place {
+    /// The path or name as a C string: `put` always leaves a NUL after it.
+    fn as_c(&self) -> &CStr {
+        CStr::from_bytes_until_nul(&self.path).unwrap_or_default()
+    }
+}
 
 impl Sink for Place {
     fn put(&mut self, bytes: &[u8]) {
@@ -160,21 +168,21 @@ pub fn create(dir: &CStr, configured: bool, exe_name: &[u8]) {
     }
 }
 
-fn open_dir(dir: &CStr) -> Result<c_int, &'static [u8]> {
+fn open_dir(dir: &CStr) -> Result<Fd, &'static [u8]> {
     // The shared parent of the default directories is sticky and writable
     // by all, as for host budgets; make sure it is that, not 0755.
     if dir.to_bytes().starts_with(DEFAULT_LIMITS_DIR.as_bytes()) {
-        let parent = safedir::open_trusted_dir(DEFAULT_LIMITS_DIR.as_bytes(), 0o1777)?;
-        crate::sys::raw::close(parent);
+        drop(safedir::open_trusted_dir(
+            DEFAULT_LIMITS_DIR.as_bytes(),
+            0o1777,
+        )?);
     }
     safedir::open_trusted_dir(dir.to_bytes(), 0o755)
 }
 
 fn try_create(dir: &CStr, exe_name: &[u8]) -> Result<(), &'static [u8]> {
     let dir_fd = open_dir(dir)?;
-    let result = create_in(dir_fd, dir, exe_name);
-    crate::sys::raw::close(dir_fd);
-    result
+    create_in(dir_fd.as_raw(), dir, exe_name)
 }
 
 fn create_in(dir_fd: c_int, dir: &CStr, exe_name: &[u8]) -> Result<(), &'static [u8]> {
@@ -195,83 +203,45 @@ fn create_in(dir_fd: c_int, dir: &CStr, exe_name: &[u8]) -> Result<(), &'static 
     temporary.put(&name.path[..name.len]);
     temporary.put(b".tmp");
     let flags = libc::O_RDWR | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC;
-    // SAFETY (this function's libc calls): valid descriptors, NUL-terminated
-    // names (zero-filled past their length), valid out-pointers.
-    let created = crate::sys::raw::openat(dir_fd, temporary.path.as_ptr().cast(), flags, 0o644);
-    if created < 0 {
-        return Err(b"cannot create the stats file");
-    }
-    // SAFETY: duplicating the descriptor just opened.
-    let moved = unsafe { libc::fcntl(created, libc::F_DUPFD_CLOEXEC, HIGH_FD) };
-    let fd = if moved >= 0 {
-        crate::sys::raw::close(created);
-        moved
-    } else {
-        created
-    };
-    let fail = |problem: &'static [u8]| {
-        crate::sys::raw::close(fd);
-        // SAFETY: our directory descriptor and the temporary's
-        // NUL-terminated name.
-        unsafe { libc::unlinkat(dir_fd, temporary.path.as_ptr().cast(), 0) };
+    let temporary = temporary.as_c();
+    let created = Fd::open_at(dir_fd, temporary, flags, 0o644)
+        .ok_or(b"cannot create the stats file".as_slice())?;
+    // The duplicate, when there is one, replaces (closes) the original.
+    let fd = created.duplicate_above(HIGH_FD).unwrap_or(created);
+    // Closes the file (after its mapping, which callers drop first) and
+    // removes it.
+    let fail = |fd: Fd, problem: &'static [u8]| {
+        drop(fd);
+        names::unlink_at(dir_fd, temporary);
         Err(problem)
     };
-    // SAFETY: a descriptor of the file just made; sizing it has no
-    // memory effect here.
-    if unsafe { libc::ftruncate(fd, FILE_BYTES as libc::off_t) } != 0 {
-        return fail(b"cannot size the stats file");
+    if !set_len(fd.as_raw(), FILE_BYTES) {
+        return fail(fd, b"cannot size the stats file");
     }
-    let (Some(status), Some(directory)) = (descriptor_status(fd), descriptor_status(dir_fd)) else {
-        return fail(b"cannot stat the stats file");
+    let (Some(status), Some(directory)) =
+        (descriptor_status(fd.as_raw()), descriptor_status(dir_fd))
+    else {
+        return fail(fd, b"cannot stat the stats file");
     };
-    // SAFETY: a new shared mapping of the file, placed by the kernel: no
-    // memory of ours is replaced.
-    let mapped = unsafe {
-        libc::mmap(
-            ptr::null_mut(),
-            FILE_BYTES,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_SHARED,
-            fd,
-            0,
-        )
+    let Some(mapping) = Mapping::shared_file(fd.as_raw(), FILE_BYTES) else {
+        return fail(fd, b"cannot map the stats file");
     };
-    if mapped == libc::MAP_FAILED {
-        return fail(b"cannot map the stats file");
+    // Populating the first pages changes no content.
+    if !mapping.advise(0, FIRST_PAGES * PAGE, MADV_POPULATE_WRITE) {
+        drop(mapping);
+        return fail(fd, b"no room for the stats file");
     }
-    // SAFETY: the first pages of the mapping just made; populating them
-    // changes no content.
-    if unsafe { libc::madvise(mapped, FIRST_PAGES * PAGE, MADV_POPULATE_WRITE) } != 0 {
-        // SAFETY: the mapping just made, not yet shared with anyone.
-        unsafe { libc::munmap(mapped, FILE_BYTES) };
-        return fail(b"no room for the stats file");
-    }
-    // SAFETY: a shared mapping of FILE_BYTES bytes whose written pages are
-    // allocated; `Area` is all atomics, valid all zero. Never unmapped.
-    let area: &'static Area = unsafe { &*mapped.cast::<Area>() };
-    // SAFETY: `time` with a null pointer only returns the time.
-    let now = unsafe { libc::time(ptr::null_mut()) }.max(0) as u64;
+    let area = area_in(&mapping);
+    let now = crate::sys::time::now_seconds().max(0) as u64;
     with_origin(|origin| stats_file::write_header(area.words(), origin, nonce, now));
-    if !lock(fd) {
-        // SAFETY: the mapping is not published yet (`area` goes unused
-        // after this), so nothing refers to it.
-        unsafe { libc::munmap(mapped, FILE_BYTES) };
-        return fail(b"cannot lock the stats file");
+    if !lock(fd.as_raw()) {
+        drop(mapping);
+        return fail(fd, b"cannot lock the stats file");
     }
     stats_file::mark_complete(area.words());
-    // SAFETY: our directory descriptor and two NUL-terminated names.
-    if unsafe {
-        libc::renameat(
-            dir_fd,
-            temporary.path.as_ptr().cast(),
-            dir_fd,
-            name.path.as_ptr().cast(),
-        )
-    } != 0
-    {
-        // SAFETY: as above: not published, nothing refers to it.
-        unsafe { libc::munmap(mapped, FILE_BYTES) };
-        return fail(b"cannot put the stats file in place");
+    if !names::rename_at(dir_fd, temporary, name.as_c()) {
+        drop(mapping);
+        return fail(fd, b"cannot put the stats file in place");
     }
     // SAFETY: no one reads `PLACE` before `MAPPED` is published below.
     let place = unsafe { &mut *PLACE.0.get() };
@@ -283,10 +253,24 @@ fn create_in(dir_fd: c_int, dir: &CStr, exe_name: &[u8]) -> Result<(), &'static 
     IDENTITY.1.store(status.st_ino, Ordering::Relaxed);
     DIRECTORY.0.store(directory.st_dev, Ordering::Relaxed);
     DIRECTORY.1.store(directory.st_ino, Ordering::Relaxed);
-    LOCK_FD.store(fd, Ordering::Relaxed);
+    // Both are published: the descriptor holds the locks for the
+    // process's life, and the mapping is never unmapped.
+    LOCK_FD.store(fd.into_raw(), Ordering::Relaxed);
+    let mapped = mapping.leak();
     MAPPED.store(mapped.cast(), Ordering::Release);
+    // SAFETY: as in `area_in`, and the mapping is now never unmapped.
+    let area: &'static Area = unsafe { &*mapped.cast::<Area>() };
     counters::use_file(area, FIRST_PAGES, allocate_page);
     Ok(())
+}
+
+/// The statistics in a mapping of the file, borrowed from it: the
+/// compiler keeps them from outliving an unpublished mapping.
+fn area_in(mapping: &Mapping) -> &Area {
+    // SAFETY: a shared mapping of FILE_BYTES bytes (the size of `Area`, page
+    // aligned) whose written pages are allocated; `Area` is all atomics,
+    // valid all zero; the borrow keeps the mapping alive.
+    unsafe { &*mapping.as_ptr().cast::<Area>() }
 }
 
 /// Allocates page `page` of the file (see `counters`).
@@ -296,27 +280,15 @@ fn allocate_page(page: usize) -> bool {
         return false;
     }
     let _errno = ErrnoGuard::save();
-    // SAFETY: a page inside our mapping.
+    // SAFETY: a page inside our mapping, which is never unmapped;
+    // populating it changes no content.
     unsafe {
-        libc::madvise(
+        crate::sys::mapping::advise(
             mapped.cast::<u8>().add(page * PAGE).cast(),
             PAGE,
             MADV_POPULATE_WRITE,
-        ) == 0
+        )
     }
-}
-
-/// A write lock on one byte of the file.
-pub fn lock_byte(fd: c_int, command: c_int, byte: i64) -> bool {
-    // SAFETY: `flock` is plain data; all-zero (l_pid 0, as OFD locks need)
-    // is valid.
-    let mut range: libc::flock = unsafe { std::mem::zeroed() };
-    range.l_type = libc::F_WRLCK as libc::c_short;
-    range.l_whence = libc::SEEK_SET as libc::c_short;
-    range.l_start = byte;
-    range.l_len = 1;
-    // SAFETY: a valid descriptor and lock description.
-    unsafe { libc::fcntl(fd, command, &range) == 0 }
 }
 
 /// Takes the writer's locks (see `stats_file::LIVENESS_BYTE`).
@@ -342,9 +314,9 @@ pub fn move_guarded_fd() {
         return;
     }
     let _errno = ErrnoGuard::save();
-    // SAFETY: duplicating our own descriptor.
-    let moved = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, HIGH_FD) };
-    if moved >= 0 {
+    if let Some(moved) = duplicate_above(fd, HIGH_FD) {
+        // Published in the old one's place (which the program then reuses).
+        let moved = moved.into_raw();
         LOCK_FD.store(moved, Ordering::Relaxed);
         // The POSIX lock goes with the old number's close; take it again.
         lock_byte(moved, libc::F_SETLK, IDENTITY_BYTE);
@@ -370,20 +342,16 @@ pub fn upkeep() {
     }
     // SAFETY: `PLACE` was written before `MAPPED` was published.
     let place = unsafe { &*PLACE.0.get() };
-    // A NUL-terminated path (zero-filled past its length).
-    let fresh = crate::sys::raw::open(
-        place.path.as_ptr().cast(),
+    let Some(fresh) = Fd::open(
+        place.as_c(),
         libc::O_RDWR | libc::O_NOFOLLOW | libc::O_CLOEXEC,
-    );
-    if fresh < 0 {
+    ) else {
         return;
-    }
-    let same =
-        descriptor_status(fresh).is_some_and(|status| (status.st_dev, status.st_ino) == ours);
-    if same && lock(fresh) {
-        LOCK_FD.store(fresh, Ordering::Relaxed);
-    } else {
-        crate::sys::raw::close(fresh);
+    };
+    let same = descriptor_status(fresh.as_raw())
+        .is_some_and(|status| (status.st_dev, status.st_ino) == ours);
+    if same && lock(fresh.as_raw()) {
+        LOCK_FD.store(fresh.into_raw(), Ordering::Relaxed);
     }
 }
 
@@ -393,7 +361,9 @@ pub fn after_fork_in_child() {
     if LOCK_FD.load(Ordering::Relaxed) >= 0 {
         let fd = LOCK_FD.swap(-1, Ordering::Relaxed);
         if fd >= 0 {
-            crate::sys::raw::close(fd);
+            // SAFETY: swapped out of `LOCK_FD`, the number is no longer
+            // published: this is its only owner, and it closes it.
+            drop(unsafe { Fd::from_raw(fd) });
         }
     }
     crate::sys::fork::store_if_changed!(MAPPED, ptr::null_mut());

@@ -70,8 +70,7 @@ static NONCE_PID: AtomicU32 = AtomicU32::new(0);
 /// This process image's nonce, made on first use (async-signal-safe: one
 /// `getrandom` and atomics; a racing thread's value loses to the first).
 pub fn nonce() -> u64 {
-    // SAFETY: getpid has no preconditions.
-    let pid = unsafe { libc::getpid() } as u32;
+    let pid = crate::sys::process::pid() as u32;
     if NONCE_PID.load(Ordering::Acquire) != pid {
         NONCE.store(0, Ordering::Relaxed);
     }
@@ -90,8 +89,8 @@ pub fn nonce() -> u64 {
 
 fn random_nonce() -> u64 {
     let mut bytes = [0u8; 8];
-    // SAFETY: a valid buffer; GRND_NONBLOCK never waits for entropy.
-    let got = unsafe { libc::getrandom(bytes.as_mut_ptr().cast(), 8, libc::GRND_NONBLOCK) };
+    // GRND_NONBLOCK never waits for entropy.
+    let got = crate::sys::process::random_bytes(&mut bytes, libc::GRND_NONBLOCK);
     let mut nonce = u64::from_ne_bytes(bytes);
     if got != 8 {
         // No getrandom: time and address still make two processes differ.
@@ -109,8 +108,7 @@ pub fn gather() {
     READY.store(false, Ordering::Release);
     // SAFETY: we hold `WRITING` and `READY` is clear: no one reads it.
     let record = unsafe { &mut *RECORD.0.get() };
-    // SAFETY: getpid has no preconditions.
-    record.pid = unsafe { libc::getpid() } as u32;
+    record.pid = crate::sys::process::pid() as u32;
     record.outer_pid = outer_pid().unwrap_or(0);
     record.pid_namespace = pid_namespace().unwrap_or(0);
     record.start_ticks = start_ticks().unwrap_or(0);
@@ -155,8 +153,10 @@ pub fn after_fork_in_child() {
 /// This process's identity (only pid and executable before `gather`).
 pub fn with_origin<R>(use_origin: impl FnOnce(&OriginRef) -> R) -> R {
     let exe = settings::get().map_or(&b""[..], |settings| settings.exe().as_os_str().as_bytes());
-    // SAFETY: geteuid and getpid have no preconditions.
-    let (uid, pid) = unsafe { (libc::geteuid(), libc::getpid() as u32) };
+    let (uid, pid) = (
+        crate::sys::process::euid(),
+        crate::sys::process::pid() as u32,
+    );
     let mut origin = OriginRef {
         exe,
         pid,
@@ -215,14 +215,7 @@ fn outer_pid() -> Option<u32> {
 /// The inode of this process's pid namespace: `pid:[4026531836]`.
 fn pid_namespace() -> Option<u64> {
     let mut target = [0u8; 64];
-    // SAFETY: a NUL-terminated link name and a writable buffer.
-    let length = unsafe {
-        libc::readlink(
-            c"/proc/self/ns/pid".as_ptr(),
-            target.as_mut_ptr().cast(),
-            target.len(),
-        )
-    };
+    let length = crate::sys::io::read_link(c"/proc/self/ns/pid", &mut target);
     let target = target.get(..usize::try_from(length).ok()?)?;
     let inside = target.strip_prefix(b"pid:[")?.strip_suffix(b"]")?;
     parse_number(inside)
@@ -243,12 +236,9 @@ fn start_ticks() -> Option<u64> {
 }
 
 fn hostname(into: &mut [u8]) -> usize {
-    // SAFETY: `utsname` is plain data; all-zero is valid; uname fills it.
-    let mut names: libc::utsname = unsafe { std::mem::zeroed() };
-    // SAFETY: a valid out-pointer.
-    if unsafe { libc::uname(&mut names) } != 0 {
+    let Some(names) = crate::sys::process::uname() else {
         return 0;
-    }
+    };
     let name = names
         .nodename
         .iter()

@@ -79,12 +79,8 @@ pub fn identity(fd: libc::c_int) -> Option<Identity> {
     // and it is read only then (zeroing 256 bytes per call shows).
     let mut buffer = std::mem::MaybeUninit::<libc::statx>::uninit();
     let null_path = NULL_PATH_WORKS.load(Ordering::Relaxed);
-    let path = if null_path {
-        std::ptr::null()
-    } else {
-        c"".as_ptr()
-    };
-    match crate::sys::raw::statx_fd(fd, path, IDENTITY_MASK, buffer.as_mut_ptr()) {
+    let path = if null_path { None } else { Some(c"") };
+    match crate::sys::raw::statx_fd(fd, path, IDENTITY_MASK, &mut buffer) {
         Ok(()) => {}
         Err(libc::EFAULT) if null_path => {
             NULL_PATH_WORKS.store(false, Ordering::Relaxed);
@@ -113,20 +109,17 @@ pub fn identity(fd: libc::c_int) -> Option<Identity> {
 /// is not ours to do (it may be called from a signal handler).
 pub fn with_mapping_path<R>(address: usize, use_path: impl FnOnce(Option<&Path>) -> R) -> R {
     let mut buffer = [0u8; 2 * PATH_MAX];
-    // Closed below.
-    let fd = crate::sys::raw::open(
-        c"/proc/self/maps".as_ptr(),
-        libc::O_RDONLY | libc::O_CLOEXEC,
-    );
-    if fd < 0 {
+    let Some(maps) = super::fd::Fd::open(c"/proc/self/maps", libc::O_RDONLY | libc::O_CLOEXEC)
+    else {
         return use_path(None);
-    }
+    };
     let line = find_line(
         &mut buffer,
-        |free| super::io::read_some(fd, free),
+        |free| super::io::read_some(maps.as_raw(), free),
         |line| mapping_contains(line, address),
     );
-    crate::sys::raw::close(fd);
+    // Closed before `use_path` runs, as it always was.
+    drop(maps);
     let path = line.and_then(|line| {
         let start = line.iter().position(|&byte| byte == b'/')?;
         Some(without_deleted_suffix(&line[start..]))

@@ -10,6 +10,7 @@ use libc::c_int;
 use fadvise_shim_core::text::Sink;
 
 use super::errno::ErrnoGuard;
+use super::fd::Fd;
 
 /// Writes all of `bytes` to `fd`, retrying on `EINTR` and short writes.
 /// Returns false on any other failure.
@@ -63,25 +64,10 @@ fn is_regular_file(fd: c_int) -> bool {
     descriptor_status(fd).is_some_and(|status| status.st_mode & libc::S_IFMT == libc::S_IFREG)
 }
 
-/// An open descriptor of a regular file, closed when dropped.
-struct ReadableFile(c_int);
-
-impl ReadableFile {
-    fn open(path: &CStr) -> Option<ReadableFile> {
-        // SAFETY: a NUL-terminated path; the descriptor is closed on drop.
-        let fd = crate::sys::raw::open(path.as_ptr(), READ_FLAGS);
-        if fd < 0 {
-            return None;
-        }
-        let file = ReadableFile(fd);
-        is_regular_file(fd).then_some(file)
-    }
-}
-
-impl Drop for ReadableFile {
-    fn drop(&mut self) {
-        crate::sys::raw::close(self.0);
-    }
+/// An open descriptor of a regular file.
+fn open_regular_file(path: &CStr) -> Option<Fd> {
+    let file = Fd::open(path, READ_FLAGS)?;
+    is_regular_file(file.as_raw()).then_some(file)
 }
 
 /// Reads the whole of a small regular file into `buffer`, allocating
@@ -89,14 +75,14 @@ impl Drop for ReadableFile {
 /// fit (a file that fills the buffer exactly counts as not fitting).
 pub fn read_small_file<'a>(path: &CStr, buffer: &'a mut [u8]) -> Option<&'a [u8]> {
     let _errno = ErrnoGuard::save();
-    let file = ReadableFile::open(path)?;
+    let file = open_regular_file(path)?;
     let mut length = 0;
     loop {
         let free = &mut buffer[length..];
         if free.is_empty() {
             return None;
         }
-        match read_some(file.0, free) {
+        match read_some(file.as_raw(), free) {
             0 => return Some(&buffer[..length]),
             read if read > 0 => length += read as usize,
             _ => return None,
@@ -108,11 +94,11 @@ pub fn read_small_file<'a>(path: &CStr, buffer: &'a mut [u8]) -> Option<&'a [u8]
 /// heap, or says why not.
 pub fn read_whole_file(path: &CStr, limit: usize) -> Result<Vec<u8>, &'static str> {
     let _errno = ErrnoGuard::save();
-    let file = ReadableFile::open(path).ok_or("cannot open it as a regular file")?;
+    let file = open_regular_file(path).ok_or("cannot open it as a regular file")?;
     let mut bytes = Vec::new();
     let mut chunk = [0u8; 4096];
     loop {
-        match read_some(file.0, &mut chunk) {
+        match read_some(file.as_raw(), &mut chunk) {
             0 => return Ok(bytes),
             read if read > 0 => {
                 let read = read as usize;
@@ -178,4 +164,26 @@ pub fn decimal(value: u64, out: &mut [u8; 20]) -> &[u8] {
     let digits = cell.as_bytes();
     out[..digits.len()].copy_from_slice(digits);
     &out[..digits.len()]
+}
+
+/// `readlink(2)` of `path` into `buffer` (not NUL-terminated): the bytes
+/// filled, or -1.
+pub fn read_link(path: &CStr, buffer: &mut [u8]) -> isize {
+    // SAFETY: a NUL-terminated path; the kernel writes at most
+    // `buffer.len()` bytes into `buffer`.
+    unsafe { libc::readlink(path.as_ptr(), buffer.as_mut_ptr().cast(), buffer.len()) }
+}
+
+/// The `lstat` of a path: symlinks not followed.
+pub fn link_status(path: &CStr) -> Option<libc::stat> {
+    // SAFETY: as in `descriptor_status`.
+    let mut status: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: a NUL-terminated path and a valid out-pointer.
+    (unsafe { libc::lstat(path.as_ptr(), &mut status) } == 0).then_some(status)
+}
+
+/// Whether something exists at `path` (`access(F_OK)`).
+pub fn exists(path: &CStr) -> bool {
+    // SAFETY: a NUL-terminated path.
+    unsafe { libc::access(path.as_ptr(), libc::F_OK) == 0 }
 }

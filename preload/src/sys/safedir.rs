@@ -6,22 +6,23 @@
 //! mode asked for), and the directory itself must belong to root or to this
 //! user. Async-signal-safe: system calls and stack buffers only.
 
+use std::ffi::CStr;
+
 use libc::c_int;
+
+use super::fd::Fd;
 
 /// An open descriptor of the directory `path`, created with `mode` if it is
 /// missing, or why it is unsafe.
-pub fn open_trusted_dir(path: &[u8], mode: libc::mode_t) -> Result<c_int, &'static [u8]> {
+pub fn open_trusted_dir(path: &[u8], mode: libc::mode_t) -> Result<Fd, &'static [u8]> {
     if !path.starts_with(b"/") {
         return Err(b"the directory is not an absolute path");
     }
     // SAFETY: geteuid has no preconditions.
     let euid = unsafe { libc::geteuid() };
     let trusted = |owner: libc::uid_t| owner == 0 || owner == euid;
-    // SAFETY: a NUL-terminated literal.
-    let mut dir = crate::sys::raw::open(c"/".as_ptr(), libc::O_DIRECTORY | libc::O_CLOEXEC);
-    if dir < 0 {
-        return Err(b"cannot open /");
-    }
+    let mut dir =
+        Fd::open(c"/", libc::O_DIRECTORY | libc::O_CLOEXEC).ok_or(b"cannot open /".as_slice())?;
     let mut components = path
         .split(|&byte| byte == b'/')
         .filter(|c| !c.is_empty())
@@ -32,14 +33,12 @@ pub fn open_trusted_dir(path: &[u8], mode: libc::mode_t) -> Result<c_int, &'stat
         } else {
             0o755
         };
-        let next = open_component(dir, component, mode, &trusted);
-        crate::sys::raw::close(dir);
-        dir = next?;
+        // The parent is closed as the child is taken (or on failure).
+        dir = open_component(dir.as_raw(), component, mode, &trusted)?;
     }
     let mut status = zeroed_stat();
     // SAFETY: valid fd and out-pointer.
-    if unsafe { libc::fstat(dir, &mut status) } != 0 || !trusted(status.st_uid) {
-        crate::sys::raw::close(dir);
+    if unsafe { libc::fstat(dir.as_raw(), &mut status) } != 0 || !trusted(status.st_uid) {
         return Err(b"the directory belongs to another user");
     }
     Ok(dir)
@@ -50,13 +49,16 @@ fn open_component(
     component: &[u8],
     mode: libc::mode_t,
     trusted: &impl Fn(libc::uid_t) -> bool,
-) -> Result<c_int, &'static [u8]> {
-    let mut name = [0u8; 256];
-    if component.len() >= name.len() {
+) -> Result<Fd, &'static [u8]> {
+    let mut buffer = [0u8; 256];
+    if component.len() >= buffer.len() {
         return Err(b"a path component is too long");
     }
-    name[..component.len()].copy_from_slice(component);
-    let name = name.as_ptr().cast::<libc::c_char>();
+    buffer[..component.len()].copy_from_slice(component);
+    // Zero-filled past the component, so there is a NUL.
+    let name_c = CStr::from_bytes_until_nul(&buffer)
+        .map_err(|_| b"a path component is too long".as_slice())?;
+    let name = name_c.as_ptr();
     let mut status = zeroed_stat();
     // SAFETY: valid fd, NUL-terminated name, out-pointer.
     let mut found =
@@ -80,11 +82,8 @@ fn open_component(
         return Err(b"its path holds a symlink that another user owns");
     }
     let follow = if is_link { 0 } else { libc::O_NOFOLLOW };
-    let next = crate::sys::raw::openat(dir, name, libc::O_DIRECTORY | libc::O_CLOEXEC | follow, 0);
-    if next < 0 {
-        return Err(b"cannot open the directory");
-    }
-    Ok(next)
+    Fd::open_at(dir, name_c, libc::O_DIRECTORY | libc::O_CLOEXEC | follow, 0)
+        .ok_or(b"cannot open the directory")
 }
 
 fn zeroed_stat() -> libc::stat {
