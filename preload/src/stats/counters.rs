@@ -20,9 +20,9 @@ use fadvise_shim_core::stats_file::{
     bucket_word, COUNTERS_OFFSET, HISTOGRAMS_OFFSET, SITES_OFFSET,
 };
 
-use super::area::{self, area, area_for, page_ready, CallCounters, PAGES, PAGE_WORDS, PRIVATE};
-// `file.rs` maps a stats file as one.
-pub use super::area::Area;
+use super::area::{
+    self, area, area_for, page_ready, Area, CallCounters, PAGES, PAGE_WORDS, PRIVATE,
+};
 use super::sites;
 
 /// One bit per histogram page of the private area that a count may have

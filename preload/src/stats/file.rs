@@ -35,7 +35,8 @@ use fadvise_shim_core::policy::DEFAULT_LIMITS_DIR;
 use fadvise_shim_core::stats_file::{self, FILE_BYTES, FILE_SUFFIX, IDENTITY_BYTE, LIVENESS_BYTE};
 use fadvise_shim_core::text::{put_hex, Sink};
 
-use super::counters::{self, Area};
+use super::area::Area;
+use super::counters;
 use super::origin::with_origin;
 use crate::sys::fd::{duplicate_above, lock_byte, set_len};
 use crate::sys::io::descriptor_status;
