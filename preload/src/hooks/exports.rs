@@ -21,7 +21,7 @@ use libc::{c_int, c_long, c_void, off64_t, off_t, size_t, ssize_t};
 use fadvise_shim_core::args;
 use fadvise_shim_core::call::Call;
 
-use super::intercept::{intercept, File, Outcome};
+use super::intercept::{intercept, File, Outcome, Request};
 use super::trampoline::with_caller;
 use crate::sys::real::{real, Real};
 use crate::sys::set_errno;
@@ -118,12 +118,14 @@ fn fadvise(
         return libc::ENOSYS;
     };
     as_error_number(intercept(
-        Call::PosixFadvise,
-        caller,
-        advice,
-        File::Fd(fd),
+        Request {
+            call: Call::PosixFadvise,
+            caller,
+            raw_advice: advice,
+            file: File::Fd(fd),
+            cancellation_point: false,
+        },
         || args::fadvise_error(fd, len, advice),
-        false,
         // SAFETY: the next definition of the function we were called as,
         // with the caller's arguments.
         || unsafe { real(fd, offset, len, advice) }.into(),
@@ -172,12 +174,14 @@ extern "C-unwind" fn readahead_body(
         return missing() as ssize_t;
     };
     with_errno(intercept(
-        Call::Readahead,
-        caller,
-        0,
-        File::Fd(fd),
+        Request {
+            call: Call::Readahead,
+            caller,
+            raw_advice: 0,
+            file: File::Fd(fd),
+            cancellation_point: false,
+        },
         || args::fd_error(fd),
-        false,
         // SAFETY: the next `readahead`, with the caller's arguments.
         || unsafe { real(fd, offset, count) } as i64,
         |result| result < 0,
@@ -197,12 +201,14 @@ extern "C-unwind" fn sync_file_range_body(
         return missing() as c_int;
     };
     with_errno(intercept(
-        Call::SyncFileRange,
-        caller,
-        0,
-        File::Fd(fd),
+        Request {
+            call: Call::SyncFileRange,
+            caller,
+            raw_advice: 0,
+            file: File::Fd(fd),
+            cancellation_point: false,
+        },
         || args::sync_file_range_error(fd, offset, nbytes, flags),
-        false,
         // SAFETY: the next `sync_file_range`, with the caller's arguments.
         || unsafe { real(fd, offset, nbytes, flags) }.into(),
         |result| result < 0,
@@ -222,12 +228,14 @@ fn fd_call(
         return missing() as c_int;
     };
     with_errno(intercept(
-        call,
-        caller,
-        0,
-        File::Fd(fd),
+        Request {
+            call,
+            caller,
+            raw_advice: 0,
+            file: File::Fd(fd),
+            cancellation_point,
+        },
         || args::fd_error(fd),
-        cancellation_point,
         // SAFETY: the next definition of the function we were called as.
         || unsafe { real(fd) }.into(),
         |result| result < 0,
@@ -259,12 +267,14 @@ extern "C-unwind" fn sync_body(caller: usize) {
         return;
     };
     intercept(
-        Call::Sync,
-        caller,
-        0,
-        File::None,
+        Request {
+            call: Call::Sync,
+            caller,
+            raw_advice: 0,
+            file: File::None,
+            cancellation_point: false,
+        },
         || None,
-        false,
         || {
             // SAFETY: the next `sync`.
             unsafe { real() };
@@ -286,12 +296,14 @@ extern "C-unwind" fn msync_body(
         return missing() as c_int;
     };
     with_errno(intercept(
-        Call::Msync,
-        caller,
-        0,
-        File::Mapping(address as usize),
+        Request {
+            call: Call::Msync,
+            caller,
+            raw_advice: 0,
+            file: File::Mapping(address as usize),
+            cancellation_point: true,
+        },
         || args::msync_error(address as usize, length, flags, page_size()),
-        true,
         // SAFETY: the next `msync`, with the caller's arguments.
         || unsafe { real(address, length, flags) }.into(),
         |result| result < 0,
@@ -410,12 +422,14 @@ extern "C" fn syscall_body(
         }
     };
     with_errno(intercept(
-        call,
-        caller,
-        advice,
-        file,
+        Request {
+            call,
+            caller,
+            raw_advice: advice,
+            file,
+            cancellation_point: false,
+        },
         || argument_error,
-        false,
         real_call,
         |result| result < 0,
     ))
