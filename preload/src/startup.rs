@@ -1,9 +1,14 @@
 //! The library's constructor and destructor. At load, every real function
 //! is looked up (`dlsym` takes the loader's lock, so it is done now, never
 //! inside a hook) and the shim initialises; at exit, it dumps if asked to.
+//!
+//! The functions looked up are one list, `RESOLVED_AT_START_UP`, made by
+//! the hook table (`hooks::exports`) from its entries and the next
+//! definitions the other hooks call; only what is not a plain lookup stays
+//! apart: the real `dlsym` itself, found in the symbol tables, and the
+//! `sys` lookups that decide something (`_dl_find_object`, which libc).
 
-use crate::dump::signals;
-use crate::hooks::{descriptors, exports};
+use crate::hooks::exports::RESOLVED_AT_START_UP;
 
 #[used]
 #[link_section = ".init_array"]
@@ -14,12 +19,14 @@ static CONSTRUCTOR: extern "C" fn() = constructor;
 static DESTRUCTOR: extern "C" fn() = destructor;
 
 extern "C" fn constructor() {
-    // First: every `dlsym` below goes through our own `dlsym`.
+    // First: every lookup below is made with the real `dlsym` (through the
+    // symbol it would be our own hook).
     #[cfg(target_arch = "x86_64")]
-    crate::hooks::lookups::resolve_next_definitions();
-    exports::resolve_next_definitions();
-    descriptors::resolve_next_definitions();
-    signals::resolve_next_definitions();
+    crate::hooks::lookups::find_real_lookups();
+    for real in RESOLVED_AT_START_UP {
+        real.resolve();
+    }
+    crate::sys::loader::resolve();
     crate::sys::clock::resolve();
     crate::init::initialise();
 }

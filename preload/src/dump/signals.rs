@@ -19,6 +19,8 @@ use libc::{c_int, c_void, sighandler_t, siginfo_t, SIG_DFL, SIG_ERR, SIG_IGN};
 use crate::sys::real::real;
 use crate::sys::ErrnoGuard;
 
+// Resolved at start-up in the hook table's list (`hooks::exports`, `also
+// resolved`).
 real!(
     REAL_SIGACTION,
     c"sigaction",
@@ -56,14 +58,6 @@ const RESTORER_ADDED: c_int = if cfg!(target_arch = "x86_64") {
 };
 /// Not exported by the `libc` crate; the kernel's value.
 const SA_RESTORER: c_int = 0x0400_0000;
-
-/// Looks up the real functions; called at start-up.
-pub fn resolve_next_definitions() {
-    REAL_SIGACTION.resolve();
-    REAL_SIGNAL.resolve();
-    REAL_BSD_SIGNAL.resolve();
-    REAL_SYSV_SIGNAL.resolve();
-}
 
 /// Takes over `signal` for dumps, keeping whatever disposition it has now
 /// as the program's. A signal ignored at start stays ignored (no dumps).

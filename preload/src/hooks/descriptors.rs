@@ -15,6 +15,8 @@ use libc::{c_int, c_uint};
 use crate::stats::file::{guarded_fd, move_guarded_fd};
 use crate::sys::real::real;
 
+// Resolved at start-up with the hook table's (`exports.rs`, `also
+// resolved`).
 real!(REAL_CLOSE, c"close", fn(c_int) -> c_int);
 real!(
     REAL_CLOSE_RANGE,
@@ -24,15 +26,6 @@ real!(
 real!(REAL_CLOSEFROM, c"closefrom", fn(c_int));
 real!(REAL_DUP2, c"dup2", fn(c_int, c_int) -> c_int);
 real!(REAL_DUP3, c"dup3", fn(c_int, c_int, c_int) -> c_int);
-
-/// Looks up the real functions; called at start-up.
-pub fn resolve_next_definitions() {
-    REAL_CLOSE.resolve();
-    REAL_CLOSE_RANGE.resolve();
-    REAL_CLOSEFROM.resolve();
-    REAL_DUP2.resolve();
-    REAL_DUP3.resolve();
-}
 
 /// Whether `fd` is the guarded descriptor.
 #[inline(always)]

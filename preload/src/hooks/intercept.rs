@@ -48,23 +48,39 @@ pub enum Outcome {
     ArgumentError(libc::c_int),
 }
 
-/// Intercepts one call made from return address `caller` (0: unknown).
-/// `argument_error` says what the arguments alone make the real call
-/// return; `real` makes the real call; `failed` tells a failed result from a
-/// successful one; `cancellation_point` keeps an answered call a
-/// cancellation point, as the real one is.
+/// One intercepted call, as the hook table describes it: which call, made
+/// from where, with which advice (0 for calls without one) on which file.
+#[derive(Clone, Copy)]
+pub struct Request {
+    pub call: Call,
+    /// The return address of the program's call (0: unknown).
+    pub caller: usize,
+    /// `posix_fadvise`'s advice, as the caller passed it; 0 for other calls.
+    pub raw_advice: libc::c_int,
+    pub file: File,
+    /// Whether the real call is a cancellation point: an answered call
+    /// then stays one.
+    pub cancellation_point: bool,
+}
+
+/// Intercepts one call. `argument_error` says what the arguments alone make
+/// the real call return; `real` makes the real call; `failed` tells a failed
+/// result from a successful one. They stay closures (not function pointers)
+/// so that each hook gets its own copy of this path, inlined.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
 pub fn intercept(
-    call: Call,
-    caller: usize,
-    raw_advice: libc::c_int,
-    file: File,
+    request: Request,
     argument_error: impl FnOnce() -> Option<libc::c_int>,
-    cancellation_point: bool,
     real: impl FnOnce() -> i64,
     failed: impl FnOnce(i64) -> bool,
 ) -> Outcome {
+    let Request {
+        call,
+        caller,
+        raw_advice,
+        file,
+        cancellation_point,
+    } = request;
     crate::init::ensure();
     let site = sites::find(call, caller);
     let entry = decide(call, raw_advice, file, site, caller);

@@ -22,7 +22,7 @@ use std::ptr;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 
 use crate::sys::elf::definitions_after;
-use crate::sys::real::{find_next, Real, NEXT_DLSYM, NEXT_DLVSYM};
+use crate::sys::real::{find_next, real, NEXT_DLSYM, NEXT_DLVSYM};
 use crate::sys::ErrnoGuard;
 
 type DlsymFn = unsafe extern "C" fn(*mut c_void, *const c_char) -> *mut c_void;
@@ -57,27 +57,25 @@ fn or_missing(found: *mut c_void, missing: *mut c_void) -> *mut c_void {
     }
 }
 
-/// Looks up the real functions; called at start-up.
-pub fn resolve_next_definitions() {
+/// Finds the real `dlsym` and `dlvsym`; called at start-up, first, so that
+/// every other lookup is made with the real `dlsym`.
+pub fn find_real_lookups() {
     resolve_dlsym();
     resolve_dlvsym();
-    REAL_DLCLOSE.resolve();
-    crate::sys::loader::resolve();
 }
 
-static REAL_DLCLOSE: Real = Real::new(c"dlclose");
-type DlcloseFn = unsafe extern "C" fn(*mut c_void) -> c_int;
+// Resolved at start-up with the hook table's (`exports.rs`, `also
+// resolved`).
+real!(REAL_DLCLOSE, c"dlclose", fn(*mut c_void) -> c_int);
 
 /// `dlclose`: the real one, then call sites forget the objects it unloaded
 /// (`stats::sites::forget_unloaded`), so that an object loaded later at the
 /// same address is told apart. Their counts stay, under their names.
 #[no_mangle]
 pub unsafe extern "C" fn dlclose(handle: *mut c_void) -> c_int {
-    let Some(real) = REAL_DLCLOSE.address() else {
+    let Some(real) = REAL_DLCLOSE.get() else {
         return -1;
     };
-    // SAFETY: the next `dlclose`, whose type this is.
-    let real: DlcloseFn = unsafe { std::mem::transmute::<*mut c_void, DlcloseFn>(real) };
     // SAFETY: the caller's handle, passed on.
     let result = unsafe { real(handle) };
     if result == 0 {

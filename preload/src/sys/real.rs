@@ -5,9 +5,10 @@
 //! libeatmydata), a call we pass goes on to it, not straight to libc.
 //!
 //! `dlsym` takes the loader's lock and may allocate, so every definition is
-//! looked up at start-up (`resolve`, from the constructor); the lazy path in
-//! `address` serves only calls that other libraries' constructors make
-//! before ours has run, which is still start-up.
+//! looked up at start-up: the constructor resolves the one list of them that
+//! the hook table builds (`hooks::exports::RESOLVED_AT_START_UP`). The lazy
+//! path in `address` serves only calls that other libraries' constructors
+//! make before ours has run, which is still start-up.
 
 use std::ffi::{c_void, CStr};
 use std::ptr;
@@ -29,6 +30,23 @@ impl Real {
             name,
             address: AtomicPtr::new(ptr::null_mut()),
         }
+    }
+
+    /// Itself: the hook table's list takes a `Real` or a `Typed` alike.
+    pub const fn as_real(&self) -> &Real {
+        self
+    }
+
+    /// The C function's name.
+    #[cfg(test)]
+    pub fn name(&self) -> &'static CStr {
+        self.name
+    }
+
+    /// Whether the definition has been looked up (found or missing).
+    #[cfg(test)]
+    pub fn is_resolved(&self) -> bool {
+        !self.address.load(Ordering::Relaxed).is_null()
     }
 
     /// The next definition's address, or `None` if there is none.
@@ -111,11 +129,22 @@ pub fn find_next(slot: &AtomicPtr<c_void>, name: &[u8]) -> *mut c_void {
     found
 }
 
+/// A C name from a Rust one with a NUL appended, at compile time (for
+/// macros, which cannot write a `c"…"` literal from an identifier).
+pub const fn c_name(with_nul: &'static str) -> &'static CStr {
+    match CStr::from_bytes_with_nul(with_nul.as_bytes()) {
+        Ok(name) => name,
+        Err(_) => panic!("a C name ends with its only NUL"),
+    }
+}
+
 /// Declares the cached next definition of a function with its C signature
-/// and a typed accessor: `real!(REAL_FSYNC, "fsync", fn(c_int) -> c_int)`
+/// and a typed accessor: `real!(REAL_FSYNC, c"fsync", fn(c_int) -> c_int)`
 /// gives `REAL_FSYNC.get() -> Option<unsafe extern "C-unwind" fn(c_int) -> c_int>`.
+/// Declaring it does not resolve it: it must also be in the constructor's
+/// list (the hook table's `also resolved` part).
 macro_rules! real {
-    ($static:ident, $name:literal, fn($($arg:ty),*) $(-> $ret:ty)?) => {
+    ($static:ident, $name:expr, fn($($arg:ty),*) $(-> $ret:ty)?) => {
         pub static $static: $crate::sys::real::Typed<unsafe extern "C-unwind" fn($($arg),*) $(-> $ret)?> =
             $crate::sys::real::Typed::new($crate::sys::real::Real::new($name));
     };
@@ -140,9 +169,9 @@ impl<F: Copy> Typed<F> {
         }
     }
 
-    /// Looks the definition up now (at start-up).
-    pub fn resolve(&self) {
-        self.real.resolve();
+    /// The untyped definition, for the list the constructor resolves.
+    pub const fn as_real(&self) -> &Real {
+        &self.real
     }
 
     #[inline(always)]

@@ -1,0 +1,46 @@
+//! `_exit` and `_Exit`: they skip `atexit` handlers and destructors, so the
+//! dump at exit is written here, then the real function ends the process
+//! (or, if it is missing, `exit_group`).
+
+#![allow(clippy::missing_safety_doc)]
+
+use libc::c_int;
+
+use crate::sys::real::real;
+
+// Resolved at start-up with the hook table's (`exports.rs`, `also
+// resolved`).
+real!(REAL_EXIT, c"_exit", fn(c_int));
+real!(REAL_EXIT_UPPER, c"_Exit", fn(c_int));
+
+/// `_exit`: the dump, then the real one.
+#[no_mangle]
+pub unsafe extern "C-unwind" fn _exit(status: c_int) -> ! {
+    crate::init::before_exit();
+    if let Some(real) = REAL_EXIT.get() {
+        // SAFETY: the next `_exit`.
+        unsafe { real(status) };
+    }
+    // SAFETY: exit_group ends the process; it has no preconditions.
+    unsafe { libc::syscall(libc::SYS_exit_group, status) };
+    unreachable_end()
+}
+
+#[no_mangle]
+pub unsafe extern "C-unwind" fn _Exit(status: c_int) -> ! {
+    crate::init::before_exit();
+    if let Some(real) = REAL_EXIT_UPPER.get() {
+        // SAFETY: the next `_Exit`.
+        unsafe { real(status) };
+    }
+    // SAFETY: as in `_exit`.
+    unsafe { libc::syscall(libc::SYS_exit_group, status) };
+    unreachable_end()
+}
+
+/// After `exit_group` nothing runs; loop rather than claim otherwise.
+fn unreachable_end() -> ! {
+    loop {
+        std::hint::spin_loop();
+    }
+}
