@@ -21,9 +21,7 @@ pub unsafe extern "C-unwind" fn _exit(status: c_int) -> ! {
         // SAFETY: the next `_exit`.
         unsafe { real(status) };
     }
-    // SAFETY: exit_group ends the process; it has no preconditions.
-    unsafe { libc::syscall(libc::SYS_exit_group, status) };
-    unreachable_end()
+    crate::sys::process::exit_group(status)
 }
 
 #[no_mangle]
@@ -33,14 +31,5 @@ pub unsafe extern "C-unwind" fn _Exit(status: c_int) -> ! {
         // SAFETY: the next `_Exit`.
         unsafe { real(status) };
     }
-    // SAFETY: as in `_exit`.
-    unsafe { libc::syscall(libc::SYS_exit_group, status) };
-    unreachable_end()
-}
-
-/// After `exit_group` nothing runs; loop rather than claim otherwise.
-fn unreachable_end() -> ! {
-    loop {
-        std::hint::spin_loop();
-    }
+    crate::sys::process::exit_group(status)
 }

@@ -249,8 +249,7 @@ fn hook_instead(found: *mut c_void) -> *mut c_void {
             // wait the few microseconds that takes.
             while TABLE.load(Ordering::Acquire) != FILLED {
                 std::hint::spin_loop();
-                // SAFETY: sched_yield has no preconditions.
-                unsafe { libc::sched_yield() };
+                crate::sys::process::yield_now();
             }
         }
     }
