@@ -5,35 +5,12 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::Command;
-
 use common::ENTRY_POINTS;
-
-/// Function symbols `file` defines in its dynamic symbol table.
-fn defined_functions(file: &Path) -> Vec<String> {
-    let output = Command::new("nm")
-        .args(["-D", "--defined-only"])
-        .arg(file)
-        .output()
-        .expect("nm runs");
-    assert!(output.status.success(), "nm {file:?}");
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .filter_map(|line| {
-            let mut cells = line.split_whitespace().rev();
-            let name = cells.next()?;
-            let kind = cells.next()?;
-            (kind == "T" || kind == "W").then(|| name.split('@').next().unwrap_or(name).to_string())
-        })
-        .collect()
-}
 
 #[test]
 fn the_library_exports_exactly_the_hooks() {
-    let mut exported = defined_functions(&common::library());
-    exported.sort();
-    let mut expected: Vec<String> = ENTRY_POINTS
+    let exported = common::exported_functions(&common::library());
+    let expected: std::collections::BTreeSet<String> = ENTRY_POINTS
         .iter()
         .chain(&[
             "_exit",
@@ -57,13 +34,12 @@ fn the_library_exports_exactly_the_hooks() {
         ])
         .map(|name| name.to_string())
         .collect();
-    expected.sort();
     assert_eq!(exported, expected);
 }
 
 #[test]
 fn the_cli_defines_none_of_them() {
-    let defined = defined_functions(&common::cli());
+    let defined = common::exported_functions(&common::cli());
     for name in ENTRY_POINTS {
         assert!(
             !defined.iter().any(|symbol| symbol == name),

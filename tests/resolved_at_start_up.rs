@@ -19,8 +19,6 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::ffi::CString;
-use std::path::Path;
-use std::process::Command;
 
 use common::{c_program, library, run, Scratch, Shim, TIMEOUT};
 
@@ -29,25 +27,6 @@ const MAIN_MARK: &str = "after_start_up: main";
 
 /// Exported, but not looked up with `dlsym` (see the opening comment).
 const FOUND_IN_SYMBOL_TABLES: [&str; 2] = ["dlsym", "dlvsym"];
-
-/// Function symbols `file` defines in its dynamic symbol table.
-fn exported_functions(file: &Path) -> BTreeSet<String> {
-    let output = Command::new("nm")
-        .args(["-D", "--defined-only"])
-        .arg(file)
-        .output()
-        .expect("nm runs");
-    assert!(output.status.success(), "nm {file:?}");
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .filter_map(|line| {
-            let mut cells = line.split_whitespace().rev();
-            let name = cells.next()?;
-            let kind = cells.next()?;
-            (kind == "T" || kind == "W").then(|| name.split('@').next().unwrap_or(name).to_string())
-        })
-        .collect()
-}
 
 /// The symbol of an `LD_DEBUG=bindings` line in which `library` is bound
 /// to another object: `binding file LIB [0] to OTHER [0]: normal symbol
@@ -96,7 +75,7 @@ fn every_exported_hook_has_its_real_function_looked_up_before_main() {
         .filter_map(|line| bound_by(line, &library_name))
         .collect();
 
-    let exported = exported_functions(&library);
+    let exported = common::exported_functions(&library);
     assert!(exported.contains("fsync"), "{exported:?}");
     let mut checked = 0;
     for name in &exported {

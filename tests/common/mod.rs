@@ -52,6 +52,25 @@ pub const ENTRY_POINTS: [&str; 10] = [
 pub fn cli() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_fadvise-shim"))
 }
+/// Function symbols `file` defines in its dynamic symbol table (read with
+/// `nm -D`), without version suffixes, sorted.
+pub fn exported_functions(file: &Path) -> std::collections::BTreeSet<String> {
+    let output = Command::new("nm")
+        .args(["-D", "--defined-only"])
+        .arg(file)
+        .output()
+        .expect("nm runs");
+    assert!(output.status.success(), "nm {file:?}");
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| {
+            let mut cells = line.split_whitespace().rev();
+            let name = cells.next()?;
+            let kind = cells.next()?;
+            (kind == "T" || kind == "W").then(|| name.split('@').next().unwrap_or(name).to_string())
+        })
+        .collect()
+}
 
 /// The preload library, built next to the CLI by `cargo build --release`.
 pub fn library() -> PathBuf {
