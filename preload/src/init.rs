@@ -28,6 +28,9 @@ const INITIALISING: u8 = 1;
 const READY: u8 = 2;
 /// A call was made: the policy is loaded and the dump buffer exists.
 const RECORDING: u8 = 3;
+// The constructor writes this and `dump::writer`'s `OWNER_PID`, and so does
+// a forked child: one section keeps them in one page, one page fault.
+#[link_section = ".bss.fadvise_shim.written_at_start"]
 static STATE: AtomicU8 = AtomicU8::new(UNINITIALISED);
 /// Whether this process (or the parent it was forked from) ever entered a
 /// hook or loaded a policy: until then the state the fork handler resets
@@ -48,6 +51,7 @@ static FIRST_CALL: AtomicBool = AtomicBool::new(false);
 
 /// At exit (`exit`, `_exit`, `_Exit`): the dump, if the policy asks for it,
 /// and the exit logged for the retirement of this process's stats file.
+#[link_section = ".text.startup"]
 pub fn before_exit() {
     if STATE.load(Ordering::Acquire) != RECORDING || !crate::dump::writer::is_owner() {
         return;
@@ -162,6 +166,7 @@ fn first_call() {
 /// Allocates nothing otherwise; `tests/startup.rs` holds it to this.
 #[cold]
 #[inline(never)]
+#[link_section = ".text.startup"]
 pub fn initialise() {
     if STATE
         .compare_exchange(

@@ -43,6 +43,8 @@ static PENDING: AtomicBool = AtomicBool::new(false);
 static WARNED: AtomicBool = AtomicBool::new(false);
 /// The pid that owns the statistics: a `vfork` child shares our memory but
 /// not our pid, and must not dump the parent's statistics as its own.
+// Beside `init`'s `STATE`: see there.
+#[link_section = ".bss.fadvise_shim.written_at_start"]
 static OWNER_PID: AtomicU32 = AtomicU32::new(0);
 
 /// Notes whose statistics these are; called once per process image at

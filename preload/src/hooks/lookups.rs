@@ -59,6 +59,7 @@ fn or_missing(found: *mut c_void, missing: *mut c_void) -> *mut c_void {
 
 /// Finds the real `dlsym` and `dlvsym`; called at start-up, first, so that
 /// every other lookup is made with the real `dlsym`.
+#[link_section = ".text.startup"]
 pub fn find_real_lookups() {
     resolve_dlsym();
     resolve_dlvsym();

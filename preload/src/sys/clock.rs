@@ -100,6 +100,7 @@ static GLIBC_ONLY: Real = Real::new(c"gnu_get_libc_version");
 /// Tells glibc from another libc; called at start-up (a lookup takes the
 /// loader's lock). Until then, and in a process whose first call comes
 /// before our constructor, `time()` is used: right, only slower on musl.
+#[link_section = ".text.startup"]
 pub fn resolve() {
     let glibc = GLIBC_ONLY.resolve().is_some();
     if !glibc {

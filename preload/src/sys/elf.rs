@@ -83,6 +83,7 @@ fn search(after: usize, anywhere: bool, name: &[u8], found: &mut dyn FnMut(Defin
     unsafe { libc::dl_iterate_phdr(Some(visit), (&raw mut search).cast()) };
 }
 
+#[link_section = ".text.startup"]
 unsafe extern "C" fn visit(info: *mut dl_phdr_info, _size: size_t, data: *mut c_void) -> c_int {
     // SAFETY: `data` is the `Search` passed above; `info` is the loader's.
     let (search, info) = unsafe { (&mut *data.cast::<Search>(), &*info) };

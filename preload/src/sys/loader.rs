@@ -51,6 +51,7 @@ struct LinkMap {
 
 /// Looks `_dl_find_object` up; called at start-up. Without it, the
 /// module table is filled now.
+#[link_section = ".text.startup"]
 pub fn resolve() {
     if FIND_OBJECT.resolve().is_none() {
         modules::refresh();

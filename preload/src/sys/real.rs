@@ -65,6 +65,7 @@ impl Real {
     /// Looks the definition up now; called at start-up for every one.
     #[cold]
     #[inline(never)]
+    #[link_section = ".text.startup"]
     pub fn resolve(&self) -> Option<*mut c_void> {
         let _errno = ErrnoGuard::save();
         // SAFETY: `name` is a NUL-terminated string; RTLD_NEXT is valid from
@@ -98,6 +99,7 @@ fn next_dlsym() -> DlsymFn {
 
 /// The next definition of `dlsym` or `dlvsym` (`name`), found in the loaded
 /// objects' symbol tables and kept in `slot`; null if there is none.
+#[link_section = ".text.startup"]
 pub fn find_next(slot: &AtomicPtr<c_void>, name: &[u8]) -> *mut c_void {
     let known = slot.load(Ordering::Acquire);
     if !known.is_null() {
