@@ -41,7 +41,8 @@ pub const STATS_DIR_ENV: &str = "FADVISE_SHIM_STATS_DIR";
 
 /// Root's default live-statistics directory: under `/run`, where only root
 /// can create anything, so no other user can make it first (the Debian
-/// package creates it at boot, `debian/tmpfiles.d`).
+/// package and `install` create it at boot, through
+/// `deploy/tmpfiles.d/fadvise-shim.conf`).
 pub const ROOT_STATS_DIR: &str = "/run/fadvise-shim";
 /// The environment variable naming a user's own runtime directory (made by
 /// the login manager, owned by the user, mode 0700).
