@@ -94,7 +94,7 @@ hook_table! {
         fn msync(address: *mut c_void, length: size_t, flags: c_int) -> c_int {
             call: Msync,
             file: mapping(address),
-            check: args::msync_error(address as usize, length, flags, page_size()),
+            check: args::msync_error(address as usize, length, flags, crate::sys::mapping::page_size()),
             returns: errno,
             cancellation_point: true,
         }
@@ -115,14 +115,8 @@ hook_table! {
         // `dlsym` and `dlvsym` are not here: found in the symbol tables
         // before everything else (`lookups::find_real_lookups`).
         #[cfg(target_arch = "x86_64")]
-        super::lookups::REAL_DLCLOSE,
+        crate::sys::loader::REAL_DLCLOSE,
     }
-}
-
-/// The page size, for `msync`'s alignment check.
-pub(super) fn page_size() -> usize {
-    // SAFETY: sysconf has no preconditions; _SC_PAGESIZE is always known.
-    usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096)
 }
 
 #[cfg(test)]

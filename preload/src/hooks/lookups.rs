@@ -22,7 +22,8 @@ use std::ptr;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 
 use crate::sys::elf::definitions_after;
-use crate::sys::real::{find_next, real, NEXT_DLSYM, NEXT_DLVSYM};
+use crate::sys::loader::REAL_DLCLOSE;
+use crate::sys::real::{find_next, NEXT_DLSYM, NEXT_DLVSYM};
 use crate::sys::ErrnoGuard;
 
 type DlsymFn = unsafe extern "C" fn(*mut c_void, *const c_char) -> *mut c_void;
@@ -64,10 +65,6 @@ pub fn find_real_lookups() {
     resolve_dlsym();
     resolve_dlvsym();
 }
-
-// Resolved at start-up with the hook table's (`exports.rs`, `also
-// resolved`).
-real!(REAL_DLCLOSE, c"dlclose", fn(*mut c_void) -> c_int);
 
 /// `dlclose`: the real one, then call sites forget the objects it unloaded
 /// (`stats::sites::forget_unloaded`), so that an object loaded later at the

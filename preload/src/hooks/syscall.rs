@@ -125,7 +125,7 @@ extern "C" fn syscall_body(
                 a1 as usize,
                 a2 as usize,
                 a3 as c_int,
-                super::exports::page_size(),
+                crate::sys::mapping::page_size(),
             ),
         ),
         Call::Sync => (0, File::None, None),

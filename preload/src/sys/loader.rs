@@ -28,6 +28,13 @@ use std::ffi::{c_char, c_int, c_void};
 use super::modules::{self, Module};
 use super::real::Real;
 
+// The next `dlclose`, for the `dlclose` hook (`hooks::lookups`); declared
+// here, with the loader's other functions, so that the hook table's list
+// of what the constructor resolves (`hooks::exports`) reaches it going
+// down. Resolved at start-up with that list.
+#[cfg(target_arch = "x86_64")]
+super::real::real!(REAL_DLCLOSE, c"dlclose", fn(*mut c_void) -> c_int);
+
 static FIND_OBJECT: Real = Real::new(c"_dl_find_object");
 type FindObjectFn = unsafe extern "C" fn(*mut c_void, *mut DlFindObject) -> c_int;
 

@@ -4,7 +4,8 @@
 //! leak it or leave it mapped twice over. Once published (the stats file,
 //! a host budget, the heap's spans), it is given up with `leak`, and its
 //! memory lives as long as the process. For memory already handed out,
-//! `unmap` and `advise` take the address and are `unsafe`.
+//! `unmap` and `advise` take the address and are `unsafe`. `page_size`
+//! is the unit all of them (and `msync`'s argument check) work in.
 
 use std::ffi::c_void;
 
@@ -98,6 +99,13 @@ pub unsafe fn unmap(address: *mut c_void, length: usize) {
 pub unsafe fn advise(address: *mut c_void, length: usize, advice: c_int) -> bool {
     // SAFETY: the caller's promise.
     unsafe { libc::madvise(address, length, advice) == 0 }
+}
+
+/// The page size (`sysconf(_SC_PAGESIZE)`: glibc and musl answer it from
+/// the auxiliary vector, with no system call).
+pub fn page_size() -> usize {
+    // SAFETY: sysconf has no preconditions; _SC_PAGESIZE is always known.
+    usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096)
 }
 
 #[cfg(test)]
