@@ -173,6 +173,14 @@ macro_rules! hook_table {
             $($(#[$also_meta])* $also.as_real(),)*
         ];
 
+        /// Calls `each` with every hook of the table: its name and the
+        /// address of the exported function (for lookups on a handle,
+        /// `lookups.rs`).
+        #[cfg(target_arch = "x86_64")]
+        pub fn for_each_hook(mut each: impl FnMut(&'static [u8], usize)) {
+            $(each(stringify!($name).as_bytes(), $name as *const () as usize);)*
+        }
+
         /// The table's functions, by name.
         #[cfg(test)]
         pub const INTERCEPTED: &[&str] = &[$(stringify!($name)),*];

@@ -177,21 +177,14 @@ fn after_lookup_on_handle() {
     crate::sys::loader::objects_changed();
 }
 
-/// Every function we hook, with our hook's address.
-fn hooks() -> [(&'static [u8], usize); 22] {
+/// Calls `each` with every function we hook and our hook's address: the
+/// hook table's, then the others.
+fn for_each_hook(mut each: impl FnMut(&'static [u8], usize)) {
     use super::descriptors as d;
     use super::exports as e;
     use crate::dump::signals as s;
-    [
-        (b"posix_fadvise", e::posix_fadvise as *const () as usize),
-        (b"posix_fadvise64", e::posix_fadvise64 as *const () as usize),
-        (b"readahead", e::readahead as *const () as usize),
-        (b"sync_file_range", e::sync_file_range as *const () as usize),
-        (b"fsync", e::fsync as *const () as usize),
-        (b"fdatasync", e::fdatasync as *const () as usize),
-        (b"syncfs", e::syncfs as *const () as usize),
-        (b"sync", e::sync as *const () as usize),
-        (b"msync", e::msync as *const () as usize),
+    e::for_each_hook(&mut each);
+    let others: [(&'static [u8], usize); 13] = [
         (b"syscall", e::syscall as *const () as usize),
         (b"_exit", e::_exit as *const () as usize),
         (b"_Exit", e::_Exit as *const () as usize),
@@ -205,7 +198,10 @@ fn hooks() -> [(&'static [u8], usize); 22] {
         (b"bsd_signal", s::bsd_signal as *const () as usize),
         (b"sysv_signal", s::sysv_signal as *const () as usize),
         (b"dlclose", dlclose as *const () as usize),
-    ]
+    ];
+    for (name, hook) in others {
+        each(name, hook);
+    }
 }
 
 /// Every definition, in the objects after ours, of a function we hook, with
@@ -220,7 +216,7 @@ const FILLED: u8 = 2;
 
 fn fill_table() {
     let mut used = 0;
-    for (name, hook) in hooks() {
+    for_each_hook(|name, hook| {
         definitions_after(our_address(), name, &mut |found| {
             if let Some((address, replacement)) = DEFINITIONS.get(used) {
                 address.store(found.address, Ordering::Relaxed);
@@ -228,7 +224,7 @@ fn fill_table() {
                 used += 1;
             }
         });
-    }
+    });
 }
 
 /// Our hook if `found` is a definition of a function we hook; else `found`.
@@ -258,4 +254,27 @@ fn hook_instead(found: *mut c_void) -> *mut c_void {
         .map_or(found, |(_, hook)| {
             hook.load(Ordering::Relaxed) as *mut c_void
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::for_each_hook;
+    use crate::hooks::exports::RESOLVED_AT_START_UP;
+
+    /// A function hooked but missing here would be handed out as libc's
+    /// own to a program that looks it up on a handle: every function whose
+    /// next definition the library resolves is one it hooks, and so one it
+    /// must hand out.
+    #[test]
+    fn lookups_hand_out_every_hook() {
+        let mut handed_out = Vec::new();
+        for_each_hook(|name, _| handed_out.push(std::str::from_utf8(name).unwrap()));
+        let mut resolved: Vec<_> = RESOLVED_AT_START_UP
+            .iter()
+            .map(|real| real.name().to_str().unwrap())
+            .collect();
+        handed_out.sort();
+        resolved.sort();
+        assert_eq!(handed_out, resolved);
+    }
 }

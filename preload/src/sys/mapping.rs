@@ -101,8 +101,8 @@ pub unsafe fn advise(address: *mut c_void, length: usize, advice: c_int) -> bool
     unsafe { libc::madvise(address, length, advice) == 0 }
 }
 
-/// The page size (`sysconf(_SC_PAGESIZE)`: glibc and musl answer it from
-/// the auxiliary vector, with no system call).
+/// The page size (`sysconf(_SC_PAGESIZE)`, which glibc and musl answer
+/// without a system call or a lock).
 pub fn page_size() -> usize {
     // SAFETY: sysconf has no preconditions; _SC_PAGESIZE is always known.
     usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096)
